@@ -1,0 +1,190 @@
+"""One FAISS index of a corpus under one document encoder, persisted with a manifest.
+
+Layout of an index folder: ``manifest.json`` plus ``index-<sha12>.faiss``. The manifest names the
+index file and its SHA-256, so replacing the manifest (atomically) is the commit point: a crash at
+any moment leaves the previous complete index in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from pathlib import Path
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from indexes.atomic import atomic_write_bytes
+from retriever.config import IndexConfig
+from retriever.errors import IndexCorruptError, IndexMismatchError, InvalidRequestError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class IndexManifest(BaseModel):
+    """What an index was built from; checked against the expert's configuration on load."""
+
+    format_version: int = FORMAT_VERSION
+    encoder: str
+    dimension: int
+    normalized: bool = True
+    metric: str = "inner_product"
+    kind: str
+    count: int
+    file: str
+    sha256: str
+
+
+class ExpertIndex:
+    """Vectors of one document encoder, keyed by the document store's int64 ids."""
+
+    def __init__(self, folder: Path, encoder: str, dimension: int, config: IndexConfig) -> None:
+        self.folder = folder
+        self.encoder = encoder
+        self.dimension = dimension
+        self.config = config
+        self._index: faiss.Index | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def exists(self) -> bool:
+        return (self.folder / MANIFEST).is_file()
+
+    @property
+    def count(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    @property
+    def is_empty(self) -> bool:
+        return self._index is None or self._index.ntotal == 0
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Replace the in-memory index with a fresh one over ``vectors`` (call ``save`` to persist)."""
+        self._check(vectors)
+        index = _new_index(self.config, self.dimension, len(vectors))
+        if not index.is_trained:
+            index.train(vectors)
+        index.add_with_ids(vectors, ids.astype(np.int64))
+        with self._lock:
+            self._index = index
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors under the given ids (an empty or untrained index is built from them)."""
+        self._check(vectors)
+        with self._lock:
+            if self._index is None or not self._index.is_trained:
+                self.build(vectors, ids)
+            else:
+                self._index.add_with_ids(vectors, ids.astype(np.int64))
+
+    def remove(self, ids: list[int]) -> int:
+        """Remove ids where the index kind supports it; returns how many were removed (HNSW: none)."""
+        if self._index is None or not ids:
+            return 0
+        with self._lock:
+            try:
+                return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
+            except RuntimeError:  # HNSW cannot remove: the store drops those ids at search time
+                return 0
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query vector; missing slots have id -1."""
+        self._check(vectors)
+        with self._lock:
+            if self.is_empty:
+                n = len(vectors)
+                return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+            return self._index.search(vectors, min(k, self.count))
+
+    def save(self) -> IndexManifest:
+        """Persist atomically: new index file first, then the manifest that points at it."""
+        with self._lock:
+            data = faiss.serialize_index(self._index).tobytes()
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"index-{digest[:12]}.faiss"
+        manifest = IndexManifest(
+            encoder=self.encoder, dimension=self.dimension, kind=self.config.kind,
+            count=self.count, file=name, sha256=digest,
+        )
+        old = self._read_manifest().file if self.exists else None
+        atomic_write_bytes(self.folder / name, data)
+        atomic_write_bytes(self.folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        if old and old != name:
+            (self.folder / old).unlink(missing_ok=True)
+        return manifest
+
+    def load(self) -> IndexManifest:
+        """Load from disk, refusing an index of another encoder/dimension/kind or a corrupt file."""
+        manifest = self._read_manifest()
+        expected = {"encoder": self.encoder, "dimension": self.dimension, "kind": self.config.kind}
+        found = {k: getattr(manifest, k) for k in expected}
+        if found != expected:
+            diff = ", ".join(f"{k}: index has {found[k]!r}, config wants {expected[k]!r}" for k in expected
+                             if found[k] != expected[k])
+            raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}); rebuild it")
+        path = self.folder / manifest.file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"index file missing: {path}") from exc
+        if hashlib.sha256(data).hexdigest() != manifest.sha256:
+            raise IndexCorruptError(f"index file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise IndexCorruptError(f"index file {path} cannot be read: {exc}") from exc
+        _apply_search_params(index, self.config)
+        with self._lock:
+            self._index = index
+        return manifest
+
+    def _read_manifest(self) -> IndexManifest:
+        path = self.folder / MANIFEST
+        try:
+            return IndexManifest(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValidationError, TypeError) as exc:
+            raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}") from exc
+
+    def _check(self, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise InvalidRequestError(
+                f"vectors of shape {vectors.shape} do not fit index of dimension {self.dimension}"
+            )
+
+
+def _new_index(config: IndexConfig, dim: int, n: int) -> faiss.Index:
+    """An empty index of the configured kind, sized for about ``n`` vectors."""
+    ip = faiss.METRIC_INNER_PRODUCT
+    if config.kind == "flat":
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if config.kind == "hnsw":
+        hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, ip)
+        hnsw.hnsw.efConstruction = config.hnsw_ef_construction
+        index = faiss.IndexIDMap2(hnsw)
+    else:
+        if dim % config.pq_m:
+            raise IndexMismatchError(f"pq_m={config.pq_m} must divide the dimension {dim}")
+        nlist = config.ivf_nlist or max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+        nbits = 8 if n >= 256 * 39 else max(4, min(8, int(math.log2(max(n, 16) // 39 or 1))))
+        ivfpq = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, config.pq_m, nbits, ip)
+        index = faiss.IndexRefineFlat(ivfpq) if config.pq_refine else ivfpq
+        if config.pq_refine:
+            index = faiss.IndexIDMap2(index)
+    _apply_search_params(index, config)
+    return index
+
+
+def _apply_search_params(index: faiss.Index, config: IndexConfig) -> None:
+    """Set query-time knobs (efSearch, nprobe) on the index or the one it wraps."""
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if isinstance(inner, faiss.IndexRefine):
+        inner.k_factor = 4
+        inner = faiss.downcast_index(inner.base_index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = config.hnsw_ef_search
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = config.ivf_nprobe

@@ -1,0 +1,58 @@
+"""The index store of one data directory: the shared document store plus one index per document encoder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import threading
+from pathlib import Path
+
+from indexes.document_store import DocumentStore
+from indexes.expert_index import ExpertIndex
+from retriever.config import IndexConfig
+
+
+class IndexStore:
+    """Owns ``<data_dir>/docs.sqlite`` and ``<data_dir>/indexes/<encoder>/``; experts sharing a document
+    encoder share its index object."""
+
+    def __init__(self, data_dir: Path, config: IndexConfig) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.docs = DocumentStore(data_dir / "docs.sqlite")
+        self._indexes: dict[str, ExpertIndex] = {}
+        self.write_lock = threading.RLock()
+
+    def index_for(self, encoder: str, dimension: int) -> ExpertIndex:
+        """The index of a document encoder, loaded from disk when it exists there."""
+        if encoder not in self._indexes:
+            index = ExpertIndex(self.data_dir / "indexes" / folder_name(encoder), encoder, dimension, self.config)
+            if index.exists:
+                index.load()
+            self._indexes[encoder] = index
+        return self._indexes[encoder]
+
+    @property
+    def indexes(self) -> dict[str, ExpertIndex]:
+        return dict(self._indexes)
+
+    def stale_count(self, index: ExpertIndex) -> int:
+        """Vectors in ``index`` whose document is gone (deleted, replaced or never committed)."""
+        return max(0, index.count - len(self.docs))
+
+    def close(self) -> None:
+        self.docs.close()
+
+    @staticmethod
+    def wipe(data_dir: Path) -> None:
+        """Delete a data directory's documents and indexes (for a full rebuild)."""
+        shutil.rmtree(data_dir / "indexes", ignore_errors=True)
+        for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
+            (data_dir / name).unlink(missing_ok=True)
+
+
+def folder_name(encoder: str) -> str:
+    """A readable, unique folder name for an encoder identity."""
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", encoder.split("|")[0].rsplit("/", 1)[-1]).strip("-")[:40]
+    return f"{stem or 'index'}-{hashlib.sha1(encoder.encode()).hexdigest()[:10]}"

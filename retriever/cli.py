@@ -1,0 +1,153 @@
+"""Command line: ``retriever build | search | experts | pilots | demo | data | ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from retriever.config import Settings, load_settings, resolve_location
+from retriever.errors import RetrieverError
+from retriever.types import SearchResult
+
+DEMO_QUERIES = (
+    # SciFact test claims (never used as pilots) and held-out SRE sentences from the SRE model's card.
+    "0-dimensional biomaterials show inductive properties.",
+    "Vitamin D deficiency is unrelated to birth weight.",
+    "PodDisruptionBudget, ensures minimum available replicas during disruptions",
+    "percentage of reads served from InnoDB cache",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except RetrieverError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retriever", description=__doc__)
+    parser.add_argument("--config", type=Path, help="TOML config (default: the packaged demo config)")
+    parser.add_argument("--data-dir", type=Path, help="override the config's data directory")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    build = _command(sub, "build", cmd_build, "encode the corpus into every expert's index (missing ones)")
+    build.add_argument("--corpus", help="BEIR folder or corpus.jsonl (default: the config's corpus)")
+    build.add_argument("--rebuild", action="store_true", help="wipe documents and indexes first")
+
+    search = _command(sub, "search", cmd_search, "search, printing hits, the route and per-expert scores")
+    search.add_argument("query")
+    search.add_argument("-k", "--top-k", type=int, default=10)
+    search.add_argument("--expert", help="force this expert (skip routing)")
+    search.add_argument("--top-m", type=int, help="search the m best experts and fuse their lists (RRF)")
+    search.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
+    search.add_argument("--json", action="store_true", help="print JSON")
+
+    _command(sub, "experts", cmd_experts, "list the configured experts, their indexes and pilots")
+    pilots = _command(sub, "pilots", cmd_pilots, "rebuild the pilot library from the configured domains")
+    pilots.add_argument("action", choices=["build"])
+    _command(sub, "demo", cmd_demo, "build the packaged demo if needed and answer a few real queries")
+    return parser
+
+
+def _command(sub: argparse._SubParsersAction, name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:
+    command = sub.add_parser(name, help=help_text, description=help_text)
+    command.set_defaults(run=run)
+    return command
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, data_dir=args.data_dir)
+
+
+def _pipeline(args: argparse.Namespace):  # noqa: ANN202 - heavy import kept out of --help
+    from retriever.pipeline import SearchPipeline
+
+    return SearchPipeline(_settings(args))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from indexes.store import IndexStore
+    from retriever.corpus import read_corpus
+
+    settings = _settings(args)
+    if args.rebuild:
+        IndexStore.wipe(settings.data_dir)
+    corpus_spec = args.corpus or settings.corpus
+    pipeline = _pipeline(args)
+    corpus = read_corpus(Path(resolve_location(corpus_spec))) if corpus_spec else None
+    built = pipeline.build(corpus)
+    for encoder, count in built.items():
+        print(f"built index of {encoder}: {count} documents")
+    print(f"{len(pipeline.store.docs)} documents in {settings.data_dir}; indexes up to date")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    filters = dict(_key_value(f) for f in args.filter)
+    result = _pipeline(args).search(args.query, args.top_k, args.expert, args.top_m, filters)
+    print(json.dumps(asdict(result), indent=2) if args.json else format_result(result))
+    return 0
+
+
+def cmd_experts(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    for expert in pipeline.experts.values():
+        info = expert.describe()
+        print(f"{info['name']}: {info['description']}")
+        print(f"    query encoder: {info['query_encoder']}")
+        print(f"    index: {info['document_encoder']} ({info['dimension']}-d, {info['index_documents']} vectors)")
+    if pipeline.router:
+        for pilot in pipeline.router.library.describe():
+            print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")
+    return 0
+
+
+def cmd_pilots(args: argparse.Namespace) -> int:
+    library = _pipeline(args).rebuild_pilots()
+    for pilot in library.describe():
+        print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"demo data directory: {settings.data_dir} (experts: {', '.join(e.name for e in settings.experts)})")
+    cmd_build(argparse.Namespace(**{**vars(args), "corpus": None, "rebuild": False}))
+    pipeline = _pipeline(args)
+    for result in pipeline.search_many(list(DEMO_QUERIES), top_k=3):
+        print()
+        print(format_result(result))
+    return 0
+
+
+def format_result(result: SearchResult) -> str:
+    """Human-readable hits with the route and every expert's router score."""
+    scores = ", ".join(f"{name} {score:.3f}" for name, score in result.route.scores.items())
+    how = "forced" if result.route.forced else f"router scores: {scores}"
+    lines = [f"query: {result.query}", f"route: {' + '.join(result.route.experts)} ({how})"]
+    for rank, hit in enumerate(result.hits, 1):
+        title = (hit.title or hit.text)[:90]
+        lines.append(f"  {rank:2d}. {hit.score:.4f}  [{hit.expert}] {hit.id}  {title}")
+    return "\n".join(lines)
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise RetrieverError(f"filter {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Train a domain expert: a LoRA adapter on the query encoder of a frozen base model (CPU-friendly).
+
+The document side stays the frozen base model, so an expert reuses the base document index. Each
+training document is therefore encoded once with the base model (no grad) and cached; only queries
+go through base+LoRA with gradients. Loss: in-batch negatives contrastive (MultipleNegativesRankingLoss
+form), optionally with every cached training document as an extra negative.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
+
+from retriever.types import Document
+
+ATTENTION_PROJECTIONS = ("query", "key", "value")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class TrainingPair:
+    """One (query, relevant document text) training example."""
+
+    query: str
+    document: str
+
+
+@dataclass
+class TrainingReport:
+    """What a training run did; also written to ``training.json`` in the adapter folder."""
+
+    base_model: str
+    description: str
+    n_pairs: int
+    n_documents: int
+    rank: int
+    alpha: int
+    lr: float
+    epochs: int
+    batch_size: int
+    negatives: str
+    scale: float
+    seed: int
+    steps: int = 0
+    epochs_completed: int = 0
+    complete: bool = False
+    wall_time_s: float = 0.0
+    losses: list[float] = field(default_factory=list)
+
+
+def pairs_from_qrels(
+    queries: dict[str, str], qrels: dict[str, dict[str, int]], docs: dict[str, str]
+) -> list[TrainingPair]:
+    """One pair per positive judgement (score > 0) whose query and document are both known."""
+    return [
+        TrainingPair(queries[qid], docs[did])
+        for qid, judged in qrels.items()
+        if qid in queries
+        for did, score in judged.items()
+        if score > 0 and did in docs
+    ]
+
+
+def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3) -> list[TrainingPair]:
+    """Pseudo-queries for a domain without queries: title -> body, else first sentence -> rest.
+
+    Pairs whose query or document has fewer than ``min_words`` words are dropped.
+    """
+    pairs = []
+    for doc in docs:
+        if doc.title.strip():
+            query, body = doc.title.strip(), doc.text.strip()
+        else:
+            parts = _SENTENCE_END.split(doc.text.strip(), maxsplit=1)
+            query, body = parts[0], parts[1] if len(parts) > 1 else ""
+        if len(query.split()) >= min_words and len(body.split()) >= min_words:
+            pairs.append(TrainingPair(query, body))
+    return pairs
+
+
+def train_query_adapter(
+    base_model: str,
+    pairs: list[TrainingPair],
+    out_dir: Path,
+    *,
+    rank: int = 8,
+    alpha: int = 32,
+    lr: float = 1e-3,
+    epochs: int = 3,
+    batch_size: int = 32,
+    negatives: Literal["batch", "all"] = "all",
+    scale: float = 20.0,
+    seed: int = 0,
+    max_steps: int | None = None,
+    description: str = "",
+) -> TrainingReport:
+    """Train a LoRA adapter on the query side of ``base_model``; the document side stays frozen.
+
+    ``negatives="batch"`` scores each query against the documents of its batch; ``"all"`` against
+    every cached training document (the in-batch ones included). A query's other positives are
+    never counted as negatives. The adapter is saved to ``out_dir`` after every epoch, with
+    ``training.json`` and ``loss.png``; ``max_steps`` stops early (the last partial epoch is saved).
+    """
+    if not pairs:
+        raise ValueError("no training pairs")
+    _seed_everything(seed)
+    started = time.perf_counter()
+    st = SentenceTransformer(base_model, device="cpu")
+    documents = list(dict.fromkeys(p.document for p in pairs))
+    doc_index = {text: i for i, text in enumerate(documents)}
+    doc_emb = _encode_documents(st, documents)
+    targets = torch.tensor([doc_index[p.document] for p in pairs])
+    positives = _positives_by_query(pairs, doc_index)
+
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=0.1,
+        target_modules=list(ATTENTION_PROJECTIONS),
+        task_type=TaskType.FEATURE_EXTRACTION,
+    )
+    peft_model = get_peft_model(st[0].auto_model, config)  # injects LoRA into the BertModel in place
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    steps_per_epoch = -(-len(pairs) // batch_size)
+    total_steps = min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(total_steps))
+
+    report = TrainingReport(
+        base_model=base_model,
+        description=description,
+        n_pairs=len(pairs),
+        n_documents=len(documents),
+        rank=rank,
+        alpha=alpha,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        negatives=negatives,
+        scale=scale,
+        seed=seed,
+    )
+    generator = torch.Generator().manual_seed(seed)
+    st.train()
+    with tqdm(total=total_steps, desc="train expert", unit="step") as bar:
+        for epoch in range(epochs):
+            for batch in torch.randperm(len(pairs), generator=generator).split(batch_size):
+                if report.steps >= total_steps:
+                    break
+                loss = _contrastive_loss(st, pairs, batch, targets, doc_emb, positives, negatives, scale)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                report.steps += 1
+                report.losses.append(round(loss.item(), 5))
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
+            report.epochs_completed = epoch + 1
+            report.complete = report.steps >= total_steps
+            report.wall_time_s = round(time.perf_counter() - started, 2)
+            _save_checkpoint(peft_model, report, Path(out_dir))
+            if report.complete:
+                break
+    st.eval()
+    return report
+
+
+def load_query_adapter(st: SentenceTransformer, adapter_dir: Path | str) -> None:
+    """Merge the query adapter in ``adapter_dir`` into ``st``'s transformer, in place.
+
+    ``auto_model`` is a read-only alias of ``model`` in sentence-transformers 6, so the merged model
+    is assigned to ``model`` (assigning ``auto_model`` would register a second, stray submodule).
+    """
+    st[0].model = PeftModel.from_pretrained(st[0].auto_model, str(adapter_dir)).merge_and_unload()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _encode_documents(st: SentenceTransformer, documents: list[str]) -> torch.Tensor:
+    """Normalised base-model embeddings of the training documents (computed once, no grad)."""
+    st.eval()
+    emb = st.encode(documents, batch_size=32, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=True)
+    return emb.detach().float()
+
+
+def _positives_by_query(pairs: list[TrainingPair], doc_index: dict[str, int]) -> dict[str, set[int]]:
+    positives: dict[str, set[int]] = {}
+    for p in pairs:
+        positives.setdefault(p.query, set()).add(doc_index[p.document])
+    return positives
+
+
+def _warmup_linear(total_steps: int, warmup_fraction: float = 0.1):
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def _contrastive_loss(
+    st: SentenceTransformer,
+    pairs: list[TrainingPair],
+    batch: torch.Tensor,
+    targets: torch.Tensor,
+    doc_emb: torch.Tensor,
+    positives: dict[str, set[int]],
+    negatives: str,
+    scale: float,
+) -> torch.Tensor:
+    """Cross-entropy over scaled cosine similarities of each query to the candidate documents."""
+    queries = [pairs[i].query for i in batch.tolist()]
+    features = st.preprocess(queries)
+    q = F.normalize(st(features)["sentence_embedding"], dim=-1)
+    batch_targets = targets[batch]
+    candidates = torch.arange(len(doc_emb)) if negatives == "all" else torch.unique(batch_targets)
+    column = {int(c): j for j, c in enumerate(candidates.tolist())}
+    logits = scale * q @ doc_emb[candidates].T
+    mask = torch.zeros_like(logits, dtype=torch.bool)
+    for row, (query, target) in enumerate(zip(queries, batch_targets.tolist())):
+        for other in positives[query] - {target}:
+            if other in column:
+                mask[row, column[other]] = True
+    labels = torch.tensor([column[t] for t in batch_targets.tolist()])
+    return F.cross_entropy(logits.masked_fill(mask, float("-inf")), labels)
+
+
+def _save_checkpoint(peft_model: PeftModel, report: TrainingReport, out_dir: Path) -> None:
+    """Write adapter, card and loss plot to a temp folder, then move each file into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".checkpoint.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    peft_model.save_pretrained(str(tmp))
+    (tmp / "training.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    _plot_loss(report.losses, tmp / "loss.png")
+    for name in (*ADAPTER_FILES, "training.json", "loss.png"):
+        os.replace(tmp / name, out_dir / name)
+    shutil.rmtree(tmp)
+
+
+def _plot_loss(losses: list[float], path: Path) -> None:
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
+    ax.plot(range(1, len(losses) + 1), losses, lw=1)
+    ax.set(xlabel="step", ylabel="contrastive loss", title="query-adapter training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
