@@ -54,5 +54,6 @@ class IndexStore:
 
 def folder_name(encoder: str) -> str:
     """A readable, unique folder name for an encoder identity."""
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", encoder.split("|")[0].rsplit("/", 1)[-1]).strip("-")[:40]
+    model = encoder.split("|")[0].removeprefix("pkg:")
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", model).strip("-")[-48:].strip("-")
     return f"{stem or 'index'}-{hashlib.sha1(encoder.encode()).hexdigest()[:10]}"

