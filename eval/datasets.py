@@ -17,11 +17,14 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retriever.errors import RetrieverError
+from indexes.atomic import fsync_dir
+from retriever import corpus
+from retriever.errors import CorpusError
 from retriever.types import Document
 
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
@@ -31,7 +34,7 @@ DOWNLOAD_FAILED = "All download sources failed"
 _IRDS_CACHE_FILES = ("docs.pklz4", "queries.json", "irds_version.txt")
 
 
-class DatasetError(RetrieverError):
+class DatasetError(CorpusError):
     """Evaluation data that is missing, malformed or not installed."""
 
 
@@ -87,69 +90,42 @@ def ir_datasets_home() -> Path:
     return Path(os.environ.get("IR_DATASETS_HOME", Path.home() / ".ir_datasets"))
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; objects must have a non-empty string `_id`."""
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("_id"), str) or not obj["_id"]:
-                raise DatasetError(f"{path}:{lineno}: expected an object with a non-empty string '_id'")
-            if not isinstance(obj.get("text"), str):
-                raise DatasetError(f"{path}:{lineno}: '_id' {obj['_id']!r} has no string 'text'")
-            yield lineno, obj
+@contextmanager
+def _dataset_errors() -> Iterator[None]:
+    """Report the core reader's CorpusError (bad JSON, duplicate ids, bad qrels rows) as a DatasetError."""
+    try:
+        yield
+    except DatasetError:
+        raise
+    except CorpusError as exc:
+        raise DatasetError(str(exc)) from exc
 
 
-def read_corpus(path: Path) -> list[Document]:
-    """Documents of a BEIR corpus.jsonl; duplicate ids are an error."""
-    docs: dict[str, Document] = {}
-    for lineno, obj in _jsonl(path):
-        if obj["_id"] in docs:
-            raise DatasetError(f"{path}:{lineno}: duplicate document id {obj['_id']!r}")
-        metadata = obj.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise DatasetError(f"{path}:{lineno}: 'metadata' of {obj['_id']!r} is not an object")
-        docs[obj["_id"]] = Document(obj["_id"], obj["text"], obj.get("title") or "", metadata)
-    if not docs:
-        raise DatasetError(f"{path}: no documents")
-    return list(docs.values())
-
-
-def read_queries(path: Path) -> dict[str, str]:
-    """Query id -> text of a BEIR queries.jsonl; duplicate ids are an error."""
-    queries: dict[str, str] = {}
-    for lineno, obj in _jsonl(path):
-        if obj["_id"] in queries:
-            raise DatasetError(f"{path}:{lineno}: duplicate query id {obj['_id']!r}")
-        queries[obj["_id"]] = obj["text"]
-    return queries
-
-
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """Query id -> {doc id: relevance} of a BEIR qrels .tsv (header `query-id corpus-id score`)."""
-    qrels: dict[str, dict[str, int]] = {}
+def _check_qrels_header(path: Path) -> None:
+    """ir-datasets parses BEIR qrels by position under exactly this header."""
     with path.open(encoding="utf-8") as f:
         header = f.readline().strip()
-        if header != QRELS_HEADER:
-            raise DatasetError(f"{path}:1: qrels header must be {QRELS_HEADER!r}, got {header!r}")
-        for lineno, line in enumerate(f, 2):
-            if not line.strip():
-                continue
-            cols = line.split()
-            if len(cols) != 3:
-                raise DatasetError(f"{path}:{lineno}: expected 3 columns (query-id corpus-id score), got {len(cols)}")
-            qid, doc_id, score = cols
-            try:
-                qrels.setdefault(qid, {})[doc_id] = int(score)
-            except ValueError:
-                raise DatasetError(f"{path}:{lineno}: score {score!r} is not an integer") from None
+    if header != QRELS_HEADER:
+        raise DatasetError(f"{path}:1: qrels header must be {QRELS_HEADER!r}, got {header!r}")
+
+
+def _read_split(folder: BeirFolder, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """(judged queries, qrels) of one split, through retriever.corpus."""
+    path = folder.qrels_path(split)
+    with _dataset_errors():
+        qrels = corpus.read_qrels(folder.root, split)
+        queries = corpus.read_queries(folder.root)
     if not qrels:
         raise DatasetError(f"{path}: no judgements")
-    return qrels
+    return _judged_queries(queries, qrels, str(path)), qrels
+
+
+def _read_docs(folder: BeirFolder) -> list[Document]:
+    with _dataset_errors():
+        docs = corpus.read_corpus(folder.corpus)
+    if not docs:
+        raise DatasetError(f"{folder.corpus}: no documents")
+    return docs
 
 
 def _judged_queries(queries: dict[str, str], qrels: dict[str, dict[str, int]], where: str) -> dict[str, str]:
@@ -170,22 +146,23 @@ def _record_fields(name: str) -> tuple[set[str], set[str]]:
 
 def _check_fields(path: Path, fields: set[str]) -> None:
     """Every record has `fields`: text and title at top level, the rest in `metadata` (as ir-datasets reads them)."""
-    for lineno, obj in _jsonl(path):
-        top = {f for f in fields & {"text", "title"} if f not in obj}
-        meta = fields - {"text", "title"} - set(obj.get("metadata") or {})
-        if top or meta:
-            where = ([f"key {sorted(top)}"] if top else []) + ([f"'metadata' key {sorted(meta)}"] if meta else [])
-            raise DatasetError(f"{path}:{lineno}: missing {' and '.join(where)}, which ir-datasets reads for this dataset")
+    with _dataset_errors():
+        for lineno, obj in corpus.iter_jsonl(path):
+            top = {f for f in fields & {"text", "title"} if f not in obj}
+            meta = fields - {"text", "title"} - set(obj.get("metadata") or {})
+            if top or meta:
+                where = ([f"key {sorted(top)}"] if top else []) + ([f"'metadata' key {sorted(meta)}"] if meta else [])
+                raise DatasetError(f"{path}:{lineno}: missing {' and '.join(where)}, which ir-datasets reads for this dataset")
 
 
 def validate_beir_folder(folder: BeirFolder, name: str | None = None) -> None:
     """Parse every file of a BEIR folder (and, given a BEIR `name`, check the fields ir-datasets
     reads for it); raise DatasetError naming the first problem."""
     folder.check_layout()
-    read_corpus(folder.corpus)
-    queries = read_queries(folder.queries)
+    _read_docs(folder)
     for split, path in folder.splits.items():
-        _judged_queries(queries, read_qrels(path), str(path))
+        _check_qrels_header(path)
+        _read_split(folder, split)
     if name is not None:
         doc_fields, query_fields = _record_fields(name)
         _check_fields(folder.corpus, doc_fields)
@@ -196,9 +173,8 @@ def load_beir_folder(root: Path, split: str = DEFAULT_SPLIT) -> Collection:
     """One split of a BEIR-layout folder, read directly (no ir-datasets)."""
     folder = BeirFolder(root)
     folder.check_layout()
-    qrels = read_qrels(folder.qrels_path(split))
-    queries = _judged_queries(read_queries(folder.queries), qrels, str(folder.qrels_path(split)))
-    return Collection(f"{root.name}/{split}", read_corpus(folder.corpus), queries, qrels)
+    queries, qrels = _read_split(folder, split)
+    return Collection(f"{root.name}/{split}", _read_docs(folder), queries, qrels)
 
 
 def _known_beir_names() -> list[str]:
@@ -239,11 +215,7 @@ def _write_zip_atomically(target: Path, members: dict[str, Path]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(target.parent)
 
 
 def _drop_irds_caches(dataset_dir: Path) -> None:

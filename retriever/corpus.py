@@ -11,11 +11,13 @@ from retriever.config import resolve_location
 from retriever.errors import CorpusError
 from retriever.types import Document
 
+QRELS_COLUMNS = ("query-id", "corpus-id", "score")
+
 
 def read_corpus(path: Path) -> list[Document]:
     """Documents of a BEIR folder or a ``corpus.jsonl`` file; ids must be unique and non-empty."""
     file = path / "corpus.jsonl" if path.is_dir() else path
-    docs = [_document(row, file, n) for n, row in _jsonl(file)]
+    docs = [_document(row, file, n) for n, row in iter_jsonl(file)]
     check_unique_ids(docs, str(file))
     return docs
 
@@ -33,7 +35,14 @@ def check_unique_ids(docs: Iterable[Document], where: str) -> None:
 
 def read_queries(folder: Path, split: str | None = None) -> dict[str, str]:
     """Queries of a BEIR folder; with ``split``, only those judged in ``qrels/<split>.tsv``."""
-    queries = {str(row["_id"]): str(row["text"]) for _, row in _jsonl(folder / "queries.jsonl")}
+    file = folder / "queries.jsonl"
+    queries: dict[str, str] = {}
+    for n, row in iter_jsonl(file):
+        if not isinstance(row, dict) or "_id" not in row or "text" not in row:
+            raise CorpusError(f"{file}:{n}: a query row needs '_id' and 'text'")
+        if str(row["_id"]) in queries:
+            raise CorpusError(f"{file}:{n}: duplicate query id {str(row['_id'])!r}")
+        queries[str(row["_id"])] = str(row["text"])
     if split is None:
         return queries
     judged = read_qrels(folder, split)
@@ -47,11 +56,16 @@ def read_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
         raise CorpusError(f"qrels file not found: {file}")
     qrels: dict[str, dict[str, int]] = {}
     with file.open(newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
+        reader = csv.DictReader(handle, delimiter="\t")
+        if not set(QRELS_COLUMNS) <= set(reader.fieldnames or ()):
+            raise CorpusError(f"{file}:1: expected the header 'query-id<TAB>corpus-id<TAB>score', got {reader.fieldnames}")
+        for row in reader:
+            if row["corpus-id"] is None or row["score"] is None:
+                raise CorpusError(f"{file}:{reader.line_num}: expected 3 tab-separated columns, got {row}")
             try:
                 qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise CorpusError(f"{file}: expected header 'query-id corpus-id score', bad row {row}") from exc
+            except ValueError as exc:
+                raise CorpusError(f"{file}:{reader.line_num}: score {row['score']!r} is not an integer") from exc
     return qrels
 
 
@@ -68,16 +82,19 @@ def read_query_file(spec: str) -> list[str]:
 
 
 def _document(row: dict, file: Path, line: int) -> Document:
-    if "_id" not in row or "text" not in row:
+    if not isinstance(row, dict) or "_id" not in row or "text" not in row:
         raise CorpusError(f"{file}:{line}: a corpus row needs '_id' and 'text'")
+    if not isinstance(row.get("metadata") or {}, dict):
+        raise CorpusError(f"{file}:{line}: 'metadata' of {row['_id']!r} is not an object")
     return Document(id=str(row["_id"]), title=str(row.get("title") or ""), text=str(row["text"]),
                     metadata=dict(row.get("metadata") or {}))
 
 
-def _jsonl(file: Path) -> Iterable[tuple[int, dict]]:
+def iter_jsonl(file: Path) -> Iterable[tuple[int, dict]]:
+    """(line number, parsed object) of each non-blank line of a JSON-lines file."""
     if not file.is_file():
         raise CorpusError(f"file not found: {file}")
-    with file.open() as handle:
+    with file.open(encoding="utf-8") as handle:
         for n, line in enumerate(handle, 1):
             if line.strip():
                 try:

@@ -83,7 +83,7 @@ def test_load_small_folder_keeps_metadata_and_only_judged_queries(tmp_path):
         ({}, "queries.jsonl", "missing queries.jsonl"),
         ({"header": "qid\tdocid\tscore"}, None, r"qrels header must be 'query-id\tcorpus-id\tscore'"),
         ({"docs": [{"_id": "d1", "text": "a"}, {"_id": "d1", "text": "b"}]}, None, "duplicate document id 'd1'"),
-        ({"docs": [{"id": "d1", "text": "a"}]}, None, "non-empty string '_id'"),
+        ({"docs": [{"id": "d1", "text": "a"}]}, None, "a corpus row needs '_id' and 'text'"),
         ({"qrels": {"test": [("1", "d1", "yes")]}}, None, "score 'yes' is not an integer"),
         ({"qrels": {"test": [("7", "d1", 1)]}}, None, "absent from the queries"),
     ],
