@@ -1,0 +1,1 @@
+"""REST search service over the one search pipeline (``retriever serve``)."""
