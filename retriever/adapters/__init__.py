@@ -1,0 +1,15 @@
+"""RAG framework retrievers that call the REST service: ``langchain`` and ``llamaindex`` (optional extras)."""
+
+from __future__ import annotations
+
+from retriever.types import Document, Hit
+
+
+def hit_metadata(hit: Hit) -> dict[str, object]:
+    """A hit's document metadata plus its id, title, score and the expert that found it."""
+    return {**hit.metadata, "id": hit.id, "title": hit.title, "score": hit.score, "expert": hit.expert}
+
+
+def hit_content(hit: Hit) -> str:
+    """Title and text as one passage, as the document encoders saw it."""
+    return Document(id=hit.id, text=hit.text, title=hit.title).content

@@ -1,0 +1,45 @@
+"""A LangChain retriever over the REST service: ``pip install 'router-retriever[langchain]'``.
+
+    retriever = RouterRetrieverLangChain(base_url="http://127.0.0.1:8000", top_k=5)
+    docs = retriever.invoke("vitamin D and birth weight")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("the LangChain adapter needs langchain-core: pip install 'router-retriever[langchain]'") from exc
+from pydantic import PrivateAttr
+
+from retriever.adapters import hit_content, hit_metadata
+from retriever.client import RetrieverClient
+
+
+class RouterRetrieverLangChain(BaseRetriever):
+    """Documents from ``POST /search``: routed (or forced) expert, hits as LangChain documents.
+
+    Each document's metadata holds the hit's own metadata plus ``id``, ``title``, ``score`` and ``expert``.
+    The async path is LangChain's default (the sync call in an executor).
+    """
+
+    base_url: str = "http://127.0.0.1:8000"
+    api_key: str | None = None
+    top_k: int = 10
+    expert: str | None = None
+    route_top_m: int | None = None
+    filters: dict[str, Any] | None = None
+    timeout: float = 30.0
+    _client: RetrieverClient = PrivateAttr()
+
+    def model_post_init(self, context: Any) -> None:
+        super().model_post_init(context)
+        self._client = RetrieverClient(self.base_url, self.api_key, self.timeout)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        result = self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters)
+        return [Document(id=hit.id, page_content=hit_content(hit), metadata=hit_metadata(hit)) for hit in result.hits]

@@ -1,0 +1,35 @@
+"""A LlamaIndex retriever over the REST service: ``pip install 'router-retriever[llamaindex]'``.
+
+    retriever = RouterRetrieverLlamaIndex(base_url="http://127.0.0.1:8000", top_k=5)
+    nodes = retriever.retrieve("vitamin D and birth weight")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+try:
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("the LlamaIndex adapter needs llama-index-core: pip install 'router-retriever[llamaindex]'") from exc
+
+from retriever.adapters import hit_content, hit_metadata
+from retriever.client import RetrieverClient
+
+
+class RouterRetrieverLlamaIndex(BaseRetriever):
+    """Nodes from ``POST /search``: one ``TextNode`` per hit (``id_`` = document id), scored."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, top_k: int = 10,
+                 expert: str | None = None, route_top_m: int | None = None,
+                 filters: Mapping[str, Any] | None = None, timeout: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._client = RetrieverClient(base_url, api_key, timeout)
+        self._options = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters}
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        result = self._client.search(query_bundle.query_str, **self._options)
+        return [NodeWithScore(node=TextNode(id_=hit.id, text=hit_content(hit), metadata=hit_metadata(hit)),
+                              score=hit.score) for hit in result.hits]
