@@ -327,3 +327,19 @@ def load_collection(spec: str) -> Collection:
     if spec.startswith((".", "/", "~")):
         raise DatasetError(f"BEIR folder not found: {spec.rpartition(':')[0] or spec}")
     return load_ir_dataset(spec)
+
+
+def train_spec(spec: str) -> str | None:
+    """The training split of the same collection, if it has one and `spec` is not already it:
+    'DIR' / 'DIR:test' -> 'DIR:train'; 'beir/scifact/test' -> 'beir/scifact/train'."""
+    folder = _folder_spec(spec)
+    if folder is not None:
+        root, split = folder
+        return f"{root}:train" if split != "train" and "train" in BeirFolder(root).splits else None
+    head, _, split = spec.rpartition("/")
+    if not head or split == "train":
+        return None
+    import ir_datasets
+
+    candidate = f"{head}/train"
+    return candidate if candidate in ir_datasets.registry else None

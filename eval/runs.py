@@ -1,0 +1,202 @@
+"""Per-expert rankings computed once and cached: the table every router is evaluated from.
+
+For each collection (its own corpus, indexed once into a data directory of its own) and each expert,
+the top-k ranking of every test and training query is computed through the search pipeline (expert
+forced) and stored on disk, keyed by the corpus, the expert's encoders and the query set. The
+base-model query vectors the routers use are cached the same way. A second run re-encodes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from eval.metrics import HEADLINE, evaluate
+from retriever.config import Settings
+from retriever.encoders import EncoderSpec
+from retriever.types import Document
+
+
+def corpus_key(docs: Sequence[Document]) -> str:
+    """Hash of document ids and contents (what the indexes encode)."""
+    h = hashlib.sha256()
+    for doc in docs:
+        h.update(f"{doc.id}\0{doc.content}\0".encode())
+    return h.hexdigest()[:12]
+
+
+def corpus_dir(root: Path, collection_name: str, docs: Sequence[Document]) -> Path:
+    """The data directory of one corpus: `<root>/corpora/<name>-<hash>` (shared by its splits)."""
+    stem = collection_name.rstrip("/").rsplit("/", 1)[0].rsplit("/", 1)[-1]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "corpus"
+    return Path(root) / "corpora" / f"{stem}-{corpus_key(docs)}"
+
+
+Run = dict[str, dict[str, float]]
+QUERY_CHUNK = 256
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def queries_key(queries: dict[str, str]) -> str:
+    return _digest(sorted(queries.items()))
+
+
+def query_spec(settings: Settings, expert: str) -> EncoderSpec:
+    c = settings.expert(expert)
+    return EncoderSpec(c.model, c.adapter, c.query_prefix, c.max_seq_length)
+
+
+def document_spec(settings: Settings, expert: str) -> EncoderSpec:
+    c = settings.expert(expert)
+    return EncoderSpec(c.document_model or c.model, None, c.document_prefix, c.max_seq_length)
+
+
+def _read_json(path: Path) -> object | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or a torn write: recompute
+
+
+def _write_json(path: Path, obj: object) -> None:
+    from indexes.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False).encode())
+
+
+@dataclass
+class CorpusRuns:
+    """Cached rankings of one corpus: per expert (and BM25) and per query set, plus base query vectors.
+
+    The search pipeline (and so every model) is created only on a cache miss; `encoded` counts the
+    queries that had to be encoded, `timings` the seconds spent computing what was missing."""
+
+    settings: Settings
+    docs: list[Document]
+    data_dir: Path
+    top_k: int = 100
+    remove_query: bool = True
+    encoded: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    _pipeline: object | None = None
+
+    @property
+    def pipeline(self):  # noqa: ANN201 - SearchPipeline, imported lazily
+        """The pipeline over this corpus, its indexes built (once) on first use."""
+        if self._pipeline is None:
+            from retriever.pipeline import SearchPipeline
+
+            pipeline = SearchPipeline(self.settings.model_copy(update={"data_dir": self.data_dir, "domains": []}))
+            start = time.perf_counter()
+            built = pipeline.build(self.docs, progress=True)
+            if built:
+                self.timings["index_build_s"] = round(time.perf_counter() - start, 1)
+            if len(pipeline.store.docs) != len(self.docs):
+                raise RuntimeError(f"{self.data_dir} holds {len(pipeline.store.docs)} documents, expected {len(self.docs)}")
+            self._pipeline = pipeline
+        return self._pipeline
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
+
+    def _cache(self, kind: str, *key: object) -> Path:
+        return self.data_dir / "rankings" / f"{kind}-{_digest(corpus_key(self.docs), self.top_k, self.remove_query, *key)}.json"
+
+    def expert_run(self, expert: str, queries: dict[str, str], label: str = "") -> Run:
+        """Top-k ranking of every query by `expert` alone (cached by encoders, corpus and queries)."""
+        from tqdm.auto import tqdm
+
+        path = self._cache("dense", query_spec(self.settings, expert).identity,
+                           document_spec(self.settings, expert).identity, queries_key(queries))
+        cached = _read_json(path)
+        if isinstance(cached, dict):
+            return cached["run"]
+        start = time.perf_counter()
+        qids, texts = list(queries), list(queries.values())
+        run: Run = {}
+        depth = self.top_k + 1 if self.remove_query else self.top_k
+        with tqdm(total=len(qids), desc=f"{label}{expert}: queries", unit="q") as bar:
+            for i in range(0, len(qids), QUERY_CHUNK):
+                results = self.pipeline.search_many(texts[i:i + QUERY_CHUNK], top_k=depth, expert=expert)
+                for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
+                    hits = [(h.id, h.score) for h in result.hits if not (self.remove_query and h.id == qid)]
+                    run[qid] = dict(hits[: self.top_k])
+                bar.update(len(results))
+        self.encoded += len(qids)
+        seconds = time.perf_counter() - start
+        self.timings[f"{expert}:{label or 'queries'}_s"] = round(seconds, 1)
+        _write_json(path, {"expert": expert, "query_encoder": query_spec(self.settings, expert).identity,
+                           "document_encoder": document_spec(self.settings, expert).identity,
+                           "queries": len(qids), "seconds": round(seconds, 2), "run": run})
+        return run
+
+    def base_vectors(self, queries: dict[str, str]) -> np.ndarray:
+        """Router base-model vectors of the queries, in their order (cached)."""
+        path = self.data_dir / "vectors" / f"{_digest(self.settings.router_model, queries_key(queries))}.npy"
+        if path.is_file():
+            vectors = np.load(path)
+            if len(vectors) == len(queries):
+                return vectors
+        from retriever.encoders import get_encoder
+
+        encoder = get_encoder(EncoderSpec(self.settings.router_model))
+        vectors = encoder.encode(list(queries.values()), batch_size=self.settings.batch_size, progress=True)
+        self.encoded += len(queries)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+        return vectors
+
+    def bm25_run(self, queries: dict[str, str]) -> Run:
+        """Pyserini BM25 (flat, k1=0.9 b=0.4) top-k per query (index and run cached)."""
+        from eval.bm25 import BM25Index
+
+        path = self._cache("bm25", queries_key(queries))
+        cached = _read_json(path)
+        if isinstance(cached, dict):
+            return cached["run"]
+        start = time.perf_counter()
+        index = BM25Index.build(self.docs, self.data_dir / "bm25")
+        run = index.search_many(queries, k=self.top_k, remove_query=self.remove_query)
+        index.close()
+        self.timings["bm25_s"] = round(time.perf_counter() - start, 1)
+        _write_json(path, {"queries": len(queries), "run": run})
+        return run
+
+
+@dataclass
+class ExpertTable:
+    """Every expert's ranking and per-query scores on one query set (rows: queries, columns: experts)."""
+
+    collection: str
+    split: str
+    qids: list[str]
+    experts: list[str]
+    runs: dict[str, Run]
+    per_query: dict[str, dict[str, dict[str, float]]]  # expert -> qid -> measure -> value
+    vectors: np.ndarray  # base-model query vectors, rows in qids order
+
+    def scores(self, measure: str = HEADLINE) -> np.ndarray:
+        """(queries, experts) array of one measure."""
+        return np.array([[self.per_query[e][q][measure] for e in self.experts] for q in self.qids])
+
+
+def expert_table(runs: CorpusRuns, collection: str, split: str, queries: dict[str, str],
+                 qrels: dict[str, dict[str, int]]) -> ExpertTable:
+    """Rank `queries` with every configured expert (cached) and score each ranking per query."""
+    experts = [e.name for e in runs.settings.experts]
+    expert_runs = {e: runs.expert_run(e, queries, f"{collection}/{split} ") for e in experts}
+    per_query = {e: evaluate(run, qrels).per_query for e, run in expert_runs.items()}
+    return ExpertTable(collection, split, list(queries), experts, expert_runs, per_query, runs.base_vectors(queries))

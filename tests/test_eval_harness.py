@@ -1,0 +1,143 @@
+"""The evaluation harness on a small real slice of SciFact (the shipped scifact-1k subset, both
+packaged experts): cached table, every router, oracles, report files, train/test separation."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.cli import add_parser
+from eval.harness import check_references, run_eval
+from eval.report import write_report
+from retriever.config import resolve_location
+from retriever.corpus import read_qrels
+
+DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
+HAS_BM25 = importlib.util.find_spec("pyserini") is not None
+
+
+def make_slice(root: Path, test_n: int = 16, train_n: int = 40, others: int = 40, with_train: bool = True) -> Path:
+    """A BEIR folder: the first judged test/train queries of scifact-1k, their documents and a few others."""
+    root.mkdir(parents=True)
+    (root / "qrels").mkdir()
+    splits = {"test": read_qrels(DEMO, "test"), "train": read_qrels(DEMO, "train")}
+    picked = {"test": list(splits["test"])[:test_n], "train": list(splits["train"])[:train_n] if with_train else []}
+    judged = {d for split, ids in picked.items() for q in ids for d in splits[split][q]}
+    docs = [json.loads(line) for line in (DEMO / "corpus.jsonl").read_text().splitlines()]
+    keep = [d for d in docs if d["_id"] in judged] + [d for d in docs if d["_id"] not in judged][:others]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in keep))
+    wanted = set(picked["test"]) | set(picked["train"])
+    queries = [line for line in (DEMO / "queries.jsonl").read_text().splitlines() if json.loads(line)["_id"] in wanted]
+    (root / "queries.jsonl").write_text("\n".join(queries) + "\n")
+    for split, ids in picked.items():
+        if ids:
+            rows = "".join(f"{q}\t{d}\t{s}\n" for q in ids for d, s in splits[split][q].items())
+            (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("eval-cache")
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    return make_slice(tmp_path_factory.mktemp("beir") / "scifact-mini")
+
+
+@pytest.fixture(scope="module")
+def report(mini, cache):
+    return run_eval([str(mini)], out=cache, bm25=HAS_BM25)
+
+
+def rows(report, kind=None):
+    return [r for r in report["systems"] if kind is None or r["kind"] == kind]
+
+
+def test_every_system_is_evaluated_on_the_same_queries(report):
+    names = [r["system"] for r in rows(report)]
+    assert {"expert: general", "expert: sre", "RouterRetriever pilot router (mean)", "pilot router (max over pilots)",
+            "DatasetRouter (nearest training query)", "kNN router", "classifier router (logistic regression)",
+            "RRF of all experts", "oracle: best single expert per dataset", "oracle: per query"} <= set(names)
+    if HAS_BM25:
+        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 + pilot-mean routed dense"} <= set(names)
+    for row in rows(report):
+        assert len(row["collections"]["scifact-mini"]["ndcg_per_query"]) == 16
+        assert 0.0 <= row["average"]["nDCG@10"] <= 1.0
+
+
+def test_every_router_chooses_an_expert_per_query(report):
+    for row in rows(report, "router"):
+        entry = row["collections"]["scifact-mini"]
+        assert len(entry["choices"]) == 16 and set(entry["choices"].values()) <= {"general", "sre"}
+        assert sum(entry["chosen_counts"].values()) == 16
+        assert 0.0 <= entry["oracle_agreement"] <= 1.0
+        assert entry["oracle_gap"] >= -1e-9
+
+
+def test_oracles_bound_every_single_expert(report):
+    by_name = {r["system"]: r["collections"]["scifact-mini"] for r in rows(report)}
+    oracle, dataset_oracle = by_name["oracle: per query"], by_name["oracle: best single expert per dataset"]
+    assert oracle["oracle_agreement"] == 1.0 and abs(oracle["oracle_gap"]) < 1e-9
+    experts = [by_name[f"expert: {e}"] for e in ("general", "sre")]
+    for qid, best in oracle["ndcg_per_query"].items():
+        assert all(best >= e["ndcg_per_query"][qid] - 1e-9 for e in experts)
+    assert dataset_oracle["mean"]["nDCG@10"] == pytest.approx(max(e["mean"]["nDCG@10"] for e in experts))
+    for row in rows(report, "router"):
+        assert row["collections"]["scifact-mini"]["mean"]["nDCG@10"] <= oracle["mean"]["nDCG@10"] + 1e-9
+
+
+def test_routers_are_fitted_on_training_queries_only(report, mini):
+    test_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "test")}
+    train_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "train")}
+    assert report["collections"][0]["router_training"] == "train split"
+    assert set(report["_training_qids"][0]) == train_ids and not train_ids & test_ids
+    assert set(report["_routed_qids"][0]) == test_ids
+    pilots = report["routers"]["pilot-mean"]["pilots"]
+    assert sum(p["queries"] for p in pilots) <= len(train_ids)
+
+
+def test_cached_table_is_reused_without_encoding(report, mini, cache, monkeypatch):
+    from retriever.encoders import Encoder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an encoder was called although every ranking is cached")
+
+    monkeypatch.setattr(Encoder, "encode", refuse)
+    again = run_eval([str(mini)], out=cache, bm25=HAS_BM25)
+    assert again["queries_encoded"] == 0
+    assert [r["average"] for r in again["systems"]] == [r["average"] for r in report["systems"]]
+
+
+def test_report_files(report, tmp_path):
+    paths = write_report(report, tmp_path / "out")
+    table = paths["markdown"].read_text()
+    assert all(r["system"] in table for r in rows(report)) and "routers trained on: train split" in table
+    saved = json.loads(paths["json"].read_text())
+    assert saved["settings"]["top_k"] == 100 and "_training_qids" not in saved
+    for key in ("ndcg_plot", "confusion_plot"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert check_references(report) == ([], [])  # the slice is not full SciFact: no reference applies
+
+
+def test_collection_without_train_split_uses_cross_validation(tmp_path, cache):
+    folder = make_slice(tmp_path / "notrain", test_n=15, train_n=0, with_train=False)
+    cv = run_eval([str(folder)], out=cache, bm25=False, folds=3)
+    assert "3-fold cross-validation" in cv["collections"][0]["router_training"]
+    for fold, routed in cv["_routed_qids"].items():
+        assert routed and not set(routed) & set(cv["_training_qids"][fold])
+    assert sorted(q for r in cv["_routed_qids"].values() for q in r) == sorted(f"notrain/{q}" for q in read_qrels(folder, "test"))
+
+
+def test_cli_parses_eval_and_data_add():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", type=Path)
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["--config", "x.toml", "eval", "beir/scifact/test", "--no-bm25"])
+    assert args.config == Path("x.toml") and args.collections == ["beir/scifact/test"] and args.bm25 is False
+    assert parser.parse_args(["eval", "--config", "y.toml"]).config == Path("y.toml")
+    assert parser.parse_args(["data", "add", "some/dir", "--name", "scifact"]).name == "scifact"

@@ -1,0 +1,45 @@
+"""Routers on synthetic routing data: no models, milliseconds."""
+
+import numpy as np
+import pytest
+
+from eval.routers import ClassifierRouter, DatasetRouter, KnnRouter, PilotBaseline, RoutingData
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def two_clusters(n=60, seed=0):
+    """Queries near axis 0 are won by expert 'a', near axis 1 by 'b'; a third of them tie (no preference)."""
+    rng = np.random.default_rng(seed)
+    side = np.arange(n) % 2
+    vectors = _unit(np.eye(8)[side] + 0.2 * rng.normal(size=(n, 8)))
+    scores = np.where(side[:, None] == np.arange(2)[None, :], 0.9, 0.3)
+    scores[::3] = 0.5  # ties
+    return RoutingData([f"q{i}" for i in range(n)], ["d0" if s == 0 else "d1" for s in side], vectors, scores, ["a", "b"])
+
+
+@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), KnnRouter(), ClassifierRouter(), DatasetRouter()])
+def test_routers_send_each_cluster_to_its_expert(router):
+    data = two_clusters()
+    router.fit(data)
+    test = _unit(np.eye(8)[[0, 1, 0, 1]] + 0.05)
+    assert list(router.scores(test).argmax(axis=1)) == [0, 1, 0, 1]
+
+
+def test_winners_split_ties_and_drop_no_preference_rows():
+    data = RoutingData(["x", "y", "z"], ["d"] * 3, np.eye(3), np.array([[0.5, 0.1, 0.5], [0.2, 0.2, 0.2], [0.0, 1.0, 0.0]]), list("abc"))
+    assert data.winners().tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+
+
+def test_pilots_group_training_queries_by_unique_winner():
+    router = PilotBaseline("mean").fit(two_clusters())
+    pilots = router.library.describe()
+    assert sorted((p["expert"], p["domain"]) for p in pilots) == [("a", "d0"), ("b", "d1")]
+    assert sum(p["queries"] for p in pilots) == 40  # 60 queries minus 20 ties
+
+
+def test_knn_picks_k_by_leave_one_out():
+    router = KnnRouter().fit(two_clusters())
+    assert router.k in router.loo and router.loo[router.k] == max(router.loo.values())
