@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     pilots = _command(sub, "pilots", cmd_pilots, "rebuild the pilot library from the configured domains")
     pilots.add_argument("action", choices=["build"])
     _command(sub, "demo", cmd_demo, "build the packaged demo if needed and answer a few real queries")
+    from eval.cli import add_parser as add_eval_commands
+
+    add_eval_commands(sub)  # eval, data add
     return parser
 
 
