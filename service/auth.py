@@ -17,11 +17,9 @@ def api_key_guard(keys: Sequence[str]) -> Callable[[str | None], None]:
     encoded = [key.encode() for key in keys]
 
     def check(given: str | None = Security(header)) -> None:
-        if not encoded:
+        if not encoded or (given is not None and any(hmac.compare_digest(given.encode(), k) for k in encoded)):
             return
-        if given is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing API key: send it in the {API_KEY_HEADER} header")
-        if not any(hmac.compare_digest(given.encode(), key) for key in encoded):
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid API key in the {API_KEY_HEADER} header")
+        problem = "missing API key: send it in" if given is None else "invalid API key in"
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"{problem} the {API_KEY_HEADER} header")
 
     return check

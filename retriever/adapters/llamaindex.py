@@ -13,7 +13,8 @@ try:
     from llama_index.core.retrievers import BaseRetriever
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("the LlamaIndex adapter needs llama-index-core: pip install 'router-retriever[llamaindex]'") from exc
+    raise ImportError(
+        "the LlamaIndex adapter needs llama-index-core: pip install 'router-retriever[llamaindex]'") from exc
 
 from retriever.adapters import hit_content, hit_metadata
 from retriever.client import RetrieverClient
