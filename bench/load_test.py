@@ -1,0 +1,201 @@
+"""Load test of the REST service on loopback, against the Python pipeline called directly, in one run.
+
+    python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D]
+
+Builds missing indexes of the configured corpus, starts ``python -m service.cli serve`` on 127.0.0.1
+over the same data, drives ``POST /search`` with N concurrent clients (one keep-alive connection each)
+for the duration, then calls ``SearchPipeline.search`` from N threads for the same duration. Prints
+throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. Exits 1 on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from retriever.cli import DEMO_QUERIES
+from retriever.config import Settings, load_settings, resolve_location
+from retriever.corpus import read_corpus, read_queries
+from retriever.pipeline import SearchPipeline
+
+HOST = "127.0.0.1"  # loopback only, by design
+MAX_CLIENTS = 256
+MAX_DURATION_S = 600
+
+
+@dataclass
+class Phase:
+    """Latencies (seconds) and errors of one timed phase."""
+
+    name: str
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+    def row(self) -> str:
+        return (f"{self.name:<8} {len(self.latencies):>8} {self.throughput:>9.1f} {self.percentile(50):>8.1f} "
+                f"{self.percentile(95):>8.1f} {self.percentile(99):>8.1f} {self.errors:>7}")
+
+
+def measure(name: str, clients: int, seconds: float, make_call: Callable[[], Callable[[str], None]],
+            queries: Sequence[str]) -> Phase:
+    """A short two-client warm-up, then the timed phase."""
+    drive("warmup", 2, 2.0, make_call, queries)
+    return drive(name, clients, seconds, make_call, queries)
+
+
+def drive(name: str, clients: int, seconds: float, make_call: Callable[[], Callable[[str], None]],
+          queries: Sequence[str]) -> Phase:
+    """Run ``clients`` threads, each calling its own ``make_call()`` on rotating queries until time is up."""
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def client(worker: int) -> None:
+        nonlocal errors
+        call = make_call()
+        mine: list[float] = []
+        failed = 0
+        n = worker
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                call(queries[n % len(queries)])
+                mine.append(time.perf_counter() - start)
+            except Exception as exc:  # noqa: BLE001 - every failure counts as an error
+                failed += 1
+                if failed == 1:
+                    print(f"[{name}] client {worker}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            n += clients
+        with lock:
+            latencies.extend(mine)
+            errors += failed
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Phase(name, time.perf_counter() - start, latencies, errors)
+
+
+def http_caller(url: str, top_k: int) -> Callable[[], Callable[[str], None]]:
+    def make() -> Callable[[str], None]:
+        http = httpx.Client(base_url=url, timeout=30)
+
+        def call(query: str) -> None:
+            http.post("/search", json={"query": query, "top_k": top_k}).raise_for_status()
+
+        return call
+
+    return make
+
+
+def direct_caller(pipeline: SearchPipeline, top_k: int) -> Callable[[], Callable[[str], None]]:
+    def make() -> Callable[[str], None]:
+        def call(query: str) -> None:
+            pipeline.search(query, top_k=top_k)
+
+        return call
+
+    return make
+
+
+@contextmanager
+def service(config: Path | None, data_dir: Path) -> Iterator[str]:
+    """The service in a subprocess on a free loopback port, once ready."""
+    with closing(socket.socket()) as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "service.cli", *(["--config", str(config)] if config else []),
+               "--data-dir", str(data_dir), "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(command, env=env)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_ready(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"service exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("service did not become ready")
+
+
+def workload(settings: Settings) -> list[str]:
+    """The corpus's own queries (real claims) plus the demo's SRE queries, so both experts get traffic."""
+    queries = list(DEMO_QUERIES)
+    if settings.corpus:
+        folder = Path(resolve_location(settings.corpus))
+        if (folder / "queries.jsonl").is_file():
+            queries += list(read_queries(folder).values())
+    return queries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, help="TOML config (default: the packaged demo config)")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: the config's)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase")
+    parser.add_argument("--top-k", type=int, default=10)
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION_S:
+        parser.error(f"--clients must be 1..{MAX_CLIENTS} and --duration 0..{MAX_DURATION_S} seconds")
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    pipeline = SearchPipeline(settings)
+    pipeline.build(read_corpus(Path(resolve_location(settings.corpus))) if settings.corpus else None)
+    queries = workload(settings)
+    print(f"{len(pipeline.store.docs)} documents, {len(queries)} queries, {args.clients} clients, "
+          f"{args.duration:.0f} s per phase, top_k={args.top_k}")
+    with service(args.config, settings.data_dir) as url:
+        http = measure("service", args.clients, args.duration, http_caller(url, args.top_k), queries)
+    direct = measure("direct", args.clients, args.duration, direct_caller(pipeline, args.top_k), queries)
+    pipeline.close()
+
+    print(f"{'mode':<8} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(http.row())
+    print(direct.row())
+    print(f"service overhead: throughput x{direct.throughput / http.throughput:.2f} lower, "
+          f"p50 latency x{http.percentile(50) / direct.percentile(50):.2f}, "
+          f"p99 latency x{http.percentile(99) / direct.percentile(99):.2f} (service / direct)")
+    return 1 if http.errors or direct.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
