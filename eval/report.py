@@ -31,6 +31,8 @@ def markdown(report: dict) -> str:
     for c in report["collections"]:
         notes.append(f"{c['name']}: {c['test']} ({c['test_queries']} queries, {c['documents']} documents); routers "
                      f"trained on: {c['router_training']} ({c['train']}, {c['train_queries']} queries)")
+    if len(report["experts"]) == 2:
+        notes.append("With two experts, top-2 routed fusion is the RRF of all experts (one row).")
     if report["settings"]["single_collection"]:
         notes.append("Only one collection: the multi-domain protocol ran with a single domain (same code path).")
     notes.append(report["settings"]["protocol"])

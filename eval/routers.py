@@ -165,6 +165,8 @@ class KnnRouter(Router):
         return self
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
+        if not len(self.vectors):  # no training query prefers any expert: the best one on average
+            return np.tile(TIE * self.prior, (len(vectors), 1))
         sims = vectors @ self.vectors.T
         k = min(self.k, len(self.vectors))
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]

@@ -135,7 +135,7 @@ class CorpusRuns:
                 bar.update(len(results))
         self.encoded += len(qids)
         seconds = time.perf_counter() - start
-        self.timings[f"{expert}:{label or 'queries'}_s"] = round(seconds, 1)
+        self.timings[f"{expert}:{label.strip() or 'queries'}_s"] = round(seconds, 1)
         _write_json(path, {"expert": expert, "query_encoder": query_spec(self.settings, expert).identity,
                            "document_encoder": document_spec(self.settings, expert).identity,
                            "queries": len(qids), "seconds": round(seconds, 2), "run": run})

@@ -43,3 +43,12 @@ def test_pilots_group_training_queries_by_unique_winner():
 def test_knn_picks_k_by_leave_one_out():
     router = KnnRouter().fit(two_clusters())
     assert router.k in router.loo and router.loo[router.k] == max(router.loo.values())
+
+
+
+@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), KnnRouter(), ClassifierRouter(), DatasetRouter()])
+def test_routers_still_choose_when_no_training_query_prefers_an_expert(router):
+    data = two_clusters()
+    data.scores = np.full((len(data.qids), 2), 0.5)  # every query ties: no preference anywhere
+    router.fit(data)
+    assert router.scores(_unit(np.ones((3, 8)))).argmax(axis=1).shape == (3,)
