@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     from eval.cli import add_parser as add_eval_commands
 
     add_eval_commands(sub)  # eval, data add
+    from service.cli import add_parser as add_serve_command
+
+    add_serve_command(sub)  # serve
     return parser
 
 

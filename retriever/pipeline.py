@@ -7,6 +7,7 @@ experts whose query encoder is the base model).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,10 +50,10 @@ class SearchPipeline:
     ) -> tuple[list[Route], np.ndarray | None]:
         """Routes for a batch, plus the base-model query vectors (None when the expert was forced)."""
         queries = [_valid_query(q) for q in queries]
+        top_m = self._valid_top_m(top_m)
         if expert is not None:
             self.expert(expert)
             return [Route(experts=(expert,), scores={}, forced=True) for _ in queries], None
-        top_m = self._valid_top_m(top_m)
         if self.router is None:
             if len(self.experts) > 1:
                 raise ConfigError("no pilot library: configure [[domains]] and run `retriever pilots build`, "
@@ -132,10 +133,7 @@ class SearchPipeline:
     # ---- documents -----------------------------------------------------------------------------
     def add_documents(self, docs: Sequence[Document], progress: bool = False) -> int:
         """Add or replace documents in the store and every index, persisted before returning."""
-        docs = list(docs)
-        check_unique_ids(docs, "request")
-        if any(not d.content.strip() for d in docs):
-            raise InvalidRequestError("documents need a non-empty title or text")
+        docs = _valid_documents(docs)
         if not docs:
             return 0
         with self.store.write_lock:
@@ -152,6 +150,8 @@ class SearchPipeline:
 
     def delete_documents(self, ids: Sequence[str]) -> list[str]:
         """Delete documents by id; returns the ids that were found and deleted."""
+        for doc_id in ids:
+            _check_encodable(doc_id, f"document id {doc_id!r}")
         with self.store.write_lock:
             found = self.store.docs.internal_ids(ids)
             self.store.docs.delete(list(found))
@@ -232,7 +232,31 @@ def _valid_query(query: object) -> str:
         raise InvalidRequestError("query must be a non-empty string")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidRequestError(f"query is longer than {MAX_QUERY_CHARS} characters")
+    _check_encodable(query, "query")
     return query
+
+
+def _check_encodable(text: str, what: str) -> None:
+    """Reject text the tokenizer and SQLite cannot take (lone UTF-16 surrogates, valid in JSON)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(f"{what} is not valid Unicode text: {exc.reason} at position {exc.start}") from exc
+
+
+def _valid_documents(docs: Sequence[Document]) -> list[Document]:
+    """Unique non-empty ids, some text, encodable strings, JSON-safe (finite) metadata."""
+    docs = list(docs)
+    check_unique_ids(docs, "request")
+    for doc in docs:
+        if not doc.content.strip():
+            raise InvalidRequestError(f"document {doc.id!r} needs a non-empty title or text")
+        _check_encodable(f"{doc.id}{doc.content}", f"document {doc.id!r}")
+        try:
+            json.dumps(doc.metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"metadata of document {doc.id!r} is not plain finite JSON: {exc}") from exc
+    return docs
 
 
 def _valid_top_k(top_k: object) -> int:

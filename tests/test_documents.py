@@ -67,8 +67,14 @@ def test_duplicate_or_empty_documents_are_rejected(fresh_pipeline: SearchPipelin
         fresh_pipeline.add_documents([Document("x", "a"), Document("x", "b")])
     with pytest.raises(CorpusError, match="empty id"):
         fresh_pipeline.add_documents([Document(" ", "a")])
-    with pytest.raises(InvalidRequestError, match="non-empty title or text"):
+    with pytest.raises(InvalidRequestError, match="'y' needs a non-empty title or text"):
         fresh_pipeline.add_documents([Document("y", "  ")])
+    with pytest.raises(InvalidRequestError, match="not valid Unicode"):
+        fresh_pipeline.add_documents([Document("z", "broken \ud800 text")])
+    with pytest.raises(InvalidRequestError, match="not plain finite JSON"):
+        fresh_pipeline.add_documents([Document("n", "text", metadata={"x": float("nan")})])
+    with pytest.raises(InvalidRequestError, match="not valid Unicode"):
+        fresh_pipeline.delete_documents(["\ud800"])
 
 
 def test_crash_while_writing_an_index_keeps_the_previous_index(fresh_pipeline: SearchPipeline,

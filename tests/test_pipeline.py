@@ -92,6 +92,11 @@ def test_metadata_filters(fresh_pipeline: SearchPipeline) -> None:
     assert {h.id for h in hits} == {"kube-1", "kube-2"}
 
 
+def test_query_with_lone_surrogate_is_rejected(pipeline: SearchPipeline) -> None:
+    with pytest.raises(InvalidRequestError, match="not valid Unicode"):
+        pipeline.search("vitamin \ud800 D")
+
+
 @pytest.mark.parametrize("query", ["", "   \n\t", None, 42])
 def test_empty_or_non_text_query_is_rejected(pipeline: SearchPipeline, query: object) -> None:
     with pytest.raises(InvalidRequestError, match="non-empty string"):
@@ -112,6 +117,8 @@ def test_unknown_expert_is_rejected(pipeline: SearchPipeline) -> None:
 def test_route_top_m_out_of_range_is_rejected(pipeline: SearchPipeline) -> None:
     with pytest.raises(InvalidRequestError, match="route_top_m"):
         pipeline.search("stock returns", top_m=3)
+    with pytest.raises(InvalidRequestError, match="route_top_m"):
+        pipeline.search("stock returns", top_m=0, expert="general")
 
 
 def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, built_config: Path) -> None:
