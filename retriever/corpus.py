@@ -71,14 +71,20 @@ def read_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
 
 def read_query_file(spec: str) -> list[str]:
     """Training queries from ``file.txt`` (one per line, ``#`` comments) or ``BEIR_DIR:split``."""
+    return list(read_training_queries(spec)[0].values())
+
+
+def read_training_queries(spec: str) -> tuple[dict[str, str], dict[str, dict[str, int]] | None]:
+    """Queries (by id) and their qrels from ``BEIR_DIR:split`` (default split: train), or the lines of
+    a text file (ids are line numbers; no qrels)."""
     folder, _, split = spec.rpartition(":") if ":" in Path(spec).name else (spec, "", "")
     path = Path(resolve_location(folder or spec))
     if path.is_dir():
-        return list(read_queries(path, split or "train").values())
+        return read_queries(path, split or "train"), read_qrels(path, split or "train")
     if not path.is_file():
         raise CorpusError(f"query file not found: {path}")
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return {str(n): line for n, line in enumerate(line for line in lines if line and not line.startswith("#"))}, None
 
 
 def _document(row: dict, file: Path, line: int) -> Document:

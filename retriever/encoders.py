@@ -104,10 +104,13 @@ def _load_model(model: str, adapter: str | None, max_seq_length: int | None):  #
 
 
 def load_query_adapter(st: object, adapter_dir: Path) -> None:
-    """Merge a peft LoRA adapter of the model's transformer into its weights (no cost at query time)."""
+    """Merge a peft LoRA adapter of the model's transformer into its weights (no cost at query time).
+
+    ``auto_model`` is a read-only alias of ``model`` in sentence-transformers 6, so the merged model is
+    assigned to ``model`` (assigning ``auto_model`` would register a second, stray submodule)."""
     from peft import PeftModel
 
-    if not (adapter_dir / "adapter_config.json").is_file():
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
     module = st[0]  # type: ignore[index]
-    module.auto_model = PeftModel.from_pretrained(module.auto_model, str(adapter_dir)).merge_and_unload()
+    module.model = PeftModel.from_pretrained(module.auto_model, str(adapter_dir)).merge_and_unload()

@@ -45,17 +45,36 @@ class PilotLibrary:
         groups = [g for g in groups if g.queries]
         if not groups:
             raise ConfigError("no pilot queries: configure [[domains]] with training queries")
-        centroids = []
-        for group in groups:
-            mean = encoder.encode(list(group.queries), batch_size=batch_size).mean(axis=0)
-            centroids.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        embedded = [(g.domain, g.expert, encoder.encode(list(g.queries), batch_size=batch_size)) for g in groups]
+        return cls.from_vectors(embedded, encoder.identity)
+
+    @classmethod
+    def from_vectors(cls, groups: Sequence[tuple[str, str, np.ndarray]], encoder: str) -> PilotLibrary:
+        """One unit-norm centroid per (domain, expert, base vectors of its queries) group."""
+        centroids = [g.mean(axis=0) for _, _, g in groups]
         return cls(
-            vectors=np.stack(centroids).astype(np.float32),
-            experts=tuple(g.expert for g in groups),
-            domains=tuple(g.domain for g in groups),
-            sizes=tuple(len(g.queries) for g in groups),
-            encoder=encoder.identity,
+            vectors=np.stack([c / max(float(np.linalg.norm(c)), 1e-12) for c in centroids]).astype(np.float32),
+            experts=tuple(expert for _, expert, _ in groups),
+            domains=tuple(domain for domain, _, _ in groups),
+            sizes=tuple(len(g) for _, _, g in groups),
+            encoder=encoder,
         )
+
+    @classmethod
+    def from_winners(cls, vectors: np.ndarray, domains: Sequence[str], scores: np.ndarray,
+                     experts: Sequence[str], encoder: str, tie: float = 1e-9) -> PilotLibrary:
+        """The paper's library: each domain's training queries grouped by the expert that wins on them
+        (best score, e.g. nDCG@10), one centroid per group. A tie goes to the tied expert that is best
+        on the domain's queries on average, so every training query belongs to exactly one group."""
+        domains = np.asarray(domains)
+        groups = []
+        for domain in dict.fromkeys(domains.tolist()):
+            rows = np.flatnonzero(domains == domain)
+            average = scores[rows].mean(axis=0)
+            tied = scores[rows] >= scores[rows].max(axis=1, keepdims=True) - tie
+            winner = np.argmax(np.where(tied, average[None, :], -np.inf), axis=1)
+            groups += [(domain, experts[j], vectors[rows[winner == j]]) for j in range(len(experts)) if (winner == j).any()]
+        return cls.from_vectors(groups, encoder)
 
     def restricted_to(self, experts: Sequence[str]) -> PilotLibrary:
         """The pilots of the given experts only (after an expert was removed from the config)."""

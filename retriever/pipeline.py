@@ -176,14 +176,19 @@ class SearchPipeline:
             index.build(encoder.encode(texts, self.settings.batch_size, progress), iids)
             index.save()
             built[encoder.identity] = len(iids)
-        if self.router is None and self.settings.domains:
-            self.router = self._load_router()
+        if self.settings.domains and not (self.settings.data_dir / PILOTS_FILE).is_file():
+            self.rebuild_pilots()
         return built
 
     # ---- pilots and experts --------------------------------------------------------------------
-    def rebuild_pilots(self, groups: Sequence[PilotGroup] | None = None) -> PilotLibrary:
-        """Re-embed the pilot library (default: one centroid per configured domain) and save it."""
-        library = PilotLibrary.build(self.router_encoder, groups or self.domain_groups(), self.settings.batch_size)
+    def rebuild_pilots(self) -> PilotLibrary:
+        """Re-embed the pilot library from the configured domains (per ``router.pilots``) and save it."""
+        if self.settings.router.pilots == "winner":
+            from eval.pilots import winner_library  # scoring experts on training qrels is evaluation work
+
+            library = winner_library(self)
+        else:
+            library = PilotLibrary.build(self.router_encoder, self.domain_groups(), self.settings.batch_size)
         library.save(self.settings.data_dir / PILOTS_FILE)
         self.router = self._router(library)
         return library
@@ -207,10 +212,13 @@ class SearchPipeline:
             library = PilotLibrary.load(path)
             if library.encoder == self.router_encoder.identity:
                 return self._router(library)
-        if not self.settings.domains:
-            return None
+        if not self.settings.domains or (self.settings.router.pilots == "winner" and not self._indexes_built()):
+            return None  # winner pilots need the indexes: `build` makes them
         self.rebuild_pilots()
         return self.router
+
+    def _indexes_built(self) -> bool:
+        return all(not index.is_empty for _, index in self._document_indexes())
 
     def _router(self, library: PilotLibrary) -> PilotRouter:
         return PilotRouter(library, list(self.experts), self.settings.router.aggregate)

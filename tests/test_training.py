@@ -18,9 +18,9 @@ from peft import PeftModel  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
+from retriever.encoders import load_query_adapter  # noqa: E402
 from retriever.training import (  # noqa: E402
     TrainingPair,
-    load_query_adapter,
     pairs_from_corpus,
     pairs_from_qrels,
     train_query_adapter,
