@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes.atomic import fsync_dir
+from indexes.atomic import atomic_open
 from retriever import corpus
 from retriever.errors import CorpusError
 from retriever.types import Document
@@ -202,20 +201,9 @@ def beir_zip_path(name: str, home: Path | None = None) -> Path:
 
 def _write_zip_atomically(target: Path, members: dict[str, Path]) -> None:
     """Write a zip of {member name: file} to `target` via a fsynced temp file and os.replace."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".source-", suffix=".zip.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for member, path in members.items():
-                    zf.write(path, member)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    with atomic_open(target) as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for member, path in members.items():
+            zf.write(path, member)
 
 
 def _drop_irds_caches(dataset_dir: Path) -> None:
