@@ -26,8 +26,8 @@ def markdown(report: dict) -> str:
         cells = [row["system"], *[_pct(row["collections"][n]["mean"][HEADLINE]) for n in names], f"**{_pct(avg[HEADLINE])}**",
                  _pct(avg["R@100"]), _pct(avg["RR@10"]), _pct(avg.get("oracle_agreement")), _pct(avg["oracle_gap"])]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = [f"nDCG@10, R@100, MRR@10 x100 on test queries; agreement: share of queries where the chosen expert "
-             f"scores the per-query oracle's nDCG@10; gap: oracle nDCG@10 minus the system's."]
+    notes = ["nDCG@10, R@100, MRR@10 x100 on test queries; agreement: share of queries where the chosen expert "
+             "scores the per-query oracle's nDCG@10; gap: oracle nDCG@10 minus the system's."]
     for c in report["collections"]:
         notes.append(f"{c['name']}: {c['test']} ({c['test_queries']} queries, {c['documents']} documents); routers "
                      f"trained on: {c['router_training']} ({c['train']}, {c['train_queries']} queries)")
