@@ -166,9 +166,10 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     dataset_oracle, query_oracle = {}, {}
     for c in collections:
         scores = c.table.scores()
-        best = experts[int(np.argmax(scores.mean(axis=0)))]
-        dataset_oracle[c.name] = [best] * len(c.table.qids)
-        query_oracle[c.name] = [experts[int(j)] for j in scores.argmax(axis=1)]
+        average = scores.mean(axis=0)
+        dataset_oracle[c.name] = [experts[int(np.argmax(average))]] * len(c.table.qids)
+        tied = scores >= scores.max(axis=1, keepdims=True) - TIE  # ties go to the dataset's best expert
+        query_oracle[c.name] = [experts[int(j)] for j in np.argmax(np.where(tied, average, -np.inf), axis=1)]
     for name, choices in (("oracle: best single expert per dataset", dataset_oracle), ("oracle: per query", query_oracle)):
         add(name, "oracle", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                              for c in collections}, choices)
