@@ -143,6 +143,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo data directory: {settings.data_dir} (experts: {', '.join(e.name for e in settings.experts)})")
     cmd_build(argparse.Namespace(**{**vars(args), "corpus": None, "rebuild": False}))
     pipeline = _pipeline(args)
+    print("\nThe demo corpus is scientific (SciFact): SRE questions are routed to the SRE expert, whose hits "
+          "show what that encoder finds in a corpus without SRE documents.")
     for result in pipeline.search_many(list(DEMO_QUERIES), top_k=3):
         print()
         print(format_result(result))
