@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from eval.metrics import HEADLINE, evaluate
+from indexes.atomic import atomic_open, atomic_write_bytes
 from retriever.config import Settings
-from retriever.encoders import EncoderSpec
+from retriever.experts import document_spec, query_spec
 from retriever.types import Document
 
 
@@ -51,16 +52,6 @@ def queries_key(queries: dict[str, str]) -> str:
     return _digest(sorted(queries.items()))
 
 
-def query_spec(settings: Settings, expert: str) -> EncoderSpec:
-    c = settings.expert(expert)
-    return EncoderSpec(c.model, c.adapter, c.query_prefix, c.max_seq_length)
-
-
-def document_spec(settings: Settings, expert: str) -> EncoderSpec:
-    c = settings.expert(expert)
-    return EncoderSpec(c.document_model or c.model, None, c.document_prefix, c.max_seq_length)
-
-
 def _read_json(path: Path) -> object | None:
     try:
         return json.loads(path.read_text())
@@ -69,8 +60,6 @@ def _read_json(path: Path) -> object | None:
 
 
 def _write_json(path: Path, obj: object) -> None:
-    from indexes.atomic import atomic_write_bytes
-
     atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False).encode())
 
 
@@ -117,8 +106,8 @@ class CorpusRuns:
         """Top-k ranking of every query by `expert` alone (cached by encoders, corpus and queries)."""
         from tqdm.auto import tqdm
 
-        path = self._cache("dense", query_spec(self.settings, expert).identity,
-                           document_spec(self.settings, expert).identity, queries_key(queries))
+        config = self.settings.expert(expert)
+        path = self._cache("dense", query_spec(config).fingerprint, document_spec(config).identity, queries_key(queries))
         cached = _read_json(path)
         if isinstance(cached, dict):
             return cached["run"]
@@ -136,8 +125,8 @@ class CorpusRuns:
         self.encoded += len(qids)
         seconds = time.perf_counter() - start
         self.timings[f"{expert}:{label.strip() or 'queries'}_s"] = round(seconds, 1)
-        _write_json(path, {"expert": expert, "query_encoder": query_spec(self.settings, expert).identity,
-                           "document_encoder": document_spec(self.settings, expert).identity,
+        _write_json(path, {"expert": expert, "query_encoder": query_spec(config).fingerprint,
+                           "document_encoder": document_spec(config).identity,
                            "queries": len(qids), "seconds": round(seconds, 2), "run": run})
         return run
 
@@ -148,15 +137,13 @@ class CorpusRuns:
             vectors = np.load(path)
             if len(vectors) == len(queries):
                 return vectors
-        from retriever.encoders import get_encoder
+        from retriever.encoders import EncoderSpec, get_encoder
 
         encoder = get_encoder(EncoderSpec(self.settings.router_model))
         vectors = encoder.encode(list(queries.values()), batch_size=self.settings.batch_size, progress=True)
         self.encoded += len(queries)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(path)
+        with atomic_open(path) as handle:
+            np.save(handle, vectors)
         return vectors
 
     def bm25_run(self, queries: dict[str, str]) -> Run:

@@ -5,6 +5,7 @@ Nothing is downloaded: the hub is switched to offline mode unless the user set `
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -40,6 +41,15 @@ class EncoderSpec:
         if self.max_seq_length:
             parts.append(f"max_seq_length={self.max_seq_length}")
         return "|".join(parts)
+
+    @property
+    def fingerprint(self) -> str:
+        """The identity plus a hash of the adapter's weights: changes when an adapter is retrained in place."""
+        if not self.adapter:
+            return self.identity
+        weights = Path(resolve_location(self.adapter)) / "adapter_model.safetensors"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "missing"
+        return f"{self.identity}|weights={digest}"
 
 
 class Encoder:

@@ -23,10 +23,7 @@ class Expert:
 
     @classmethod
     def from_config(cls, config: ExpertConfig, store: IndexStore) -> Expert:
-        query = get_encoder(EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length))
-        document = get_encoder(
-            EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length)
-        )
+        query, document = get_encoder(query_spec(config)), get_encoder(document_spec(config))
         return cls(config.name, config.description, query, document,
                    store.index_for(document.identity, document.dimension))
 
@@ -39,3 +36,13 @@ class Expert:
             "dimension": self.document_encoder.dimension,
             "index_documents": self.index.count,
         }
+
+
+def query_spec(config: ExpertConfig) -> EncoderSpec:
+    """The query encoder of an expert: its model, adapter, query prefix and truncation."""
+    return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length)
+
+
+def document_spec(config: ExpertConfig) -> EncoderSpec:
+    """The document encoder of an expert: its document model (default: its model) without adapter."""
+    return EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length)
