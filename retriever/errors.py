@@ -43,7 +43,7 @@ class IndexMismatchError(RetrieverError):
 class IndexCorruptError(RetrieverError):
     """An index or manifest file that is truncated, corrupt or does not match its checksum."""
 
-    status_code = 500
+    status_code = 503  # the service cannot answer until the index is rebuilt
 
 
 class IndexNotBuiltError(RetrieverError):
