@@ -39,10 +39,11 @@ class DocumentStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._count = int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+        """Number of documents (kept in memory: it is read on every search)."""
+        return self._count
 
     def reserve_ids(self, count: int) -> list[int]:
         """Hand out ``count`` fresh internal ids (committed at once, never reused)."""
@@ -75,6 +76,7 @@ class DocumentStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            self._count += len(docs) - len(replaced)
         return replaced
 
     def delete(self, ids: Sequence[str]) -> list[int]:
@@ -82,6 +84,7 @@ class DocumentStore:
         with self._lock:
             found = self.internal_ids(ids)
             self._db.executemany("DELETE FROM docs WHERE iid = ?", [(i,) for i in found.values()])
+            self._count -= len(found)
         return list(found.values())
 
     def fetch(self, iids: Sequence[int]) -> dict[int, Document]:
