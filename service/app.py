@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retriever.config import MAX_TOP_K, Settings
 from retriever.errors import ConfigError, InvalidRequestError, RetrieverError
+from retriever.batching import QueryBatcher
 from retriever.pipeline import SearchPipeline
 from retriever.types import Document
 from service.auth import api_key_guard
@@ -94,12 +95,24 @@ class Engine:
         self.pipeline = source if isinstance(source, SearchPipeline) else None
         self.settings = source if isinstance(source, Settings) else None
         self.error: str | None = None
+        self._batcher: QueryBatcher | None = None
+        self._batcher_lock = threading.Lock()
+
+    def batcher(self) -> QueryBatcher:
+        """Coalesces concurrent /search requests into batched pipeline calls (started on first use)."""
+        pipeline = self.get()
+        with self._batcher_lock:
+            if self._batcher is None:
+                self._batcher = QueryBatcher(pipeline)
+            return self._batcher
 
     def start(self) -> None:
         if self.settings is not None:
             threading.Thread(target=self._load, name="pipeline-loader", daemon=True).start()
 
     def stop(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
         if self.settings is not None and self.pipeline is not None:
             self.pipeline.close()
 
@@ -217,14 +230,22 @@ def _add_search_routes(app: FastAPI, engine: Engine, metrics: Metrics, config: S
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Route a query to its expert and search that expert's index")
     def search(request: SearchRequest) -> SearchResponse:
-        return run_search([request.query], request).results[0]
+        _check_top_k(request)
+        result = engine.batcher().search(request.query, request.top_k, request.expert, request.route_top_m,
+                                         request.filters)
+        metrics.count_routes([result.route])
+        return SearchResponse.of(result, request.with_text)
 
     @app.post("/search/batch", response_model=BatchSearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Search many queries in one call (one encoder pass per expert)")
     def search_batch(request: BatchSearchRequest) -> BatchSearchResponse:
         if len(request.queries) > config.max_batch:
             raise InvalidRequestError(f"at most {config.max_batch} queries per batch (got {len(request.queries)})")
-        return run_search(request.queries, request)
+        _check_top_k(request)
+        results = engine.get().search_many(request.queries, request.top_k, request.expert, request.route_top_m,
+                                           request.filters)
+        metrics.count_routes(r.route for r in results)
+        return BatchSearchResponse(results=[SearchResponse.of(r, request.with_text) for r in results])
 
     @app.post("/route", response_model=RouteResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Explain the route of a query without searching")
@@ -232,13 +253,9 @@ def _add_search_routes(app: FastAPI, engine: Engine, metrics: Metrics, config: S
         return RouteResponse(query=request.query, route=RouteOut.of(engine.get().route(request.query,
                                                                                     request.route_top_m)))
 
-    def run_search(queries: list[str], options: SearchOptions) -> BatchSearchResponse:
+    def _check_top_k(options: SearchOptions) -> None:
         if options.top_k > config.max_top_k:
             raise InvalidRequestError(f"top_k must be at most {config.max_top_k} (got {options.top_k})")
-        results = engine.get().search_many(queries, options.top_k, options.expert, options.route_top_m,
-                                           options.filters)
-        metrics.count_routes(r.route for r in results)
-        return BatchSearchResponse(results=[SearchResponse.of(r, options.with_text) for r in results])
 
 
 def _add_document_routes(app: FastAPI, engine: Engine, config: ServiceConfig, guarded: list) -> None:

@@ -1,0 +1,91 @@
+"""Coalescing concurrent single-query searches into ``search_many`` calls.
+
+Under concurrent load each request would otherwise run its own router and expert passes, one after
+another behind the encoder lock. ``QueryBatcher`` hands every query to one worker thread, which takes
+whatever is waiting (no added wait at low load) and serves requests with the same options in one
+``search_many`` call: one encoder pass per expert per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from retriever.pipeline import SearchPipeline
+from retriever.types import SearchResult
+
+
+@dataclass
+class _Request:
+    query: str
+    top_k: int
+    expert: str | None
+    top_m: int | None
+    filters: Mapping[str, Any] | None
+    future: Future = field(default_factory=Future)
+
+    @property
+    def options(self) -> str:
+        """Requests with equal options can share one ``search_many`` call."""
+        return json.dumps([self.top_k, self.expert, self.top_m, self.filters], sort_keys=True, default=str)
+
+
+class QueryBatcher:
+    """Thread-safe ``search`` that batches concurrent callers; ``close`` stops the worker."""
+
+    def __init__(self, pipeline: SearchPipeline, max_batch: int = 64) -> None:
+        self.pipeline = pipeline
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
+        self._worker.start()
+
+    def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
+               filters: Mapping[str, Any] | None = None) -> SearchResult:
+        """Same contract as ``SearchPipeline.search`` (same results, same errors)."""
+        request = _Request(query, top_k, expert, top_m, filters)
+        self._queue.put(request)
+        return request.future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join()
+
+    def _run(self) -> None:
+        while (first := self._queue.get()) is not None:
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    waiting = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    self._queue.put(None)  # serve what was taken, then stop
+                    break
+                batch.append(waiting)
+            groups: dict[str, list[_Request]] = defaultdict(list)
+            for request in batch:
+                groups[request.options].append(request)
+            for requests in groups.values():
+                self._serve(requests)
+
+    def _serve(self, requests: list[_Request]) -> None:
+        first = requests[0]
+        try:
+            results = self.pipeline.search_many([r.query for r in requests], first.top_k, first.expert,
+                                                first.top_m, first.filters)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller; a bad query must not fail the others
+            if len(requests) == 1:
+                first.future.set_exception(exc)
+            else:
+                for request in requests:
+                    self._serve([request])
+            return
+        for request, result in zip(requests, results, strict=True):
+            request.future.set_result(result)
