@@ -4,7 +4,8 @@
 
 Builds missing indexes of the configured corpus, starts ``python -m service.cli serve`` on 127.0.0.1
 over the same data, drives ``POST /search`` with N concurrent clients (one keep-alive connection each)
-for the duration, then calls ``SearchPipeline.search`` from N threads for the same duration. Prints
+for the duration, then searches in-process from N threads for the same duration, through the same
+``QueryBatcher`` the service uses (so the ratio is the HTTP layer's cost). Prints
 throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. Exits 1 on errors.
 """
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from retriever.batching import QueryBatcher
 from retriever.cli import DEMO_QUERIES
 from retriever.config import Settings, load_settings, resolve_location
 from retriever.corpus import read_corpus, read_queries
@@ -112,10 +114,12 @@ def http_caller(url: str, top_k: int) -> Callable[[], Callable[[str], None]]:
     return make
 
 
-def direct_caller(pipeline: SearchPipeline, top_k: int) -> Callable[[], Callable[[str], None]]:
+def direct_caller(batcher: QueryBatcher, top_k: int) -> Callable[[], Callable[[str], None]]:
+    """In-process calls through the same batching the service applies to concurrent /search requests."""
+
     def make() -> Callable[[str], None]:
         def call(query: str) -> None:
-            pipeline.search(query, top_k=top_k)
+            batcher.search(query, top_k=top_k)
 
         return call
 
@@ -185,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.duration:.0f} s per phase, top_k={args.top_k}")
     with service(args.config, settings.data_dir) as url:
         http = measure("service", args.clients, args.duration, http_caller(url, args.top_k), queries)
-    direct = measure("direct", args.clients, args.duration, direct_caller(pipeline, args.top_k), queries)
+    batcher = QueryBatcher(pipeline)
+    direct = measure("direct", args.clients, args.duration, direct_caller(batcher, args.top_k), queries)
+    batcher.close()
     pipeline.close()
 
     print(f"{'mode':<8} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
