@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from retriever.errors import ConfigError
+from retriever.errors import ConfigError, UnknownExpertError
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "experts.toml"
 MAX_TOP_K = 1000
@@ -110,8 +110,7 @@ class Settings(_Strict):
         return self.router.model or self.experts[0].model
 
     def expert(self, name: str) -> ExpertConfig:
-        from retriever.errors import UnknownExpertError
-
+        """The configuration of expert ``name``."""
         for e in self.experts:
             if e.name == name:
                 return e
