@@ -103,6 +103,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         IndexStore.wipe(settings.data_dir)
     corpus_spec = args.corpus or settings.corpus
     pipeline = _pipeline(args)
+    if args.corpus and len(pipeline.store.docs):
+        raise RetrieverError(f"{settings.data_dir} already holds {len(pipeline.store.docs)} documents: use --rebuild to "
+                             "replace them with this corpus, or add documents through the service")
     corpus = read_corpus(Path(resolve_location(corpus_spec))) if corpus_spec else None
     built = pipeline.build(corpus)
     for encoder, count in built.items():

