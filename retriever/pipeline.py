@@ -167,15 +167,15 @@ class SearchPipeline:
             check_unique_ids(corpus, "corpus")
             self.store.docs.put(corpus, self.store.docs.reserve_ids(len(corpus)))
         built = {}
-        for encoder, index in self._document_indexes():
-            if index.exists or not len(self.store.docs):
-                continue
-            chunks = list(self.store.docs.iter_documents())
+        missing = [(e, i) for e, i in self._document_indexes() if not i.exists] if len(self.store.docs) else []
+        if missing:
+            chunks = list(self.store.docs.iter_documents())  # read the store once for every missing index
             texts = [d.content for _, docs in chunks for d in docs]
             iids = np.asarray([i for ids, _ in chunks for i in ids])
-            index.build(encoder.encode(texts, self.settings.batch_size, progress), iids)
-            index.save()
-            built[encoder.identity] = len(iids)
+            for encoder, index in missing:
+                index.build(encoder.encode(texts, self.settings.batch_size, progress), iids)
+                index.save()
+                built[encoder.identity] = len(iids)
         if self.settings.domains and not (self.settings.data_dir / PILOTS_FILE).is_file():
             self.rebuild_pilots()
         return built

@@ -17,12 +17,11 @@ class PilotRouter:
     """Routes base-model query vectors to experts by their pilot similarities."""
 
     def __init__(self, library: PilotLibrary, experts: Sequence[str], aggregate: Literal["mean", "max"] = "mean"):
-        library = library.restricted_to(experts)
-        self.library = library
-        self.experts = [e for e in experts if e in set(library.experts)]
+        self.library = library.restricted_to(experts)
+        self.experts = [e for e in experts if e in set(self.library.experts)]
         self.aggregate = aggregate
-        membership = np.array([[p == e for p in library.experts] for e in self.experts], dtype=np.float32)
-        self._membership = membership  # (experts, pilots)
+        self._membership = np.array([[p == e for p in self.library.experts] for e in self.experts],
+                                    dtype=np.float32)  # (experts, pilots)
 
     def expert_scores(self, vectors: np.ndarray) -> np.ndarray:
         """(queries, experts) scores: mean or max cosine similarity to each expert's pilots."""
