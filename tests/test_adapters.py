@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 from collections.abc import Iterator
 
 import pytest
 
-from retriever.client import RetrieverClient, ServiceError
+from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
 from retriever.pipeline import SearchPipeline
 from retriever.types import Document
 from service.app import ServiceConfig, create_app
@@ -17,6 +18,11 @@ from service_server import serve_in_thread
 
 KEY = "adapter-key"
 SRE_QUERY = "percentage of reads served from InnoDB cache"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +72,86 @@ def test_llamaindex_retriever_returns_the_right_nodes(url: str, corpus_slice: li
     assert nodes[0].score >= nodes[1].score >= nodes[2].score
     sre = RouterRetrieverLlamaIndex(base_url=url, api_key=KEY, top_k=2).retrieve(SRE_QUERY)
     assert {n.node.metadata["expert"] for n in sre} == {"sre"}
+
+
+@pytest.mark.anyio
+async def test_async_client_answers_as_the_sync_client(url: str, corpus_slice: list[Document]) -> None:
+    query = corpus_slice[5].title
+    with RetrieverClient(url, api_key=KEY) as sync:
+        expected = sync.search(query, top_k=5)
+        expected_batch = sync.search_batch([query, SRE_QUERY], top_k=2, with_text=False)
+    async with AsyncRetrieverClient(url, api_key=KEY) as client:
+        result = await client.search(query, top_k=5)
+        assert result == expected and result.hits[0].id == corpus_slice[5].id
+        batch = await client.search_batch([query, SRE_QUERY], top_k=2, with_text=False)
+        assert batch == expected_batch and [r.route.expert for r in batch] == ["general", "sre"]
+        assert all(hit.text == "" for r in batch for hit in r.hits)
+        route = await client.route(SRE_QUERY, route_top_m=2)
+        assert route.expert == "sre" and set(route.scores) == {"general", "sre"}
+        assert [e["name"] for e in await client.experts()] == ["general", "sre"]
+        assert await client.health() and await client.ready()
+        assert not await client.delete_document("no-such-document")
+        with pytest.raises(ServiceError, match="unknown expert 'legal'") as error:
+            await client.search(query, expert="legal")
+        assert error.value.status_code == 404 and error.value.kind == "UnknownExpertError"
+        with pytest.raises(ServiceError) as error:
+            await client.search_batch([query] * 2, top_k=0)
+        assert error.value.status_code == 422 and "top_k" in error.value.detail
+    async with AsyncRetrieverClient(url, api_key="wrong") as client:
+        with pytest.raises(ServiceError, match="invalid API key") as error:
+            await client.search(query)
+        assert error.value.status_code == 401 and await client.health()
+
+
+@pytest.mark.anyio
+async def test_async_client_adds_and_deletes_documents(fresh_pipeline: SearchPipeline) -> None:
+    doc = Document(id="sre/runbook 1", title="Pod eviction runbook",
+                   text="Drain the node, respect the PodDisruptionBudget, then cordon it.", metadata={"team": "sre"})
+    with serve_in_thread(create_app(fresh_pipeline, ServiceConfig(api_keys=(KEY,)))) as base_url:
+        async with AsyncRetrieverClient(base_url, api_key=KEY) as client:
+            assert await client.add_documents([doc]) == 1
+            top = (await client.search("PodDisruptionBudget node drain runbook", top_k=1)).hits[0]
+            assert top.id == doc.id and top.metadata == {"team": "sre"} and top.text == doc.text
+            assert await client.delete_document(doc.id)
+            hits = (await client.search("PodDisruptionBudget node drain runbook", top_k=20)).hits
+            assert doc.id not in {h.id for h in hits}
+            assert not await client.delete_document(doc.id)
+
+
+@pytest.mark.anyio
+async def test_async_retrievers_return_the_sync_results(url: str, corpus_slice: list[Document]) -> None:
+    from retriever.adapters.langchain import RouterRetrieverLangChain
+    from retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
+
+    queries = [corpus_slice[9].title, SRE_QUERY, corpus_slice[20].title]
+    langchain = RouterRetrieverLangChain(base_url=url, api_key=KEY, top_k=3)
+    llamaindex = RouterRetrieverLlamaIndex(base_url=url, api_key=KEY, top_k=3)
+    sync_docs = [langchain.invoke(q) for q in queries]
+    sync_nodes = [llamaindex.retrieve(q) for q in queries]
+    async_docs = await asyncio.gather(*(langchain.ainvoke(q) for q in queries))
+    async_nodes = await asyncio.gather(*(llamaindex.aretrieve(q) for q in queries))
+    # concurrent queries are batched by the service: the same ids, scores equal up to float rounding
+    assert [[d.id for d in docs] for docs in async_docs] == [[d.id for d in docs] for docs in sync_docs]
+    assert [d.page_content for d in async_docs[0]] == [d.page_content for d in sync_docs[0]]
+    assert async_docs[0][0].id == corpus_slice[9].id and async_docs[1][0].metadata["expert"] == "sre"
+    assert [[n.node.node_id for n in nodes] for nodes in async_nodes] == \
+        [[n.node.node_id for n in nodes] for nodes in sync_nodes]
+    assert [n.score for nodes in async_nodes for n in nodes] == \
+        pytest.approx([n.score for nodes in sync_nodes for n in nodes], abs=1e-5)
+    with pytest.raises(ServiceError, match="unknown expert 'legal'"):
+        await RouterRetrieverLangChain(base_url=url, api_key=KEY, expert="legal").ainvoke(SRE_QUERY)
+
+
+def test_async_retrievers_work_across_event_loops(url: str, corpus_slice: list[Document]) -> None:
+    from retriever.adapters.langchain import RouterRetrieverLangChain
+    from retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
+
+    doc = corpus_slice[9]
+    langchain = RouterRetrieverLangChain(base_url=url, api_key=KEY, top_k=2)
+    llamaindex = RouterRetrieverLlamaIndex(base_url=url, api_key=KEY, top_k=2)
+    for _ in range(2):  # each asyncio.run is a new loop; the retrievers hold no loop-bound client
+        assert asyncio.run(langchain.ainvoke(doc.title))[0].id == doc.id
+        assert asyncio.run(llamaindex.aretrieve(doc.title))[0].node.node_id == doc.id
 
 
 @pytest.mark.parametrize("module, missing, extra", [

@@ -2,6 +2,7 @@
 
     retriever = RouterRetrieverLangChain(base_url="http://127.0.0.1:8000", top_k=5)
     docs = retriever.invoke("vitamin D and birth weight")
+    docs = await retriever.ainvoke("vitamin D and birth weight")
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
@@ -17,14 +18,16 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from pydantic import PrivateAttr
 
 from retriever.adapters import hit_content, hit_metadata
-from retriever.client import RetrieverClient
+from retriever.client import AsyncRetrieverClient, RetrieverClient
+from retriever.types import SearchResult
 
 
 class RouterRetrieverLangChain(BaseRetriever):
     """Documents from ``POST /search``: routed (or forced) expert, hits as LangChain documents.
 
     Each document's metadata holds the hit's own metadata plus ``id``, ``title``, ``score`` and ``expert``.
-    The async path is LangChain's default (the sync call in an executor).
+    The async path opens an ``AsyncRetrieverClient`` per call and closes it after: an httpx async client is
+    bound to one event loop, and a per-call client is safe under any loop (at the cost of a new connection).
     """
 
     base_url: str = "http://127.0.0.1:8000"
@@ -41,5 +44,13 @@ class RouterRetrieverLangChain(BaseRetriever):
         self._client = RetrieverClient(self.base_url, self.api_key, self.timeout)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        result = self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters)
-        return [Document(id=hit.id, page_content=hit_content(hit), metadata=hit_metadata(hit)) for hit in result.hits]
+        return _documents(self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters))
+
+    async def _aget_relevant_documents(self, query: str, *,
+                                       run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
+        async with AsyncRetrieverClient(self.base_url, self.api_key, self.timeout) as client:
+            return _documents(await client.search(query, self.top_k, self.expert, self.route_top_m, self.filters))
+
+
+def _documents(result: SearchResult) -> list[Document]:
+    return [Document(id=hit.id, page_content=hit_content(hit), metadata=hit_metadata(hit)) for hit in result.hits]
