@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 try:
@@ -42,6 +43,7 @@ class RouterRetrieverLangChain(BaseRetriever):
     def model_post_init(self, context: Any) -> None:
         super().model_post_init(context)
         self._client = RetrieverClient(self.base_url, self.api_key, self.timeout)
+        weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return _documents(self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ class RouterRetrieverLlamaIndex(BaseRetriever):
         super().__init__(**kwargs)
         self._server: tuple[str, str | None, float] = (base_url, api_key, timeout)
         self._client = RetrieverClient(*self._server)
+        weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
         self._options = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters}
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
