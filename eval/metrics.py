@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import ir_measures
+import numpy as np
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -62,3 +63,15 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] = DEFAULT_MEASURES)
     aggregate = ir_measures.calc_aggregate(parsed, qrels_, run_)
     mean = {str(m): float(aggregate[m]) for m in parsed}
     return EvalResult(mean=mean, per_query=per_query)
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided paired t-test p-value of per-query values `a` vs `b` (same queries, same order);
+    None when there is nothing to test (fewer than two queries, or no query differs)."""
+    from scipy.stats import ttest_rel
+
+    if len(a) != len(b):
+        raise ValueError(f"paired test needs the same queries: {len(a)} vs {len(b)} values")
+    if len(a) < 2 or not np.any(np.asarray(a, float) != np.asarray(b, float)):
+        return None
+    return float(ttest_rel(a, b).pvalue)

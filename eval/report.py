@@ -11,7 +11,16 @@ NAMES = {"nDCG@10": "nDCG@10", "R@100": "R@100", "RR@10": "MRR@10"}
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
+    return "–" if value is None else f"{round(100 * value, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
+
+
+def _versus(comparison: dict | None) -> list[str]:
+    """'+1.2 (p 0.034)' and '27%' cells of a row's comparison with the best single expert."""
+    if not comparison:
+        return ["–", "–"]
+    p, closed = comparison["p_value"], comparison["oracle_gap_closed"]
+    delta = "same per query" if p is None else f"{100 * comparison['delta']:+.1f} (p {p:.3f})"
+    return [delta, "–" if closed is None else f"{100 * closed:.0f}%"]
 
 
 def markdown(report: dict) -> str:
@@ -19,15 +28,21 @@ def markdown(report: dict) -> str:
     agreement with the per-query oracle and gap to it."""
     names = [c["name"] for c in report["collections"]]
     head = ["system", *[f"{n} nDCG@10" for n in names], "avg nDCG@10", "avg R@100", "avg MRR@10",
-            "oracle agreement", "gap to oracle"]
+            "oracle agreement", "gap to oracle", "vs best expert (p)", "oracle gap closed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["systems"]:
         avg = row["average"]
         cells = [row["system"], *[_pct(row["collections"][n]["mean"][HEADLINE]) for n in names], f"**{_pct(avg[HEADLINE])}**",
-                 _pct(avg["R@100"]), _pct(avg["RR@10"]), _pct(avg.get("oracle_agreement")), _pct(avg["oracle_gap"])]
+                 _pct(avg["R@100"]), _pct(avg["RR@10"]), _pct(avg.get("oracle_agreement")), _pct(avg["oracle_gap"]),
+                 *_versus(row.get("vs_best_expert"))]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["nDCG@10, R@100, MRR@10 x100 on test queries; agreement: share of queries where the chosen expert "
              "scores the per-query oracle's nDCG@10; gap: oracle nDCG@10 minus the system's."]
+    best = report["systems"][0].get("vs_best_expert") if report["systems"] else None
+    if best:
+        notes.append(f"vs best expert: average nDCG@10 minus that of the best single expert ({best['expert']}), "
+                     "with the two-sided paired t-test p-value over all test queries; oracle gap closed: that "
+                     "difference over the best expert's gap to the per-query oracle.")
     for c in report["collections"]:
         notes.append(f"{c['name']}: {c['test']} ({c['test_queries']} queries, {c['documents']} documents); routers "
                      f"trained on: {c['router_training']} ({c['train']}, {c['train_queries']} queries)")

@@ -89,6 +89,22 @@ def test_oracles_bound_every_single_expert(report):
         assert row["collections"]["scifact-mini"]["mean"]["nDCG@10"] <= oracle["mean"]["nDCG@10"] + 1e-9
 
 
+def test_every_system_is_compared_with_the_best_single_expert(report):
+    by_name = {r["system"]: r for r in rows(report)}
+    best = max(rows(report, "expert"), key=lambda r: r["average"]["nDCG@10"])
+    for row in rows(report):
+        versus = row["vs_best_expert"]
+        assert versus["expert"] == best["system"]
+        assert versus["delta"] == pytest.approx(row["average"]["nDCG@10"] - best["average"]["nDCG@10"])
+        assert versus["p_value"] is None or 0.0 <= versus["p_value"] <= 1.0
+    assert best["vs_best_expert"]["p_value"] is None  # compared with itself: nothing differs
+    assert by_name["oracle: best single expert per dataset"]["vs_best_expert"]["p_value"] is None
+    oracle = by_name["oracle: per query"]["vs_best_expert"]
+    if oracle["delta"] > 0:  # the per-query oracle closes the whole gap, by definition
+        assert oracle["oracle_gap_closed"] == pytest.approx(1.0)
+        assert by_name["oracle: best single expert per dataset"]["vs_best_expert"]["oracle_gap_closed"] == 0.0
+
+
 def test_routers_are_fitted_on_training_queries_only(report, mini):
     test_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "test")}
     train_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "train")}
@@ -115,6 +131,7 @@ def test_report_files(report, tmp_path):
     paths = write_report(report, tmp_path / "out")
     table = paths["markdown"].read_text()
     assert all(r["system"] in table for r in rows(report)) and "routers trained on: train split" in table
+    assert "vs best expert (p)" in table and "same per query" in table
     saved = json.loads(paths["json"].read_text())
     assert saved["settings"]["top_k"] == 100 and "_training_qids" not in saved
     for key in ("ndcg_plot", "confusion_plot"):
