@@ -25,7 +25,7 @@ from retriever.pipeline import SearchPipeline
 DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 
 
-def timed(fn, *args, **kwargs) -> float:  # noqa: ANN001
+def timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - start

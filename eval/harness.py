@@ -262,6 +262,7 @@ def check_references(report: dict) -> tuple[list[str], list[str]]:
         for row in report["systems"]:
             if row["system"] in wanted:
                 got = 100 * row["collections"][c["name"]]["mean"][HEADLINE]
-                line = f"{row['system']} on SciFact test: nDCG@10 {got:.2f} (reference {wanted[row['system']]}, tolerance {REFERENCE_TOLERANCE})"
+                line = (f"{row['system']} on SciFact test: nDCG@10 {got:.2f} "
+                        f"(reference {wanted[row['system']]}, tolerance {REFERENCE_TOLERANCE})")
                 (passed if abs(got - wanted[row["system"]]) <= REFERENCE_TOLERANCE else failed).append(line)
     return passed, failed

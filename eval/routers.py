@@ -7,8 +7,8 @@ them. Test queries reach a router only as vectors to route.
 
 - pilot-mean / pilot-max: RouterRetriever. Per domain, training queries are grouped by the expert that
   wins on them (best nDCG@10; a tie goes to the tied expert best on the domain on average); each
-  group's mean base vector is one pilot (`PilotLibrary.from_winners`, shared with the engine). The engine's PilotRouter scores an expert by the mean (paper) or max (released
-  code) cosine to its pilots.
+  group's mean base vector is one pilot (`PilotLibrary.from_winners`, shared with the engine). The
+  engine's PilotRouter scores an expert by the mean (paper) or max (released code) cosine to its pilots.
 - dataset: DatasetRouter. Up to 100 sampled training queries per domain; a query goes to the best
   expert (on training queries) of the domain of its nearest sampled query.
 - knn: the k nearest training queries (cosine) vote for their best expert(s); k is chosen by
@@ -98,7 +98,8 @@ class PilotBaseline(Router):
 
     def describe(self) -> dict[str, object]:
         return {"pilots": self.library.describe(), "aggregate": self.aggregate,
-                "grouping": "training queries grouped by their best expert (nDCG@10; ties to the domain-best tied expert), one centroid per group"}
+                "grouping": "training queries grouped by their best expert (nDCG@10; ties to the domain-best tied expert), "
+                            "one centroid per group"}
 
 
 class DatasetRouter(Router):

@@ -80,7 +80,7 @@ class CorpusRuns:
     _pipeline: object | None = None
 
     @property
-    def pipeline(self):  # noqa: ANN201 - SearchPipeline, imported lazily
+    def pipeline(self):  # -> SearchPipeline, imported lazily
         """The pipeline over this corpus, its indexes built (once) on first use."""
         if self._pipeline is None:
             from retriever.pipeline import SearchPipeline

@@ -80,7 +80,7 @@ class QueryBatcher:
         try:
             results = self.pipeline.search_many([r.query for r in requests], first.top_k, first.expert,
                                                 first.top_m, first.filters)
-        except Exception as exc:  # noqa: BLE001 - handed to the caller; a bad query must not fail the others
+        except Exception as exc:  # handed to the caller; a bad query must not fail the others
             if len(requests) == 1:
                 first.future.set_exception(exc)
             else:

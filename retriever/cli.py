@@ -88,7 +88,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, data_dir=args.data_dir)
 
 
-def _pipeline(args: argparse.Namespace):  # noqa: ANN202 - heavy import kept out of --help
+def _pipeline(args: argparse.Namespace):  # -> SearchPipeline; heavy import kept out of --help
     from retriever.pipeline import SearchPipeline
 
     return SearchPipeline(_settings(args))

@@ -125,7 +125,7 @@ def resolve_location(spec: str) -> str:
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
         raise ConfigError(f"package {module!r} (in {spec!r}) is not installed")
-    return str(Path(list(found.submodule_search_locations)[0]) / sub)
+    return str(Path(next(iter(found.submodule_search_locations))) / sub)
 
 
 def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:

@@ -9,16 +9,16 @@ import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from retriever.config import resolve_location  # noqa: E402
-from retriever.errors import ModelNotFoundError  # noqa: E402
+from retriever.config import resolve_location
+from retriever.errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,14 @@ class Encoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-@lru_cache(maxsize=None)
+@cache
 def get_encoder(spec: EncoderSpec) -> Encoder:
     """One shared encoder per spec, so experts with the same model share its weights and its pass."""
     return Encoder(spec)
 
 
-@lru_cache(maxsize=None)
-def _load_model(model: str, adapter: str | None, max_seq_length: int | None):  # noqa: ANN202
+@cache
+def _load_model(model: str, adapter: str | None, max_seq_length: int | None):
     from sentence_transformers import SentenceTransformer
 
     location = resolve_location(model)

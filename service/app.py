@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retriever.batching import QueryBatcher
 from retriever.config import MAX_TOP_K, Settings
 from retriever.errors import ConfigError, InvalidRequestError, RetrieverError
-from retriever.batching import QueryBatcher
 from retriever.pipeline import SearchPipeline
 from retriever.types import Document
 from service.auth import api_key_guard
@@ -135,7 +135,7 @@ class Engine:
     def _load(self) -> None:
         try:
             self.pipeline = SearchPipeline(self.settings)
-        except Exception as exc:  # noqa: BLE001 - reported by /ready, the server stays up to say so
+        except Exception as exc:  # reported by /ready, the server stays up to say so
             self.error = f"{type(exc).__name__}: {exc}"
 
 

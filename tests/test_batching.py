@@ -21,7 +21,7 @@ def test_concurrent_searches_are_batched_and_equal_single_searches(
     original = pipeline.search_many
     first_call = threading.Event()
 
-    def recording(batch, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def recording(batch, *args, **kwargs):
         sizes.append(len(batch))
         if not first_call.is_set():
             first_call.set()

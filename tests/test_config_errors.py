@@ -67,7 +67,7 @@ def test_corpus_with_duplicate_ids(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="duplicate document id '1'"):
         read_corpus(tmp_path)
     (tmp_path / "corpus.jsonl").write_text('{"_id": "1", "text": "a"}\n{"_id": "2", "text": \n')
-    with pytest.raises(CorpusError, match="corpus.jsonl:2: invalid JSON"):
+    with pytest.raises(CorpusError, match=r"corpus\.jsonl:2: invalid JSON"):
         read_corpus(tmp_path)
 
 
@@ -76,7 +76,7 @@ def test_index_built_by_another_model_is_refused(tmp_path: Path, built_config: P
     manifest = _index_dir(tmp_path, "minilm") / "manifest.json"
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, "encoder": "some/other-model", "dimension": 768}))
-    with pytest.raises(IndexMismatchError, match="other-model.*768"):
+    with pytest.raises(IndexMismatchError, match=r"other-model.*768"):
         SearchPipeline(load_settings(config))
 
 
@@ -92,7 +92,7 @@ def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> 
 def test_corrupt_manifest_is_refused(tmp_path: Path, built_config: Path) -> None:
     config = _copy(built_config, tmp_path)
     (_index_dir(tmp_path, "minilm") / "manifest.json").write_text("{not json")
-    with pytest.raises(IndexCorruptError, match="manifest .* is corrupt"):
+    with pytest.raises(IndexCorruptError, match=r"manifest .* is corrupt"):
         SearchPipeline(load_settings(config))
 
 

@@ -127,7 +127,8 @@ def test_reinstall_replaces_what_ir_datasets_cached(tmp_path, irds_home, no_netw
     assert install_beir_folder(small) == irds_home / "beir" / "nfcorpus" / "source.zip"
     first = load_collection("beir/nfcorpus/test")
     assert [(d.id, d.title, d.metadata) for d in first.docs] == [("d1", "Aspirin", {"url": "http://a"}), ("d2", "", {"url": "http://b"})]
-    bigger = make_beir(tmp_path / "v2" / "nfcorpus", docs=[{"_id": f"d{i}", "title": "", "text": "x", "metadata": {"url": ""}} for i in range(1, 4)])
+    docs = [{"_id": f"d{i}", "title": "", "text": "x", "metadata": {"url": ""}} for i in range(1, 4)]
+    bigger = make_beir(tmp_path / "v2" / "nfcorpus", docs=docs)
     install_beir_folder(bigger)
     assert len(load_collection("beir/nfcorpus/test").docs) == 3
     assert sorted(p.name for p in (irds_home / "beir" / "nfcorpus").glob("*.tmp")) == []
@@ -146,7 +147,8 @@ def test_scifact_through_ir_datasets_offline(irds_home, no_network):
     zip_path = install_beir_folder(SCIFACT)
     assert zip_path == irds_home / "beir" / "scifact" / "source.zip"
     with zipfile.ZipFile(zip_path) as zf:
-        assert sorted(zf.namelist()) == ["scifact/corpus.jsonl", "scifact/qrels/test.tsv", "scifact/qrels/train.tsv", "scifact/queries.jsonl"]
+        assert sorted(zf.namelist()) == ["scifact/corpus.jsonl", "scifact/qrels/test.tsv", "scifact/qrels/train.tsv",
+                                         "scifact/queries.jsonl"]
         assert zf.read("scifact/qrels/test.tsv").split(b"\n")[0].strip() == b"query-id\tcorpus-id\tscore"
 
     import ir_datasets

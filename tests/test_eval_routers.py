@@ -44,7 +44,8 @@ def test_pilots_split_a_domain_by_winning_expert():
     data = two_clusters()
     data.domains = ["d0"] * len(data.qids)  # one domain: its queries split by the expert that wins
     pilots = PilotBaseline("mean").fit(data).library.describe()
-    assert sorted((p["expert"], p["domain"], p["queries"]) for p in pilots) == [("a", "d0", 40), ("b", "d0", 20)]  # ties (20) go to a: equal averages, first wins
+    # ties (20) go to a: equal averages, first wins
+    assert sorted((p["expert"], p["domain"], p["queries"]) for p in pilots) == [("a", "d0", 40), ("b", "d0", 20)]
 
 
 def test_knn_picks_k_by_leave_one_out():

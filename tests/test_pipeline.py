@@ -108,7 +108,7 @@ def test_top_k_out_of_range_is_rejected(pipeline: SearchPipeline, top_k: object)
 
 
 def test_unknown_expert_is_rejected(pipeline: SearchPipeline) -> None:
-    with pytest.raises(UnknownExpertError, match="unknown expert 'finance'.*general, sre"):
+    with pytest.raises(UnknownExpertError, match=r"unknown expert 'finance'.*general, sre"):
         pipeline.search("stock returns", expert="finance")
 
 

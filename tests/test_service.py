@@ -259,14 +259,13 @@ def test_limits_and_keys_come_from_the_environment() -> None:
 def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -> None:
     config = copy_data(built_config, tmp_path)
     shutil.rmtree(tmp_path / "data" / "indexes")
-    with serve_in_thread(create_app(load_settings(config), ServiceConfig())) as base_url:
-        with httpx.Client(base_url=base_url) as http:
+    with serve_in_thread(create_app(load_settings(config), ServiceConfig())) as base_url, httpx.Client(base_url=base_url) as http:
+        ready = http.get("/ready")
+        while ready.json()["detail"] == "pipeline is loading":
             ready = http.get("/ready")
-            while ready.json()["detail"] == "pipeline is loading":
-                ready = http.get("/ready")
-            assert ready.status_code == 503 and "not built: run `retriever build`" in ready.json()["detail"]
-            search = http.post("/search", json={"query": "vitamin D"})
-            assert search.status_code == 503 and "not built" in search.json()["detail"]
+        assert ready.status_code == 503 and "not built: run `retriever build`" in ready.json()["detail"]
+        search = http.post("/search", json={"query": "vitamin D"})
+        assert search.status_code == 503 and "not built" in search.json()["detail"]
 
 
 def test_documents_survive_a_restart(built_config: Path, tmp_path: Path) -> None:
@@ -276,10 +275,9 @@ def test_documents_survive_a_restart(built_config: Path, tmp_path: Path) -> None
         gone = pipeline.search("vitamin D birth weight", top_k=1).hits[0].id
         with serve_in_thread(create_app(pipeline, ServiceConfig())) as base_url, RetrieverClient(base_url) as client:
             assert client.add_documents([added]) == 1 and client.delete_document(gone)
-    with serve_in_subprocess(config, env={"RETRIEVER_API_KEY": KEY}) as base_url:
-        with RetrieverClient(base_url, api_key=KEY) as client:
-            assert client.search("Kafka consumer group lag", top_k=1).hits[0].id == added.id
-            assert gone not in {h.id for h in client.search("vitamin D birth weight", top_k=20).hits}
+    with serve_in_subprocess(config, env={"RETRIEVER_API_KEY": KEY}) as base_url, RetrieverClient(base_url, api_key=KEY) as client:
+        assert client.search("Kafka consumer group lag", top_k=1).hits[0].id == added.id
+        assert gone not in {h.id for h in client.search("vitamin D birth weight", top_k=20).hits}
 
 
 # ---- the OpenAPI contract (schemathesis) --------------------------------------------------------
@@ -288,15 +286,14 @@ def test_api_contract(built_config: Path, tmp_path: Path, mode: schemathesis.Gen
     """Generated requests for every operation: never a 500, documented status codes and response shapes.
     The server has its own data copy, so generated documents do not disturb the other tests."""
     config = copy_data(built_config, tmp_path)
-    with closing(SearchPipeline(load_settings(config))) as pipeline:
-        with serve_in_thread(create_app(pipeline, LIMITS)) as base_url:
-            api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-            operations = [result.ok() for result in api.get_all_operations()]
-            assert len(operations) == 9
-            for operation in operations:
-                if mode == schemathesis.GenerationMode.NEGATIVE and operation.method.upper() != "POST":
-                    continue  # only bodies can be invalid (any path string is a valid document id)
-                _fuzz(operation.as_strategy(mode, headers={"X-API-Key": KEY}))
+    with closing(SearchPipeline(load_settings(config))) as pipeline, serve_in_thread(create_app(pipeline, LIMITS)) as base_url:
+        api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+        operations = [result.ok() for result in api.get_all_operations()]
+        assert len(operations) == 9
+        for operation in operations:
+            if mode == schemathesis.GenerationMode.NEGATIVE and operation.method.upper() != "POST":
+                continue  # only bodies can be invalid (any path string is a valid document id)
+            _fuzz(operation.as_strategy(mode, headers={"X-API-Key": KEY}))
 
 
 def _fuzz(strategy: st.SearchStrategy[schemathesis.Case]) -> None:

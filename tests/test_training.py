@@ -12,20 +12,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from peft import PeftModel  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
+import numpy as np
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from sentence_transformers import SentenceTransformer
 
-from retriever.encoders import load_query_adapter  # noqa: E402
-from retriever.training import (  # noqa: E402
+from retriever.encoders import load_query_adapter
+from retriever.training import (
     TrainingPair,
     pairs_from_corpus,
     pairs_from_qrels,
     train_query_adapter,
 )
-from retriever.types import Document  # noqa: E402
+from retriever.types import Document
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
 pytestmark = pytest.mark.skipif(
@@ -117,8 +117,7 @@ def test_training_writes_adapter_card_and_plot(trained, small_pairs):
     assert set(config["target_modules"]) == {"query", "key", "value"}
 
 
-def test_same_seed_gives_same_adapter_and_max_steps_stops(tmp_path, trained, small_pairs):
-    out, _ = trained
+def test_same_seed_gives_same_adapter_and_max_steps_stops(tmp_path, small_pairs):
     report = train_query_adapter(_base_model(), small_pairs, tmp_path, lr=1e-3, epochs=2, batch_size=10, seed=0, max_steps=2)
     assert report.steps == 2 and report.complete
     again = train_query_adapter(
