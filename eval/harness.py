@@ -48,7 +48,8 @@ def collection_label(name: str) -> str:
 
 
 def load_collections(specs: list[str], settings: Settings, out: Path, bm25: bool, top_k: int) -> list[EvalCollection]:
-    collections, seen = [], Counter()
+    collections: list[EvalCollection] = []
+    seen: Counter[str] = Counter()
     for spec in specs:
         test = load_collection(spec)
         tspec = train_spec(spec)
@@ -137,8 +138,9 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     def add(name: str, kind: str, runs: dict[str, Run], choices: dict[str, list[str]] | None = None) -> None:
         systems[name] = {"kind": kind, "runs": runs, "choices": choices}
 
-    if bm25:
-        add("BM25 (pyserini)", "baseline", {c.name: c.bm25 for c in collections})
+    bm25_runs = {c.name: c.bm25 for c in collections if c.bm25 is not None}
+    if bm25_runs:
+        add("BM25 (pyserini)", "baseline", bm25_runs)
     for e in experts:
         add(f"expert: {e}", "expert", {c.name: c.table.runs[e] for c in collections})
     labels = {r.name: {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
@@ -160,10 +162,10 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     if len(experts) > 1:
         add("RRF of all experts", "fusion", {c.name: {q: _rrf([c.table.runs[e][q] for e in experts], top_k)
                                                       for q in c.table.qids} for c in collections})
-    if bm25:
+    if bm25_runs:
         routed = systems[main_router]["runs"]
         add(f"hybrid: RRF of BM25 + {routers[0].name} routed dense", "fusion",
-            {c.name: {q: _rrf([c.bm25.get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
+            {c.name: {q: _rrf([bm25_runs[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
     dataset_oracle, query_oracle = {}, {}
     for c in collections:
         scores = c.table.scores()
@@ -252,7 +254,8 @@ def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[st
 
 def check_references(report: dict) -> tuple[list[str], list[str]]:
     """(passed, failed) reference checks: BM25 and all-MiniLM-L6-v2 on SciFact test, within 1.0 nDCG@10."""
-    passed, failed = [], []
+    passed: list[str] = []
+    failed: list[str] = []
     for c in report["collections"]:
         if c["name"] != "scifact" or c["test_queries"] != 300 or c["documents"] != 5183:
             continue

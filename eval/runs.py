@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from indexes.atomic import atomic_open, atomic_write_bytes
 from retriever.config import Settings
 from retriever.experts import document_spec, query_spec
 from retriever.types import Document
+
+if TYPE_CHECKING:  # imported lazily at run time: loading models is only needed on a cache miss
+    from retriever.pipeline import SearchPipeline
 
 
 def corpus_key(docs: Sequence[Document]) -> str:
@@ -77,10 +81,10 @@ class CorpusRuns:
     remove_query: bool = True
     encoded: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    _pipeline: object | None = None
+    _pipeline: SearchPipeline | None = None
 
     @property
-    def pipeline(self):  # -> SearchPipeline, imported lazily
+    def pipeline(self) -> SearchPipeline:
         """The pipeline over this corpus, its indexes built (once) on first use."""
         if self._pipeline is None:
             from retriever.pipeline import SearchPipeline

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from indexes.atomic import atomic_write_bytes
 from retriever.config import IndexConfig
-from retriever.errors import IndexCorruptError, IndexMismatchError, InvalidRequestError
+from retriever.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -87,7 +87,8 @@ class ExpertIndex:
             return 0
         with self._lock:
             try:
-                return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))
+                # faiss's Python wrapper takes an id array (its type stubs only name IDSelector)
+                return int(self._index.remove_ids(np.asarray(ids, dtype=np.int64)))  # type: ignore[arg-type]
             except RuntimeError:  # HNSW cannot remove: the store drops those ids at search time
                 return 0
 
@@ -95,7 +96,7 @@ class ExpertIndex:
         """Top-``k`` (scores, ids) per query vector; missing slots have id -1."""
         self._check(vectors)
         with self._lock:
-            if self.is_empty:
+            if self._index is None or self._index.ntotal == 0:
                 n = len(vectors)
                 return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
             return self._index.search(vectors, min(k, self.count))
@@ -103,6 +104,8 @@ class ExpertIndex:
     def save(self) -> IndexManifest:
         """Persist atomically: new index file first, then the manifest that points at it."""
         with self._lock:
+            if self._index is None:
+                raise IndexNotBuiltError(f"index {self.folder} has nothing to save: build it first")
             data = faiss.serialize_index(self._index).tobytes()
         digest = hashlib.sha256(data).hexdigest()
         name = f"index-{digest[:12]}.faiss"
@@ -164,7 +167,7 @@ def _new_index(config: IndexConfig, dim: int, n: int) -> faiss.Index:
     if config.kind == "hnsw":
         hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, ip)
         hnsw.hnsw.efConstruction = config.hnsw_ef_construction
-        index = faiss.IndexIDMap2(hnsw)
+        index: faiss.Index = faiss.IndexIDMap2(hnsw)
     else:
         if dim % config.pq_m:
             raise IndexMismatchError(f"pq_m={config.pq_m} must divide the dimension {dim}")

@@ -66,10 +66,10 @@ class PilotLibrary:
         """The paper's library: each domain's training queries grouped by the expert that wins on them
         (best score, e.g. nDCG@10), one centroid per group. A tie goes to the tied expert that is best
         on the domain's queries on average, so every training query belongs to exactly one group."""
-        domains = np.asarray(domains)
+        labels = np.asarray(domains)
         groups = []
-        for domain in dict.fromkeys(domains.tolist()):
-            rows = np.flatnonzero(domains == domain)
+        for domain in dict.fromkeys(labels.tolist()):
+            rows = np.flatnonzero(labels == domain)
             average = scores[rows].mean(axis=0)
             tied = scores[rows] >= scores[rows].max(axis=1, keepdims=True) - tie
             winner = np.argmax(np.where(tied, average[None, :], -np.inf), axis=1)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -136,7 +136,7 @@ def train_query_adapter(
         target_modules=list(ATTENTION_PROJECTIONS),
         task_type=TaskType.FEATURE_EXTRACTION,
     )
-    peft_model = get_peft_model(st[0].auto_model, config)  # injects LoRA into the BertModel in place
+    peft_model = get_peft_model(cast(torch.nn.Module, st[0].auto_model), config)  # injects LoRA into the BertModel in place
     params = [p for p in peft_model.parameters() if p.requires_grad]
     steps_per_epoch = -(-len(pairs) // batch_size)
     total_steps = min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)

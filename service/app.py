@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -68,7 +69,7 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ServiceConfig:
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         keys = [k.strip() for k in env.get(f"{ENV_PREFIX}API_KEY", "").split(",") if k.strip()]
         if keys:
             values["api_keys"] = tuple(keys)
@@ -108,7 +109,7 @@ class Engine:
 
     def start(self) -> None:
         if self.settings is not None:
-            threading.Thread(target=self._load, name="pipeline-loader", daemon=True).start()
+            threading.Thread(target=self._load, args=(self.settings,), name="pipeline-loader", daemon=True).start()
 
     def stop(self) -> None:
         if self._batcher is not None:
@@ -132,9 +133,9 @@ class Engine:
         detail = f"indexes of {', '.join(missing)} not built: run `retriever build`" if missing else "ok"
         return ReadyResponse(ready=not missing, detail=detail, documents=documents, indexes=indexes)
 
-    def _load(self) -> None:
+    def _load(self, settings: Settings) -> None:
         try:
-            self.pipeline = SearchPipeline(self.settings)
+            self.pipeline = SearchPipeline(settings)
         except Exception as exc:  # reported by /ready, the server stays up to say so
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -172,7 +173,7 @@ class BodyLimitMiddleware:
         return f"request body larger than {self.limit} bytes"
 
 
-ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)}
 
 
 def create_app(source: SearchPipeline | Settings, config: ServiceConfig | None = None) -> FastAPI:
@@ -220,7 +221,7 @@ def _add_probe_routes(app: FastAPI, engine: Engine, metrics: Metrics, guarded: l
              responses=ERRORS, summary="The configured experts and their indexes")
     def experts() -> ExpertsResponse:
         pipeline = engine.get()
-        return ExpertsResponse(experts=[ExpertOut(**e.describe()) for e in pipeline.experts.values()],
+        return ExpertsResponse(experts=[ExpertOut.model_validate(e.describe()) for e in pipeline.experts.values()],
                                default_route_top_m=pipeline.settings.router.top_m,
                                routed=pipeline.router is not None)
 

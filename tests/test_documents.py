@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import indexes.expert_index as expert_index
-from retriever.config import load_settings
-from retriever.errors import CorpusError, InvalidRequestError
+from retriever.config import IndexConfig, load_settings
+from retriever.errors import CorpusError, IndexNotBuiltError, InvalidRequestError
 from retriever.pipeline import SearchPipeline
 from retriever.types import Document
 
@@ -120,3 +120,12 @@ def test_index_vectors_of_wrong_dimension_are_rejected(pipeline: SearchPipeline)
     index = pipeline.experts["general"].index
     with pytest.raises(InvalidRequestError, match="dimension 384"):
         index.search(np.zeros((1, 768), dtype=np.float32), 3)
+
+
+def test_an_index_never_built_refuses_to_save_and_searches_empty(tmp_path: Path) -> None:
+    index = expert_index.ExpertIndex(tmp_path / "idx", "some-encoder", 4, IndexConfig())
+    with pytest.raises(IndexNotBuiltError, match="nothing to save"):
+        index.save()
+    assert not (tmp_path / "idx").exists()  # nothing half-written
+    scores, ids = index.search(np.zeros((2, 4), dtype=np.float32), 3)
+    assert scores.shape == ids.shape == (2, 0)

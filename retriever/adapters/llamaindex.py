@@ -37,7 +37,7 @@ class RouterRetrieverLlamaIndex(BaseRetriever):
         self._server: tuple[str, str | None, float] = (base_url, api_key, timeout)
         self._client = RetrieverClient(*self._server)
         weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
-        self._options = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters}
+        self._options: dict[str, Any] = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters}
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return _nodes(self._client.search(query_bundle.query_str, **self._options))
