@@ -1,3 +1,5 @@
 """Multi-expert dense retrieval: domain experts, per-encoder FAISS indexes, a pilot-embedding router."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("router-retriever")

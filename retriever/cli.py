@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from retriever import __version__
 from retriever.config import Settings, load_settings, resolve_location
 from retriever.errors import RetrieverError
 from retriever.types import SearchResult
@@ -34,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retriever", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", type=Path, help="TOML config (default: the packaged demo config)")
     parser.add_argument("--data-dir", type=Path, help="override the config's data directory")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")

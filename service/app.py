@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from retriever import __version__
 from retriever.batching import QueryBatcher
 from retriever.config import MAX_TOP_K, Settings
 from retriever.errors import ConfigError, InvalidRequestError, RetrieverError
@@ -188,7 +189,7 @@ def create_app(source: SearchPipeline | Settings, config: ServiceConfig | None =
         yield
         engine.stop()
 
-    app = FastAPI(title="RouterRetriever search service", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="RouterRetriever search service", version=__version__, lifespan=lifespan,
                   description="Multi-expert dense retrieval: a pilot-embedding router picks the expert per query.")
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -135,3 +135,12 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
 def test_build_refuses_a_second_corpus_without_rebuild(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(built_config), "build", "--corpus", str(DEMO_CORPUS)]) == 2
     assert "already holds 120 documents: use --rebuild" in capsys.readouterr().err
+
+
+def test_cli_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"retriever {version('router-retriever')}"
