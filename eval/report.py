@@ -7,8 +7,6 @@ from pathlib import Path
 
 from eval.metrics import HEADLINE
 
-NAMES = {"nDCG@10": "nDCG@10", "R@100": "R@100", "RR@10": "MRR@10"}
-
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{round(100 * value, 1) + 0.0:.1f}"  # + 0.0: no "-0.0"
