@@ -29,7 +29,7 @@ import numpy as np
 from retriever.batching import QueryBatcher
 from retriever.cli import DEMO_QUERIES
 from retriever.config import Settings, load_settings, resolve_location
-from retriever.corpus import read_corpus, read_queries
+from retriever.corpus import read_corpora, read_queries
 from retriever.pipeline import SearchPipeline
 
 HOST = "127.0.0.1"  # loopback only, by design
@@ -163,8 +163,8 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> Non
 def workload(settings: Settings) -> list[str]:
     """The corpus's own queries (real claims) plus the demo's SRE queries, so both experts get traffic."""
     queries = list(DEMO_QUERIES)
-    if settings.corpus:
-        folder = Path(resolve_location(settings.corpus))
+    for spec in settings.corpus:
+        folder = Path(resolve_location(spec))
         if (folder / "queries.jsonl").is_file():
             queries += list(read_queries(folder).values())
     return queries
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     pipeline = SearchPipeline(settings)
-    pipeline.build(read_corpus(Path(resolve_location(settings.corpus))) if settings.corpus else None)
+    pipeline.build(read_corpora(settings.corpus) if settings.corpus else None)
     queries = workload(settings)
     print(f"{len(pipeline.store.docs)} documents, {len(queries)} queries, {args.clients} clients, "
           f"{args.duration:.0f} s per phase, top_k={args.top_k}")

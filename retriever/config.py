@@ -79,12 +79,17 @@ class Settings(_Strict):
     """The whole configuration of one retrieval service."""
 
     data_dir: Path = Path("data")
-    corpus: str | None = None
+    corpus: list[str] = Field(default=[], description="BEIR folders or corpus.jsonl files, loaded together")
     experts: list[ExpertConfig]
     domains: list[DomainConfig] = []
     index: IndexConfig = IndexConfig()
     router: RouterConfig = RouterConfig()
     batch_size: int = Field(default=32, gt=0)
+
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _corpus_list(cls, corpus: object) -> object:
+        return [corpus] if isinstance(corpus, str) else corpus
 
     @field_validator("experts")
     @classmethod
@@ -140,8 +145,9 @@ def load_settings(path: Path | str | None = None, **overrides: object) -> Settin
     raw.update({k: v for k, v in overrides.items() if v is not None})
     base = path.parent.resolve()
     raw["data_dir"] = _relative_to(Path(os.path.expanduser(str(raw.get("data_dir", "data")))), base, path)
-    if raw.get("corpus"):
-        raw["corpus"] = _portable(str(raw["corpus"]), base)
+    corpus = raw.get("corpus")
+    if isinstance(corpus, str | list):  # anything else is left for validation to reject
+        raw["corpus"] = [_portable(c, base) if isinstance(c, str) else c for c in ([corpus] if isinstance(corpus, str) else corpus)]
     for key in ("experts", "domains"):
         for table in raw.get(key, []):
             for field in ("model", "adapter", "document_model", "queries"):

