@@ -15,11 +15,13 @@ from retriever.errors import RetrieverError
 from retriever.types import SearchResult
 
 DEMO_QUERIES = (
-    # SciFact test claims (never used as pilots) and held-out SRE sentences from the SRE model's card.
+    # SciFact test claims, first sentences of held-out PostgreSQL documents and held-out SRE sentences from
+    # the SRE model's card: real text, never used for training or as pilots.
     "0-dimensional biomaterials show inductive properties.",
     "Vitamin D deficiency is unrelated to birth weight.",
+    "Sets the amount of memory the database server uses for shared memory buffers.",
+    "There are several common reasons the server might fail to start.",
     "PodDisruptionBudget, ensures minimum available replicas during disruptions",
-    "percentage of reads served from InnoDB cache",
 )
 
 
@@ -65,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="BEIR folder[:split] with training qrels (default split: train), or with --from-corpus "
                             "a BEIR folder / corpus.jsonl whose titles become queries for their bodies")
     train.add_argument("--from-corpus", action="store_true", help="make pairs from the corpus alone (no queries)")
+    train.add_argument("--pseudo-queries", choices=("title", "first-sentence"), default="title",
+                       help="with --from-corpus: a document's title (else its first sentence) or always its first "
+                            "sentence is the query for the rest")
+    train.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION",
+                       help="with --from-corpus: hold out this share of documents (stable by id) and report the "
+                            "known-item MRR@10 on them, base vs expert, in training.json")
     train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
     train.add_argument("--epochs", type=int, default=6)
     train.add_argument("--lr", type=float, default=1e-3)
@@ -98,18 +106,17 @@ def _pipeline(args: argparse.Namespace):  # -> SearchPipeline; heavy import kept
 
 def cmd_build(args: argparse.Namespace) -> int:
     from indexes.store import IndexStore
-    from retriever.corpus import read_corpus
+    from retriever.corpus import read_corpora
 
     settings = _settings(args)
     if args.rebuild:
         IndexStore.wipe(settings.data_dir)
-    corpus_spec = args.corpus or settings.corpus
+    corpus_specs = [args.corpus] if args.corpus else settings.corpus
     pipeline = _pipeline(args)
     if args.corpus and len(pipeline.store.docs):
         raise RetrieverError(f"{settings.data_dir} already holds {len(pipeline.store.docs)} documents: use --rebuild to "
                              "replace them with this corpus, or add documents through the service")
-    corpus = read_corpus(Path(resolve_location(corpus_spec))) if corpus_spec else None
-    built = pipeline.build(corpus)
+    built = pipeline.build(read_corpora(corpus_specs) if corpus_specs else None)
     for encoder, count in built.items():
         print(f"built index of {encoder}: {count} documents")
     print(f"{len(pipeline.store.docs)} documents in {settings.data_dir}; indexes up to date")
@@ -148,8 +155,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo data directory: {settings.data_dir} (experts: {', '.join(e.name for e in settings.experts)})")
     cmd_build(argparse.Namespace(**{**vars(args), "corpus": None, "rebuild": False}))
     pipeline = _pipeline(args)
-    print("\nThe demo corpus is scientific (SciFact): SRE questions are routed to the SRE expert, whose hits "
-          "show what that encoder finds in a corpus without SRE documents.")
+    print("\nThe demo corpus holds science abstracts (SciFact) and PostgreSQL documentation; it has no Kubernetes "
+          "documents, so the SRE question's hits show what the SRE encoder finds without them.")
     for result in pipeline.search_many(list(DEMO_QUERIES), top_k=3):
         print()
         print(format_result(result))
@@ -158,12 +165,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train_expert(args: argparse.Namespace) -> int:
     from retriever.corpus import read_corpus, read_training_queries
-    from retriever.training import pairs_from_corpus, pairs_from_qrels, train_query_adapter
+    from retriever.training import is_held_out, pairs_from_corpus, pairs_from_qrels, train_query_adapter
 
+    if not 0.0 <= args.holdout < 1.0 or (args.holdout and not args.from_corpus):
+        raise RetrieverError("--holdout must be a fraction in [0, 1) and needs --from-corpus")
     folder = Path(resolve_location(args.train.rsplit(":", 1)[0] if ":" in Path(args.train).name else args.train))
     docs = read_corpus(folder)
+    held_out = []
     if args.from_corpus:
-        pairs, source = pairs_from_corpus(docs), f"{args.train}: title -> body pairs from the corpus"
+        use_titles = args.pseudo_queries == "title"
+        pairs = pairs_from_corpus([d for d in docs if not is_held_out(d.id, args.holdout)], use_titles=use_titles)
+        held_out = pairs_from_corpus([d for d in docs if is_held_out(d.id, args.holdout)], use_titles=use_titles)
+        source = (f"{args.train}: {'title' if use_titles else 'first sentence'} -> rest pairs from the corpus"
+                  + (f"; {len(held_out)} pairs of held-out documents (fraction {args.holdout}) not trained on" if held_out else ""))
     else:
         queries, qrels = read_training_queries(args.train if ":" in Path(args.train).name else f"{args.train}:train")
         pairs = pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs})
@@ -173,8 +187,11 @@ def cmd_train_expert(args: argparse.Namespace) -> int:
     out = args.out or _settings(args).data_dir / "experts" / args.name
     report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs, lr=args.lr,
                                  batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
-                                 description=source)
+                                 description=source, held_out=held_out or None)
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
+    if report.evaluation:
+        print(f"{report.evaluation['task']}: MRR@10 base {report.evaluation['mrr@10_base']:.3f}, "
+              f"expert {report.evaluation['mrr@10_expert']:.3f}")
     print("add it to your config (then `retriever pilots build`):\n")
     print(f'[[experts]]\nname = "{args.name}"\nmodel = "{args.base}"\nadapter = "{out.resolve()}"')
     return 0

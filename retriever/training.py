@@ -8,6 +8,7 @@ form), optionally with every cached training document as an extra negative.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
+import ir_measures
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -63,6 +65,7 @@ class TrainingReport:
     complete: bool = False
     wall_time_s: float = 0.0
     losses: list[float] = field(default_factory=list)
+    evaluation: dict[str, object] = field(default_factory=dict)
 
 
 def pairs_from_qrels(
@@ -78,14 +81,13 @@ def pairs_from_qrels(
     ]
 
 
-def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3) -> list[TrainingPair]:
-    """Pseudo-queries for a domain without queries: title -> body, else first sentence -> rest.
-
-    Pairs whose query or document has fewer than ``min_words`` words are dropped.
+def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3, use_titles: bool = True) -> list[TrainingPair]:
+    """Pseudo-queries for a domain without queries: title -> body, else (or with ``use_titles=False``)
+    first sentence -> rest. Pairs whose query or document has fewer than ``min_words`` words are dropped.
     """
     pairs = []
     for doc in docs:
-        if doc.title.strip():
+        if use_titles and doc.title.strip():
             query, body = doc.title.strip(), doc.text.strip()
         else:
             parts = _SENTENCE_END.split(doc.text.strip(), maxsplit=1)
@@ -93,6 +95,11 @@ def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3) -> list[T
         if len(query.split()) >= min_words and len(body.split()) >= min_words:
             pairs.append(TrainingPair(query, body))
     return pairs
+
+
+def is_held_out(doc_id: str, fraction: float) -> bool:
+    """A stable split by document id (independent of order and seed): about ``fraction`` of ids are held out."""
+    return int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big") / 2**64 < fraction
 
 
 def train_query_adapter(
@@ -110,6 +117,7 @@ def train_query_adapter(
     seed: int = 0,
     max_steps: int | None = None,
     description: str = "",
+    held_out: list[TrainingPair] | None = None,
 ) -> TrainingReport:
     """Train a LoRA adapter on the query side of ``base_model``; the document side stays frozen.
 
@@ -117,6 +125,8 @@ def train_query_adapter(
     every cached training document (the in-batch ones included). A query's other positives are
     never counted as negatives. The adapter is saved to ``out_dir`` after every epoch, with
     ``training.json`` and ``loss.png``; ``max_steps`` stops early (the last partial epoch is saved).
+    ``held_out`` pairs (never trained on) are searched among all documents, base model vs adapter, and
+    the known-item MRR@10 goes into the card's ``evaluation``.
     """
     if not pairs:
         raise ValueError("no training pairs")
@@ -176,11 +186,39 @@ def train_query_adapter(
             report.epochs_completed = epoch + 1
             report.complete = report.steps >= total_steps
             report.wall_time_s = round(time.perf_counter() - started, 2)
+            if report.complete and held_out:
+                report.evaluation = _known_item_evaluation(st, peft_model, held_out, doc_emb, doc_index)
             _save_checkpoint(peft_model, report, Path(out_dir))
             if report.complete:
                 break
     st.eval()
     return report
+
+
+def _known_item_evaluation(st: SentenceTransformer, peft_model: PeftModel, held_out: list[TrainingPair],
+                           doc_emb: torch.Tensor, doc_index: dict[str, int]) -> dict[str, object]:
+    """MRR@10 (ir-measures) of finding each held-out pair's document, among the training and held-out
+    documents (base-model embeddings), by its query: the base model (adapter disabled) and the adapter."""
+    st.eval()
+    new_docs = [d for d in dict.fromkeys(p.document for p in held_out) if d not in doc_index]
+    doc_index = doc_index | {d: len(doc_index) + i for i, d in enumerate(new_docs)}
+    qrels = [ir_measures.Qrel(str(i), str(doc_index[p.document]), 1) for i, p in enumerate(held_out)]
+    queries = [p.query for p in held_out]
+    with torch.no_grad(), peft_model.disable_adapter():
+        doc_emb = torch.cat([doc_emb, _encode_documents(st, new_docs)]) if new_docs else doc_emb
+        base = _known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
+    with torch.no_grad():
+        adapted = _known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
+    st.train()
+    return {"task": f"known item: {len(held_out)} held-out pairs (never trained on), query -> its document "
+                    f"among all {len(doc_emb)} documents", "mrr@10_base": round(base, 4), "mrr@10_expert": round(adapted, 4)}
+
+
+def _known_item_mrr(queries: torch.Tensor, doc_emb: torch.Tensor, qrels: list[ir_measures.Qrel]) -> float:
+    scores, ids = torch.topk(queries.float() @ doc_emb.T, k=min(10, len(doc_emb)), dim=1)
+    run = [ir_measures.ScoredDoc(str(q), str(int(d)), float(s)) for q in range(len(queries))
+           for s, d in zip(scores[q].tolist(), ids[q].tolist())]
+    return float(ir_measures.calc_aggregate([ir_measures.RR @ 10], qrels, run)[ir_measures.RR @ 10])
 
 
 def _seed_everything(seed: int) -> None:

@@ -21,6 +21,7 @@ from sentence_transformers import SentenceTransformer
 from retriever.encoders import load_query_adapter
 from retriever.training import (
     TrainingPair,
+    is_held_out,
     pairs_from_corpus,
     pairs_from_qrels,
     train_query_adapter,
@@ -100,6 +101,28 @@ def test_pairs_from_corpus_title_to_body_and_first_sentence_fallback():
         assert doc.text.startswith(pair.query) and pair.query.endswith((".", "!", "?"))
         assert doc.text.endswith(pair.document) and pair.query not in pair.document
     assert pairs_from_corpus([Document(id="x", title="Too short", text="Also short.")]) == []
+    by_sentence = pairs_from_corpus(corpus[:5], use_titles=False)  # titles ignored: first sentence -> rest
+    assert [p.query for p in by_sentence] == [p.query for p in pairs_from_corpus(untitled)]
+
+
+def test_held_out_split_is_stable_and_about_the_asked_share():
+    ids = [d.id for d in _corpus()]
+    held = [i for i in ids if is_held_out(i, 0.2)]
+    assert 0.17 < len(held) / len(ids) < 0.23
+    assert held == [i for i in reversed(ids) if is_held_out(i, 0.2)][::-1]  # order does not matter
+    assert not any(is_held_out(i, 0.0) for i in ids)
+    assert set(held) <= {i for i in ids if is_held_out(i, 0.5)}  # a larger share keeps the smaller one
+
+
+def test_held_out_pairs_are_evaluated_not_trained_on(tmp_path, scifact):
+    docs, queries, train, _ = scifact
+    pairs = pairs_from_qrels(queries, train, docs)
+    report = train_query_adapter(_base_model(), pairs[:N_PAIRS], tmp_path, epochs=1, batch_size=10,
+                                 held_out=pairs[N_PAIRS:N_PAIRS + 10])
+    assert report.n_documents <= N_PAIRS  # held-out documents are not training candidates
+    evaluation = json.loads((tmp_path / "training.json").read_text())["evaluation"]
+    assert "10 held-out pairs" in evaluation["task"]
+    assert 0.0 <= evaluation["mrr@10_base"] <= 1.0 and 0.0 <= evaluation["mrr@10_expert"] <= 1.0
 
 
 def test_training_writes_adapter_card_and_plot(trained, small_pairs):
