@@ -31,7 +31,7 @@ def _index_files(data_dir: Path) -> dict[str, bytes]:
     return {p.parent.name: p.read_bytes() for p in (data_dir / "indexes").glob("*/index-*.faiss")}
 
 
-def test_shipped_default_routes_science_to_the_scifact_expert(tmp_path: Path, built_config: Path,
+def test_shipped_default_routes_each_domain_to_its_expert(tmp_path: Path, built_config: Path,
                                                              test_queries: dict[str, str]) -> None:
     data_dir = _copy_data(built_config, tmp_path)
     (data_dir / PILOTS_FILE).unlink()  # the test config's pilots label science as 'general'
@@ -42,8 +42,9 @@ def test_shipped_default_routes_science_to_the_scifact_expert(tmp_path: Path, bu
     cosine = float((scifact.query_encoder.encode([query]) @ general.query_encoder.encode([query]).T)[0, 0])
     assert 0.5 < cosine < 0.999  # the adapter changes the query vector, but not beyond recognition
     routes, _ = pipeline.route_many(list(test_queries.values())[:30])
-    assert {r.expert for r in routes} == {"scifact"}
-    assert pipeline.route("buffer pool hit ratio").expert == "sre"
+    assert sum(r.expert == "scifact" for r in routes) >= 27  # 287 of all 300 SciFact test claims
+    assert pipeline.route("buffer pool hit ratio").expert == "postgres"
+    assert pipeline.route("Kubernetes pod eviction and node drain").expert == "sre"
     pipeline.close()
 
 
