@@ -40,6 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("path", type=Path, help="BEIR folder, e.g. ../shared/data/beir/scifact")
     add.add_argument("--name", help="BEIR dataset name (default: the folder name)")
     add.set_defaults(run=cmd_data_add)
+    known = data_sub.add_parser("known-item", help="make a known-item BEIR folder from a corpus without queries",
+                                description="Each document's pseudo-query (first sentence or title) must find the rest "
+                                            "of it; train/test follow the --holdout split of `retriever train-expert`.")
+    known.add_argument("corpus", help="BEIR folder, corpus.jsonl or pkg: location")
+    known.add_argument("out", type=Path, help="new BEIR folder to write")
+    known.add_argument("--holdout", type=float, default=0.2, help="share of documents whose queries are test (0.2)")
+    known.add_argument("--pseudo-queries", choices=("title", "first-sentence"), default="first-sentence")
+    known.set_defaults(run=cmd_data_known_item)
 
 
 def cmd_data_add(args: argparse.Namespace) -> int:
@@ -52,6 +60,17 @@ def cmd_data_add(args: argparse.Namespace) -> int:
         c = load_collection(f"beir/{name}/{split}")
         print(f"  beir/{name}/{split}: {len(c.docs)} documents, {len(c.queries)} queries, "
               f"{sum(map(len, c.qrels.values()))} judgements")
+    return 0
+
+
+def cmd_data_known_item(args: argparse.Namespace) -> int:
+    from eval.known_item import write_known_item_folder
+    from retriever.corpus import read_corpora
+
+    counts = write_known_item_folder(read_corpora([args.corpus]), args.out, args.holdout,
+                                     use_titles=args.pseudo_queries == "title")
+    print(f"wrote {args.out}: {counts['train']} train and {counts['test']} test known-item queries "
+          f"(evaluate with: retriever eval {args.out}:test)")
     return 0
 
 

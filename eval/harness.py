@@ -144,6 +144,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     for e in experts:
         add(f"expert: {e}", "expert", {c.name: c.table.runs[e] for c in collections})
     labels = {r.name: {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
+                       "pilot-domain": "pilot router, one centroid per domain (engine default)",
                        "dataset": "DatasetRouter (nearest training query)", "knn": "kNN router",
                        "classifier": "classifier router (logistic regression)"}.get(r.name, r.name) for r in routers}
     for r in routers:

@@ -9,6 +9,8 @@ them. Test queries reach a router only as vectors to route.
   wins on them (best nDCG@10; a tie goes to the tied expert best on the domain on average); each
   group's mean base vector is one pilot (`PilotLibrary.from_winners`, shared with the engine). The
   engine's PilotRouter scores an expert by the mean (paper) or max (released code) cosine to its pilots.
+- pilot-domain: the engine's default library (`router.pilots = "domain"`): one centroid per domain,
+  labelled with the domain's best expert on its training queries.
 - dataset: DatasetRouter. Up to 100 sampled training queries per domain; a query goes to the best
   expert (on training queries) of the domain of its nearest sampled query.
 - knn: the k nearest training queries (cosine) vote for their best expert(s); k is chosen by
@@ -74,16 +76,24 @@ class Router:
 
 
 class PilotBaseline(Router):
-    """RouterRetriever's pilot router, via the engine's PilotLibrary and PilotRouter."""
+    """The engine's PilotLibrary and PilotRouter: the paper's library (``winner``: training queries grouped
+    by winning expert) or the engine's default (``domain``: one centroid per domain, for the domain's best
+    expert on its training queries)."""
 
-    def __init__(self, aggregate: str = "mean", encoder: str = "") -> None:
+    def __init__(self, aggregate: str = "mean", encoder: str = "", library: str = "winner") -> None:
         self.aggregate = aggregate
         self.encoder = encoder
-        self.name = f"pilot-{aggregate}"
+        self.library_kind = library
+        self.name = f"pilot-{aggregate}" if library == "winner" else f"pilot-{library}"
 
     def fit(self, data: RoutingData) -> PilotBaseline:
-        self.library = PilotLibrary.from_winners(data.vectors, data.domains, data.scores, data.experts, self.encoder,
-                                                 tie=TIE)
+        if self.library_kind == "domain":
+            domains = np.array(data.domains)
+            self.library = PilotLibrary.from_vectors(
+                [(d, data.experts[j], data.vectors[domains == d]) for d, j in data.domain_best().items()], self.encoder)
+        else:
+            self.library = PilotLibrary.from_winners(data.vectors, data.domains, data.scores, data.experts,
+                                                     self.encoder, tie=TIE)
         self.router = PilotRouter(self.library, data.experts, self.aggregate)  # type: ignore[arg-type]
         self.experts = data.experts
         self.prior = data.prior()
@@ -97,9 +107,10 @@ class PilotBaseline(Router):
         return out + TIE * self.prior
 
     def describe(self) -> dict[str, object]:
-        return {"pilots": self.library.describe(), "aggregate": self.aggregate,
-                "grouping": "training queries grouped by their best expert (nDCG@10; ties to the domain-best tied expert), "
-                            "one centroid per group"}
+        grouping = ("training queries grouped by their best expert (nDCG@10; ties to the domain-best tied expert), "
+                    "one centroid per group") if self.library_kind == "winner" else \
+            "one centroid per domain, labelled with the domain's best expert on its training queries"
+        return {"pilots": self.library.describe(), "aggregate": self.aggregate, "grouping": grouping}
 
 
 class DatasetRouter(Router):
@@ -203,4 +214,5 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def default_routers(encoder: str = "") -> list[Router]:
-    return [PilotBaseline("mean", encoder), PilotBaseline("max", encoder), DatasetRouter(), KnnRouter(), ClassifierRouter()]
+    return [PilotBaseline("mean", encoder), PilotBaseline("max", encoder), PilotBaseline("mean", encoder, "domain"),
+            DatasetRouter(), KnnRouter(), ClassifierRouter()]

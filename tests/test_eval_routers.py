@@ -20,7 +20,8 @@ def two_clusters(n=60, seed=0):
     return RoutingData([f"q{i}" for i in range(n)], ["d0" if s == 0 else "d1" for s in side], vectors, scores, ["a", "b"])
 
 
-@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), KnnRouter(), ClassifierRouter(), DatasetRouter()])
+@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), PilotBaseline("mean", library="domain"),
+                                    KnnRouter(), ClassifierRouter(), DatasetRouter()])
 def test_routers_send_each_cluster_to_its_expert(router):
     data = two_clusters()
     router.fit(data)
@@ -48,13 +49,21 @@ def test_pilots_split_a_domain_by_winning_expert():
     assert sorted((p["expert"], p["domain"], p["queries"]) for p in pilots) == [("a", "d0", 40), ("b", "d0", 20)]
 
 
+def test_domain_library_has_one_pilot_per_domain_for_its_best_expert():
+    data = two_clusters()
+    data.scores[np.array(data.domains) == "d1"] = [0.2, 0.6]  # every d1 query prefers b
+    pilots = PilotBaseline("mean", library="domain").fit(data).library.describe()
+    assert sorted((p["expert"], p["domain"], p["queries"]) for p in pilots) == [("a", "d0", 30), ("b", "d1", 30)]
+
+
 def test_knn_picks_k_by_leave_one_out():
     router = KnnRouter().fit(two_clusters())
     assert router.k in router.loo and router.loo[router.k] == max(router.loo.values())
 
 
 
-@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), KnnRouter(), ClassifierRouter(), DatasetRouter()])
+@pytest.mark.parametrize("router", [PilotBaseline("mean"), PilotBaseline("max"), PilotBaseline("mean", library="domain"),
+                                    KnnRouter(), ClassifierRouter(), DatasetRouter()])
 def test_routers_still_choose_when_no_training_query_prefers_an_expert(router):
     data = two_clusters()
     data.scores = np.full((len(data.qids), 2), 0.5)  # every query ties: no preference anywhere
