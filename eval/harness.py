@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import Collection, load_collection, train_spec
-from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate, paired_t_test
+from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate, paired_randomization_test
 from eval.routers import TIE, Router, RoutingData, default_routers
 from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
 from retriever.config import Settings, load_settings
@@ -233,13 +233,15 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
 
 def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[str]]]) -> None:
     """Add `vs_best_expert` to every row: the best single expert (by average nDCG@10), the row's nDCG@10
-    difference to it, a paired t-test p-value over all test queries, and (rows other than experts) the
+    difference to it, a paired randomization-test p-value of that difference, and (rows other than experts) the
     share of the best expert's gap to the per-query oracle that the row closes."""
     experts = [r for r in results if r["kind"] == "expert"]
     if not experts:
         return
     best = max(experts, key=lambda r: r["average"][HEADLINE])
     oracle = next((r for r in results if r["system"] == QUERY_ORACLE), None)
+
+    domains = [name for name, qids in queries for _ in qids]
 
     def per_query(row: dict) -> list[float]:
         return [row["collections"][name]["ndcg_per_query"].get(q, 0.0) for name, qids in queries for q in qids]
@@ -249,7 +251,7 @@ def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[st
     for row in results:
         delta = row["average"][HEADLINE] - base
         row["vs_best_expert"] = {"expert": best["system"], "delta": delta,
-                                 "p_value": paired_t_test(per_query(row), per_query(best)),
+                                 "p_value": paired_randomization_test(per_query(row), per_query(best), domains),
                                  "oracle_gap_closed": delta / headroom if headroom > TIE and row["kind"] != "expert" else None}
 
 

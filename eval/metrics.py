@@ -65,13 +65,24 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] = DEFAULT_MEASURES)
     return EvalResult(mean=mean, per_query=per_query)
 
 
-def paired_t_test(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided paired t-test p-value of per-query values `a` vs `b` (same queries, same order);
-    None when there is nothing to test (fewer than two queries, or no query differs)."""
-    from scipy.stats import ttest_rel
+def paired_randomization_test(a: Sequence[float], b: Sequence[float], groups: Sequence[str] | None = None,
+                              resamples: int = 10_000, seed: int = 0) -> float | None:
+    """Two-sided paired randomization test (scipy's permutation test, swapping each query's two values) of
+    the mean difference a - b, averaged per group (collection) when ``groups`` are given, so it tests the
+    statistic the report shows. Exact when 2**queries <= ``resamples``. None when no query differs."""
+    from scipy.stats import permutation_test
 
-    if len(a) != len(b):
-        raise ValueError(f"paired test needs the same queries: {len(a)} vs {len(b)} values")
-    if len(a) < 2 or not np.any(np.asarray(a, float) != np.asarray(b, float)):
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"paired test needs the same queries: {len(x)} vs {len(y)} values")
+    if not np.any(x != y):
         return None
-    return float(ttest_rel(a, b).pvalue)
+    labels = np.asarray(groups if groups is not None else [""] * len(x))
+    masks = [labels == g for g in dict.fromkeys(labels.tolist())]
+
+    def statistic(u: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
+        return np.mean([(u - v)[..., m].mean(axis=-1) for m in masks], axis=0)
+
+    result = permutation_test((x, y), statistic, permutation_type="samples", vectorized=True, n_resamples=resamples,
+                              alternative="two-sided", random_state=seed)
+    return float(min(1.0, result.pvalue))

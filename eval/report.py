@@ -17,7 +17,8 @@ def _versus(comparison: dict | None) -> list[str]:
     if not comparison:
         return ["–", "–"]
     p, closed = comparison["p_value"], comparison["oracle_gap_closed"]
-    delta = "same per query" if p is None else f"{100 * comparison['delta']:+.1f} (p {p:.3f})"
+    shown = "" if p is None else "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+    delta = "same per query" if p is None else f"{100 * comparison['delta']:+.1f} ({shown})"
     return [delta, "–" if closed is None else f"{100 * closed:.0f}%"]
 
 
@@ -39,8 +40,8 @@ def markdown(report: dict) -> str:
     best = report["systems"][0].get("vs_best_expert") if report["systems"] else None
     if best:
         notes.append(f"vs best expert: average nDCG@10 minus that of the best single expert ({best['expert']}), "
-                     "with the two-sided paired t-test p-value over all test queries; oracle gap closed: that "
-                     "difference over the best expert's gap to the per-query oracle.")
+                     "with the two-sided paired randomization-test p-value (10,000 resamples, differences averaged per "
+                     "collection); oracle gap closed: that difference over the best expert's gap to the per-query oracle.")
     for c in report["collections"]:
         notes.append(f"{c['name']}: {c['test']} ({c['test_queries']} queries, {c['documents']} documents); routers "
                      f"trained on: {c['router_training']} ({c['train']}, {c['train_queries']} queries)")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from eval.metrics import DEFAULT_MEASURES, evaluate, paired_t_test
+from eval.metrics import DEFAULT_MEASURES, evaluate, paired_randomization_test
 
 INV_LOG2_3 = 1 / math.log2(3)  # discount of rank 2
 
@@ -58,15 +58,13 @@ def test_bad_input():
         evaluate({"q": {"d": 1.0}}, {})
 
 
-def test_paired_t_test():
-    # differences 1, 0, 1, -1: mean 0.25, sd sqrt(11/12), t = 0.25 / (sd / 2), 3 degrees of freedom
-    t = 0.25 / (math.sqrt(11 / 12) / 2)
-    from scipy.special import betainc  # two-sided p of Student's t: I_{df/(df+t^2)}(df/2, 1/2)
-
-    expected = betainc(1.5, 0.5, 3 / (3 + t * t))
-    assert paired_t_test([1, 2, 3, 4], [0, 2, 2, 5]) == pytest.approx(expected)
-    assert 0.6 < expected < 0.7
-    assert paired_t_test([0.5, 0.2], [0.5, 0.2]) is None  # nothing differs
-    assert paired_t_test([0.5], [0.1]) is None  # one query: no test
+def test_paired_randomization_test():
+    # differences 1, 0, 1, -1: every one of the 16 sign swaps gives |mean| >= 0.25, the observed value
+    assert paired_randomization_test([1, 2, 3, 4], [0, 2, 2, 5]) == pytest.approx(1.0)
+    # 8 queries, each +1: only all-kept and all-swapped reach |mean| = 1 -> exact p = 2 / 2**8
+    assert paired_randomization_test([1.0] * 8, [0.0] * 8) == pytest.approx(2 / 256)
+    # per-group averaging: one group of +1s and one of -1s average to 0 -> nothing unusual
+    assert paired_randomization_test([1, 1, 1, 0, 0], [0, 0, 0, 1, 1], groups=list("aaabb")) == pytest.approx(1.0)
+    assert paired_randomization_test([0.5, 0.2], [0.5, 0.2]) is None  # nothing differs
     with pytest.raises(ValueError, match="same queries"):
-        paired_t_test([0.1, 0.2], [0.1])
+        paired_randomization_test([0.1, 0.2], [0.1])
