@@ -214,5 +214,6 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def default_routers(encoder: str = "") -> list[Router]:
-    return [PilotBaseline("mean", encoder), PilotBaseline("max", encoder), PilotBaseline("mean", encoder, "domain"),
+    """The engine's default router first: top-m fusion and the BM25 hybrid are built on it."""
+    return [PilotBaseline("mean", encoder, "domain"), PilotBaseline("mean", encoder), PilotBaseline("max", encoder),
             DatasetRouter(), KnnRouter(), ClassifierRouter()]

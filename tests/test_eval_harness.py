@@ -63,7 +63,7 @@ def test_every_system_is_evaluated_on_the_same_queries(report):
             "DatasetRouter (nearest training query)", "kNN router", "classifier router (logistic regression)",
             "RRF of all experts", "oracle: best single expert per dataset", "oracle: per query"} <= set(names)
     if HAS_BM25:
-        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 + pilot-mean routed dense"} <= set(names)
+        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 + pilot-domain routed dense"} <= set(names)
     for row in rows(report):
         assert len(row["collections"]["scifact-mini"]["ndcg_per_query"]) == 16
         assert 0.0 <= row["average"]["nDCG@10"] <= 1.0
