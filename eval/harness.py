@@ -246,12 +246,12 @@ def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[st
     def per_query(row: dict) -> list[float]:
         return [row["collections"][name]["ndcg_per_query"].get(q, 0.0) for name, qids in queries for q in qids]
 
-    base = best["average"][HEADLINE]
+    base, best_per_query = best["average"][HEADLINE], per_query(best)
     headroom = oracle["average"][HEADLINE] - base if oracle else 0.0
     for row in results:
         delta = row["average"][HEADLINE] - base
         row["vs_best_expert"] = {"expert": best["system"], "delta": delta,
-                                 "p_value": paired_randomization_test(per_query(row), per_query(best), domains),
+                                 "p_value": paired_randomization_test(per_query(row), best_per_query, domains),
                                  "oracle_gap_closed": delta / headroom if headroom > TIE and row["kind"] != "expert" else None}
 
 

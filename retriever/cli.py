@@ -165,17 +165,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train_expert(args: argparse.Namespace) -> int:
     from retriever.corpus import read_corpus, read_training_queries
-    from retriever.training import is_held_out, pairs_from_corpus, pairs_from_qrels, train_query_adapter
+    from retriever.training import TrainingPair, held_out_pairs, pairs_from_qrels, train_query_adapter
 
     if not 0.0 <= args.holdout < 1.0 or (args.holdout and not args.from_corpus):
         raise RetrieverError("--holdout must be a fraction in [0, 1) and needs --from-corpus")
     folder = Path(resolve_location(args.train.rsplit(":", 1)[0] if ":" in Path(args.train).name else args.train))
     docs = read_corpus(folder)
-    held_out = []
+    held_out: list[TrainingPair] = []
     if args.from_corpus:
         use_titles = args.pseudo_queries == "title"
-        pairs = pairs_from_corpus([d for d in docs if not is_held_out(d.id, args.holdout)], use_titles=use_titles)
-        held_out = pairs_from_corpus([d for d in docs if is_held_out(d.id, args.holdout)], use_titles=use_titles)
+        pairs, held_out = held_out_pairs(docs, args.holdout, use_titles=use_titles)
         source = (f"{args.train}: {'title' if use_titles else 'first sentence'} -> rest pairs from the corpus"
                   + (f"; {len(held_out)} pairs of held-out documents (fraction {args.holdout}) not trained on" if held_out else ""))
     else:

@@ -102,6 +102,15 @@ def is_held_out(doc_id: str, fraction: float) -> bool:
     return int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big") / 2**64 < fraction
 
 
+def held_out_pairs(docs: Iterable[Document], fraction: float, *,
+                   use_titles: bool = True) -> tuple[list[TrainingPair], list[TrainingPair]]:
+    """(training pairs, held-out pairs) from a corpus alone, documents split by ``is_held_out``."""
+    split: tuple[list[Document], list[Document]] = ([], [])
+    for doc in docs:
+        split[is_held_out(doc.id, fraction)].append(doc)
+    return pairs_from_corpus(split[0], use_titles=use_titles), pairs_from_corpus(split[1], use_titles=use_titles)
+
+
 def train_query_adapter(
     base_model: str,
     pairs: list[TrainingPair],

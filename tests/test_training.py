@@ -21,6 +21,7 @@ from sentence_transformers import SentenceTransformer
 from retriever.encoders import load_query_adapter
 from retriever.training import (
     TrainingPair,
+    held_out_pairs,
     is_held_out,
     pairs_from_corpus,
     pairs_from_qrels,
@@ -112,6 +113,10 @@ def test_held_out_split_is_stable_and_about_the_asked_share():
     assert held == [i for i in reversed(ids) if is_held_out(i, 0.2)][::-1]  # order does not matter
     assert not any(is_held_out(i, 0.0) for i in ids)
     assert set(held) <= {i for i in ids if is_held_out(i, 0.5)}  # a larger share keeps the smaller one
+    docs = _corpus()[:200]
+    train, test = held_out_pairs(docs, 0.2, use_titles=False)
+    assert test == pairs_from_corpus([d for d in docs if is_held_out(d.id, 0.2)], use_titles=False) != []
+    assert train == pairs_from_corpus([d for d in docs if not is_held_out(d.id, 0.2)], use_titles=False)
 
 
 def test_held_out_pairs_are_evaluated_not_trained_on(tmp_path, scifact):
