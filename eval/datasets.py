@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import CorpusError
+from core.types import Document
 from indexes.atomic import atomic_open
 from retriever import corpus
-from retriever.errors import CorpusError
-from retriever.types import Document
 
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 DEFAULT_SPLIT = "test"

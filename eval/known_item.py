@@ -15,9 +15,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.types import Document
 from eval.datasets import QRELS_HEADER, DatasetError
 from retriever.training import is_held_out, pairs_from_corpus
-from retriever.types import Document
 
 
 def write_known_item_folder(docs: Sequence[Document], out: Path, holdout: float = 0.2,

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.types import Document
 from eval.metrics import HEADLINE, evaluate
 from indexes.atomic import atomic_open, atomic_write_bytes
 from retriever.config import Settings
 from retriever.experts import document_spec, query_spec
-from retriever.types import Document
 
 if TYPE_CHECKING:  # imported lazily at run time: loading models is only needed on a cache miss
     from retriever.pipeline import SearchPipeline

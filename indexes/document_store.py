@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from retriever.types import Document
+from core.types import Document
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (

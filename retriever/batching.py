@@ -17,8 +17,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.types import SearchResult
 from retriever.pipeline import SearchPipeline
-from retriever.types import SearchResult
 
 
 @dataclass

@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from core.errors import RetrieverError
+from core.types import SearchResult
 from retriever import __version__
 from retriever.config import Settings, load_settings, resolve_location
-from retriever.errors import RetrieverError
-from retriever.types import SearchResult
 
 DEMO_QUERIES = (
     # SciFact test claims, first sentences of held-out PostgreSQL documents and held-out SRE sentences from
@@ -105,12 +105,12 @@ def _pipeline(args: argparse.Namespace):  # -> SearchPipeline; heavy import kept
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from indexes.store import IndexStore
+    from indexes.data_dir import DataDirectory
     from retriever.corpus import read_corpora
 
     settings = _settings(args)
     if args.rebuild:
-        IndexStore.wipe(settings.data_dir)
+        DataDirectory.wipe(settings.data_dir)
     corpus_specs = [args.corpus] if args.corpus else settings.corpus
     pipeline = _pipeline(args)
     if args.corpus and len(pipeline.store.docs):

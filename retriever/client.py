@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
-from retriever.errors import RetrieverError
-from retriever.types import Document, Hit, Route, SearchResult
+from core.errors import RetrieverError
+from core.types import Document, Hit, Route, SearchResult
 
 T = TypeVar("T")
 

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from retriever.errors import ConfigError, UnknownExpertError
+from core.errors import ConfigError, UnknownExpertError
+from indexes.vector_index import IndexConfig
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "experts.toml"
 MAX_TOP_K = 1000
@@ -47,19 +48,6 @@ class DomainConfig(_Strict):
     name: str
     queries: str
     expert: str
-
-
-class IndexConfig(_Strict):
-    """FAISS index kind and its parameters (exact inner product by default)."""
-
-    kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
-    hnsw_m: int = Field(default=32, gt=1)
-    hnsw_ef_construction: int = Field(default=200, gt=0)
-    hnsw_ef_search: int = Field(default=128, gt=0)
-    ivf_nlist: int = Field(default=0, ge=0, description="0 = 4*sqrt(n) clusters")
-    ivf_nprobe: int = Field(default=16, gt=0)
-    pq_m: int = Field(default=16, gt=0)
-    pq_refine: bool = True
 
 
 class RouterConfig(_Strict):

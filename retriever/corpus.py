@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from core.errors import CorpusError
+from core.types import Document
 from retriever.config import resolve_location
-from retriever.errors import CorpusError
-from retriever.types import Document
 
 QRELS_COLUMNS = ("query-id", "corpus-id", "score")
 

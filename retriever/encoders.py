@@ -17,8 +17,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 
+from core.errors import ModelNotFoundError
 from retriever.config import resolve_location
-from retriever.errors import ModelNotFoundError
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexes.expert_index import ExpertIndex
-from indexes.store import IndexStore
+from indexes.data_dir import DataDirectory
+from indexes.vector_index import VectorIndex
 from retriever.config import ExpertConfig
 from retriever.encoders import Encoder, EncoderSpec, get_encoder
 
@@ -19,10 +19,10 @@ class Expert:
     description: str
     query_encoder: Encoder
     document_encoder: Encoder
-    index: ExpertIndex
+    index: VectorIndex
 
     @classmethod
-    def from_config(cls, config: ExpertConfig, store: IndexStore) -> Expert:
+    def from_config(cls, config: ExpertConfig, store: DataDirectory) -> Expert:
         query, document = get_encoder(query_spec(config)), get_encoder(document_spec(config))
         return cls(config.name, config.description, query, document,
                    store.index_for(document.identity, document.dimension))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.errors import ConfigError, IndexCorruptError
 from indexes.atomic import atomic_write_bytes
 from retriever.encoders import Encoder
-from retriever.errors import ConfigError, IndexCorruptError
 
 
 @dataclass(frozen=True)

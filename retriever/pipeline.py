@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from indexes.store import IndexStore
+from core.errors import ConfigError, IndexNotBuiltError, InvalidRequestError, UnknownExpertError
+from core.types import Document, Hit, Route, SearchResult
+from indexes.data_dir import DataDirectory
 from retriever.config import MAX_TOP_K, Settings
 from retriever.corpus import check_unique_ids, read_query_file
 from retriever.encoders import EncoderSpec, get_encoder
-from retriever.errors import ConfigError, IndexNotBuiltError, InvalidRequestError, UnknownExpertError
 from retriever.experts import Expert
 from retriever.fusion import reciprocal_rank_fusion
 from retriever.pilots import PilotGroup, PilotLibrary
 from retriever.router import PilotRouter
-from retriever.types import Document, Hit, Route, SearchResult
 
 MAX_QUERY_CHARS = 10_000
 PILOTS_FILE = "pilots.npz"
@@ -35,7 +35,7 @@ class SearchPipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = IndexStore(settings.data_dir, settings.index)
+        self.store = DataDirectory(settings.data_dir, settings.index)
         self.experts = {c.name: Expert.from_config(c, self.store) for c in settings.experts}
         self.router_encoder = get_encoder(EncoderSpec(settings.router_model))
         self.router = self._load_router()

@@ -9,8 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from core.types import Route
 from retriever.pilots import PilotLibrary
-from retriever.types import Route
 
 
 class PilotRouter:

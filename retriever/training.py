@@ -29,7 +29,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from retriever.types import Document
+from core.types import Document
 
 ATTENTION_PROJECTIONS = ("query", "key", "value")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

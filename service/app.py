@@ -20,13 +20,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import ConfigError, InvalidRequestError, RetrieverError
+from core.types import Document
 from retriever import __version__
 from retriever.batching import QueryBatcher
 from retriever.config import MAX_TOP_K, Settings
-from retriever.errors import ConfigError, InvalidRequestError, RetrieverError
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 from service.auth import api_key_guard
+from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
 from service.schemas import (
     BatchSearchRequest,
@@ -82,12 +83,6 @@ class ServiceConfig:
                 except ValueError as exc:
                     raise ConfigError(f"{ENV_PREFIX}{field.name.upper()} must be an integer, got {raw!r}") from exc
         return cls(**values)
-
-
-class NotReadyError(RetrieverError):
-    """The pipeline is still loading, or failed to load."""
-
-    status_code = 503
 
 
 class Engine:
@@ -286,7 +281,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RetrieverError)
     def engine_error(_: Request, exc: RetrieverError) -> JSONResponse:
-        return _error(exc.status_code, str(exc), type(exc).__name__)
+        return _error(http_status(exc), str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
     def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``serve`` command alone, with the retriever CLI's ``--config``/``--data-dir`` and error output."""
-    from retriever.errors import RetrieverError
+    from core.errors import RetrieverError
 
     parser = argparse.ArgumentParser(prog="python -m service.cli")
     parser.add_argument("--config", type=Path, help="TOML config (default: the packaged demo config)")

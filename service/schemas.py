@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from core.types import Hit, Route, SearchResult
 from retriever.config import MAX_TOP_K
 from retriever.pipeline import MAX_QUERY_CHARS
-from retriever.types import Hit, Route, SearchResult
 
 MAX_ID_CHARS = 512
 

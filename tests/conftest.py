@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document
 from retriever.config import load_settings, resolve_location
 from retriever.corpus import read_corpus, read_queries
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 
 DEMO_CORPUS = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 SLICE = 120

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.types import Document
 from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 from service.app import ServiceConfig, create_app
 
 from service_server import serve_in_thread

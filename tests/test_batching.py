@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from core.errors import InvalidRequestError, UnknownExpertError
 from retriever.batching import QueryBatcher
-from retriever.errors import InvalidRequestError, UnknownExpertError
 from retriever.pipeline import SearchPipeline
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document
 from eval import bm25
 from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version
 from eval.datasets import load_collection
 from eval.metrics import evaluate
-from retriever.types import Document
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
 

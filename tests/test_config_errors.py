@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
 from retriever.cli import main
 from retriever.config import load_settings
 from retriever.corpus import read_corpora, read_corpus, read_query_file
-from retriever.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
 from retriever.pipeline import SearchPipeline
 
 from conftest import DEMO_CORPUS, write_config

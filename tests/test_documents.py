@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexes.expert_index as expert_index
-from retriever.config import IndexConfig, load_settings
-from retriever.errors import CorpusError, IndexNotBuiltError, InvalidRequestError
+import indexes.vector_index as expert_index
+from core.errors import CorpusError, IndexNotBuiltError, InvalidRequestError
+from core.types import Document
+from indexes.vector_index import IndexConfig
+from retriever.config import load_settings
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 
 from conftest import write_config
 
@@ -123,7 +124,7 @@ def test_index_vectors_of_wrong_dimension_are_rejected(pipeline: SearchPipeline)
 
 
 def test_an_index_never_built_refuses_to_save_and_searches_empty(tmp_path: Path) -> None:
-    index = expert_index.ExpertIndex(tmp_path / "idx", "some-encoder", 4, IndexConfig())
+    index = expert_index.VectorIndex(tmp_path / "idx", "some-encoder", 4, IndexConfig())
     with pytest.raises(IndexNotBuiltError, match="nothing to save"):
         index.save()
     assert not (tmp_path / "idx").exists()  # nothing half-written

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.types import Document
 from eval.pilots import winner_library
 from retriever.cli import main
 from retriever.config import DEFAULT_CONFIG, load_settings
 from retriever.corpus import read_qrels, read_queries
 from retriever.pipeline import PILOTS_FILE, SearchPipeline
-from retriever.types import Document
 
 from conftest import DEMO_CORPUS, write_config
 

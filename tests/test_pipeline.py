@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InvalidRequestError, UnknownExpertError
+from core.types import Document
 from retriever.config import MAX_TOP_K, load_settings
-from retriever.errors import InvalidRequestError, UnknownExpertError
 from retriever.fusion import reciprocal_rank_fusion
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 
 from conftest import DEMO_CORPUS, write_config
 

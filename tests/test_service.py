@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
+from core.errors import ConfigError
+from core.types import Document
 from retriever.client import RetrieverClient
 from retriever.config import load_settings
-from retriever.errors import ConfigError
 from retriever.pipeline import SearchPipeline
-from retriever.types import Document
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config

@@ -18,6 +18,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
+from core.types import Document
 from retriever.encoders import load_query_adapter
 from retriever.training import (
     TrainingPair,
@@ -27,7 +28,6 @@ from retriever.training import (
     pairs_from_qrels,
     train_query_adapter,
 )
-from retriever.types import Document
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
 pytestmark = pytest.mark.skipif(

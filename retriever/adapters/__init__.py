@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retriever.types import Document, Hit
+from core.types import Document, Hit
 
 
 def hit_metadata(hit: Hit) -> dict[str, object]:

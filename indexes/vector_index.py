@@ -12,17 +12,32 @@ import json
 import math
 import threading
 from pathlib import Path
+from typing import Literal
 
 import faiss
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
 from indexes.atomic import atomic_write_bytes
-from retriever.config import IndexConfig
-from retriever.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+
+
+class IndexConfig(BaseModel):
+    """FAISS index kind and its parameters (exact inner product by default); the ``[index]`` config table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
+    hnsw_m: int = Field(default=32, gt=1)
+    hnsw_ef_construction: int = Field(default=200, gt=0)
+    hnsw_ef_search: int = Field(default=128, gt=0)
+    ivf_nlist: int = Field(default=0, ge=0, description="0 = 4*sqrt(n) clusters")
+    ivf_nprobe: int = Field(default=16, gt=0)
+    pq_m: int = Field(default=16, gt=0)
+    pq_refine: bool = True
 
 
 class IndexManifest(BaseModel):
@@ -39,7 +54,7 @@ class IndexManifest(BaseModel):
     sha256: str
 
 
-class ExpertIndex:
+class VectorIndex:
     """Vectors of one document encoder, keyed by the document store's int64 ids."""
 
     def __init__(self, folder: Path, encoder: str, dimension: int, config: IndexConfig) -> None:

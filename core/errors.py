@@ -1,25 +1,20 @@
 """Every error the engine raises on bad input: one base class, one subclass per problem.
 
-The service maps these to 4xx answers; the CLI prints their message without a traceback.
+The service maps each class to an HTTP status (``service.errors``); the CLI prints the message without a
+traceback.
 """
 
 
 class RetrieverError(Exception):
     """Base class for errors caused by bad input, configuration or data."""
 
-    status_code = 400
-
 
 class InvalidRequestError(RetrieverError):
     """A query, top_k, filter or document that cannot be served (empty query, top_k out of range, ...)."""
 
-    status_code = 422
-
 
 class UnknownExpertError(RetrieverError):
     """An expert name that is not configured."""
-
-    status_code = 404
 
 
 class ConfigError(RetrieverError):
@@ -37,16 +32,10 @@ class CorpusError(RetrieverError):
 class IndexMismatchError(RetrieverError):
     """An index built by another model, dimension or index kind than its expert's configuration says."""
 
-    status_code = 409
-
 
 class IndexCorruptError(RetrieverError):
     """An index or manifest file that is truncated, corrupt or does not match its checksum."""
 
-    status_code = 503  # the service cannot answer until the index is rebuilt
-
 
 class IndexNotBuiltError(RetrieverError):
     """An index that has not been built yet."""
-
-    status_code = 503

@@ -9,11 +9,10 @@ import threading
 from pathlib import Path
 
 from indexes.document_store import DocumentStore
-from indexes.expert_index import ExpertIndex
-from retriever.config import IndexConfig
+from indexes.vector_index import IndexConfig, VectorIndex
 
 
-class IndexStore:
+class DataDirectory:
     """Owns ``<data_dir>/docs.sqlite`` and ``<data_dir>/indexes/<encoder>/``; experts sharing a document
     encoder share its index object."""
 
@@ -21,23 +20,23 @@ class IndexStore:
         self.data_dir = data_dir
         self.config = config
         self.docs = DocumentStore(data_dir / "docs.sqlite")
-        self._indexes: dict[str, ExpertIndex] = {}
+        self._indexes: dict[str, VectorIndex] = {}
         self.write_lock = threading.RLock()
 
-    def index_for(self, encoder: str, dimension: int) -> ExpertIndex:
+    def index_for(self, encoder: str, dimension: int) -> VectorIndex:
         """The index of a document encoder, loaded from disk when it exists there."""
         if encoder not in self._indexes:
-            index = ExpertIndex(self.data_dir / "indexes" / folder_name(encoder), encoder, dimension, self.config)
+            index = VectorIndex(self.data_dir / "indexes" / folder_name(encoder), encoder, dimension, self.config)
             if index.exists:
                 index.load()
             self._indexes[encoder] = index
         return self._indexes[encoder]
 
     @property
-    def indexes(self) -> dict[str, ExpertIndex]:
+    def indexes(self) -> dict[str, VectorIndex]:
         return dict(self._indexes)
 
-    def stale_count(self, index: ExpertIndex) -> int:
+    def stale_count(self, index: VectorIndex) -> int:
         """Vectors in ``index`` whose document is gone (deleted, replaced or never committed)."""
         return max(0, index.count - len(self.docs))
 
