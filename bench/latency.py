@@ -1,4 +1,4 @@
-"""Search latency and throughput of the pipeline, measured in one run on one corpus.
+"""Search latency and throughput of the retriever, measured in one run on one corpus.
 
 Prints: single-expert (forced) latency p50/p95, routed latency p50/p95 and their ratio, batched
 throughput (queries/s) and document-encoding throughput (docs/s).
@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.config import load_settings, resolve_location
-from retriever.corpus import read_corpus, read_queries
-from retriever.pipeline import SearchPipeline
+from retriever import Retriever, read_corpus, read_queries, resolve_location
 
 DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 
@@ -44,32 +42,34 @@ def main() -> None:
     parser.add_argument("--encode-docs", type=int, default=300)
     args = parser.parse_args()
 
-    pipeline = SearchPipeline(load_settings(args.config, data_dir=args.data_dir))
-    if not all(e.index.count for e in pipeline.experts.values()):
+    retriever = Retriever.from_config(args.config, data_dir=args.data_dir)
+    if retriever.status().unbuilt:
         raise SystemExit("indexes are not built: run `retriever demo` or `retriever build` first")
     queries = list(read_queries(DEMO, "test").values())[: args.queries]
-    for query in queries[:10]:  # warm-up: first calls allocate buffers
-        pipeline.search(query)
+    for query in queries[:10]:  # warm-up: first calls load models and allocate buffers
+        retriever.search(query)
 
-    routes = [r.expert for r in pipeline.route_many(queries)[0]]
-    print(f"corpus: {len(pipeline.store.docs)} docs; experts: {', '.join(pipeline.experts)}; "
+    routes = [retriever.route(q).expert for q in queries]
+    experts = [info.name for info in retriever.experts()]
+    print(f"corpus: {retriever.count()} docs; experts: {', '.join(experts)}; "
           f"{len(queries)} queries, routed to {dict(Counter(routes))}")
-    routed = [timed(pipeline.search, q) for q in queries]
-    single = [timed(pipeline.search, q, expert=e) for q, e in zip(queries, routes)]
+    routed = [timed(retriever.search, q) for q in queries]
+    single = [timed(retriever.search, q, expert=e) for q, e in zip(queries, routes)]
     (s50, s95), (r50, r95) = percentiles(single), percentiles(routed)
     print(f"single expert (forced, same expert as routed): p50 {s50:.1f} ms  p95 {s95:.1f} ms")
     print(f"routed (router pass + expert pass):            p50 {r50:.1f} ms  p95 {r95:.1f} ms")
     print(f"routed / single latency ratio:                 p50 {r50 / s50:.2f}  p95 {r95 / s95:.2f}")
 
-    batch_seconds = timed(pipeline.search_many, queries, 10)
+    batch_seconds = timed(retriever.search_many, queries, 10)
     print(f"batched routed search: {len(queries) / batch_seconds:.1f} queries/s "
           f"(vs {len(queries) / sum(routed):.1f} queries/s one at a time)")
 
     docs = [d.content for d in read_corpus(DEMO)[: args.encode_docs]]
-    for name, expert in pipeline.experts.items():
-        seconds = timed(expert.document_encoder.encode, docs, pipeline.settings.batch_size)
+    for name in experts:
+        retriever.embed_documents(docs[:8], name)  # load the model outside the timing
+        seconds = timed(retriever.embed_documents, docs, name)
         print(f"document encoding, {name}: {len(docs) / seconds:.1f} docs/s")
-    pipeline.close()
+    retriever.close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Load test of the REST service on loopback, against the Python pipeline called directly, in one run.
+"""Load test of the REST service on loopback, against the Python retriever called directly, in one run.
 
     python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D]
 
@@ -26,11 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from retriever.batching import QueryBatcher
-from retriever.cli import DEMO_QUERIES
-from retriever.config import Settings, load_settings, resolve_location
-from retriever.corpus import read_corpora, read_queries
-from retriever.pipeline import SearchPipeline
+from retriever import QueryBatcher, Retriever, Settings, load_settings, read_corpora, read_queries, resolve_location
+from retriever.cli.demo import DEMO_QUERIES
 
 HOST = "127.0.0.1"  # loopback only, by design
 MAX_CLIENTS = 256
@@ -182,17 +179,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --duration 0..{MAX_DURATION_S} seconds")
 
     settings = load_settings(args.config, data_dir=args.data_dir)
-    pipeline = SearchPipeline(settings)
-    pipeline.build(read_corpora(settings.corpus) if settings.corpus else None)
+    retriever = Retriever(settings)
+    retriever.build(read_corpora(settings.corpus) if settings.corpus else None)
     queries = workload(settings)
-    print(f"{len(pipeline.store.docs)} documents, {len(queries)} queries, {args.clients} clients, "
+    print(f"{retriever.count()} documents, {len(queries)} queries, {args.clients} clients, "
           f"{args.duration:.0f} s per phase, top_k={args.top_k}")
     with service(args.config, settings.data_dir) as url:
         http = measure("service", args.clients, args.duration, http_caller(url, args.top_k), queries)
-    batcher = QueryBatcher(pipeline)
+    batcher = QueryBatcher(retriever)
     direct = measure("direct", args.clients, args.duration, direct_caller(batcher, args.top_k), queries)
     batcher.close()
-    pipeline.close()
+    retriever.close()
 
     print(f"{'mode':<8} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
     print(http.row())

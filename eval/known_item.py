@@ -15,9 +15,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.types import Document
-from eval.datasets import QRELS_HEADER, DatasetError
-from retriever.training import is_held_out, pairs_from_corpus
+from eval.datasets import DatasetError
+from retriever import QRELS_HEADER, Document, is_held_out, pairs_from_corpus
 
 
 def write_known_item_folder(docs: Sequence[Document], out: Path, holdout: float = 0.2,

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retriever.pilots import PilotLibrary
-from retriever.router import PilotRouter
+from retriever import PilotLibrary, PilotRouter
 
 TIE = 1e-9
 KNN_KS = (1, 3, 5, 10, 20, 50, 100)
@@ -62,7 +61,8 @@ class RoutingData:
 
 
 class Router:
-    name = "router"
+    name = "router"  # short id (report keys, file names)
+    label = "router"  # the row label in the results table
 
     def fit(self, data: RoutingData) -> Router:
         raise NotImplementedError
@@ -85,6 +85,8 @@ class PilotBaseline(Router):
         self.encoder = encoder
         self.library_kind = library
         self.name = f"pilot-{aggregate}" if library == "winner" else f"pilot-{library}"
+        self.label = {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
+                      }.get(self.name, "pilot router, one centroid per domain (engine default)")
 
     def fit(self, data: RoutingData) -> PilotBaseline:
         if self.library_kind == "domain":
@@ -115,6 +117,7 @@ class PilotBaseline(Router):
 
 class DatasetRouter(Router):
     name = "dataset"
+    label = "DatasetRouter (nearest training query)"
 
     def __init__(self, samples: int = DATASET_SAMPLES, seed: int = 0) -> None:
         self.samples, self.seed = samples, seed
@@ -141,6 +144,7 @@ class DatasetRouter(Router):
 
 class KnnRouter(Router):
     name = "knn"
+    label = "kNN router"
 
     def __init__(self, ks: tuple[int, ...] = KNN_KS) -> None:
         self.ks = ks
@@ -180,6 +184,7 @@ class ClassifierRouter(Router):
     """Softmax regression on base vectors, soft labels, L2-regularised, full-batch gradient descent."""
 
     name = "classifier"
+    label = "classifier router (logistic regression)"
 
     def __init__(self, l2: float = 1e-3, steps: int = 500, lr: float = 2.0) -> None:
         self.l2, self.steps, self.lr = l2, steps, lr

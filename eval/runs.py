@@ -1,7 +1,7 @@
 """Per-expert rankings computed once and cached: the table every router is evaluated from.
 
 For each collection (its own corpus, indexed once into a data directory of its own) and each expert,
-the top-k ranking of every test and training query is computed through the search pipeline (expert
+the top-k ranking of every test and training query is computed through the Retriever (expert
 forced) and stored on disk, keyed by the corpus, the expert's encoders and the query set. The
 base-model query vectors the routers use are cached the same way. A second run re-encodes nothing.
 """
@@ -15,18 +15,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.types import Document
-from eval.metrics import HEADLINE, evaluate
 from indexes.atomic import atomic_open, atomic_write_bytes
-from retriever.config import Settings
-from retriever.experts import document_spec, query_spec
-
-if TYPE_CHECKING:  # imported lazily at run time: loading models is only needed on a cache miss
-    from retriever.pipeline import SearchPipeline
+from retriever import HEADLINE, Document, ExpertInfo, Retriever, Settings, evaluate
 
 
 def corpus_key(docs: Sequence[Document]) -> str:
@@ -71,8 +64,8 @@ def _write_json(path: Path, obj: object) -> None:
 class CorpusRuns:
     """Cached rankings of one corpus: per expert (and BM25) and per query set, plus base query vectors.
 
-    The search pipeline (and so every model) is created only on a cache miss; `encoded` counts the
-    queries that had to be encoded, `timings` the seconds spent computing what was missing."""
+    Models load and the corpus is indexed only on a cache miss; `encoded` counts the queries that had to
+    be encoded, `timings` the seconds spent computing what was missing."""
 
     settings: Settings
     docs: list[Document]
@@ -81,37 +74,46 @@ class CorpusRuns:
     remove_query: bool = True
     encoded: int = 0
     timings: dict[str, float] = field(default_factory=dict)
-    _pipeline: SearchPipeline | None = None
+    _retriever: Retriever | None = None
+    _built: bool = False
 
     @property
-    def pipeline(self) -> SearchPipeline:
-        """The pipeline over this corpus, its indexes built (once) on first use."""
-        if self._pipeline is None:
-            from retriever.pipeline import SearchPipeline
+    def retriever(self) -> Retriever:
+        """The retriever over this corpus (its own data directory, no pilots, limits deep enough for top_k)."""
+        if self._retriever is None:
+            limits = self.settings.limits.model_copy(update={"max_top_k": max(self.top_k + 1, self.settings.limits.max_top_k)})
+            self._retriever = Retriever(self.settings.model_copy(update={"data_dir": self.data_dir, "domains": [],
+                                                                          "limits": limits}))
+        return self._retriever
 
-            pipeline = SearchPipeline(self.settings.model_copy(update={"data_dir": self.data_dir, "domains": []}))
+    def built(self) -> Retriever:
+        """The retriever with its indexes built (once) over the corpus."""
+        retriever = self.retriever
+        if not self._built:
             start = time.perf_counter()
-            built = pipeline.build(self.docs, progress=True)
-            if built:
+            if retriever.build(self.docs, progress=True):
                 self.timings["index_build_s"] = round(time.perf_counter() - start, 1)
-            if len(pipeline.store.docs) != len(self.docs):
-                raise RuntimeError(f"{self.data_dir} holds {len(pipeline.store.docs)} documents, expected {len(self.docs)}")
-            self._pipeline = pipeline
-        return self._pipeline
+            if retriever.count() != len(self.docs):
+                raise RuntimeError(f"{self.data_dir} holds {retriever.count()} documents, expected {len(self.docs)}")
+            self._built = True
+        return retriever
 
     def close(self) -> None:
-        if self._pipeline is not None:
-            self._pipeline.close()
+        if self._retriever is not None:
+            self._retriever.close()
 
     def _cache(self, kind: str, *key: object) -> Path:
         return self.data_dir / "rankings" / f"{kind}-{_digest(corpus_key(self.docs), self.top_k, self.remove_query, *key)}.json"
+
+    def _expert(self, name: str) -> ExpertInfo:
+        return next(info for info in self.retriever.experts() if info.name == name)
 
     def expert_run(self, expert: str, queries: dict[str, str], label: str = "") -> Run:
         """Top-k ranking of every query by `expert` alone (cached by encoders, corpus and queries)."""
         from tqdm.auto import tqdm
 
-        config = self.settings.expert(expert)
-        path = self._cache("dense", query_spec(config).fingerprint, document_spec(config).identity, queries_key(queries))
+        info = self._expert(expert)
+        path = self._cache("dense", info.query_fingerprint, info.document_encoder, queries_key(queries))
         cached = _read_json(path)
         if isinstance(cached, dict):
             return cached["run"]
@@ -121,7 +123,7 @@ class CorpusRuns:
         depth = self.top_k + 1 if self.remove_query else self.top_k
         with tqdm(total=len(qids), desc=f"{label}{expert}: queries", unit="q") as bar:
             for i in range(0, len(qids), QUERY_CHUNK):
-                results = self.pipeline.search_many(texts[i:i + QUERY_CHUNK], top_k=depth, expert=expert)
+                results = self.built().search_many(texts[i:i + QUERY_CHUNK], top_k=depth, expert=expert)
                 for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
                     hits = [(h.id, h.score) for h in result.hits if not (self.remove_query and h.id == qid)]
                     run[qid] = dict(hits[: self.top_k])
@@ -129,8 +131,8 @@ class CorpusRuns:
         self.encoded += len(qids)
         seconds = time.perf_counter() - start
         self.timings[f"{expert}:{label.strip() or 'queries'}_s"] = round(seconds, 1)
-        _write_json(path, {"expert": expert, "query_encoder": query_spec(config).fingerprint,
-                           "document_encoder": document_spec(config).identity,
+        _write_json(path, {"expert": expert, "query_encoder": info.query_fingerprint,
+                           "document_encoder": info.document_encoder,
                            "queries": len(qids), "seconds": round(seconds, 2), "run": run})
         return run
 
@@ -141,10 +143,7 @@ class CorpusRuns:
             vectors = np.load(path)
             if len(vectors) == len(queries):
                 return vectors
-        from retriever.encoders import EncoderSpec, get_encoder
-
-        encoder = get_encoder(EncoderSpec(self.settings.router_model))
-        vectors = encoder.encode(list(queries.values()), batch_size=self.settings.batch_size, progress=True)
+        vectors = self.retriever.embed_queries(list(queries.values()))
         self.encoded += len(queries)
         with atomic_open(path) as handle:
             np.save(handle, vectors)

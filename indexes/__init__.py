@@ -1,6 +1,10 @@
-"""FAISS index store: one index per document encoder, a SQLite document store, atomic persistence."""
+"""Storage: the SQLite document store, one FAISS vector index per document encoder, atomic writes.
 
+Depends only on ``core`` (types and errors); the engine (``retriever``) depends on it.
+"""
+
+from indexes.data_dir import DataDirectory
 from indexes.document_store import DocumentStore
-from indexes.vector_index import IndexManifest, VectorIndex
+from indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
 
-__all__ = ["DocumentStore", "IndexManifest", "VectorIndex"]
+__all__ = ["DataDirectory", "DocumentStore", "IndexConfig", "IndexManifest", "VectorIndex"]

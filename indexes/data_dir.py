@@ -1,4 +1,4 @@
-"""The index store of one data directory: the shared document store plus one index per document encoder."""
+"""The data directory: the shared document store plus one vector index per document encoder."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ from indexes.vector_index import IndexConfig, VectorIndex
 
 class DataDirectory:
     """Owns ``<data_dir>/docs.sqlite`` and ``<data_dir>/indexes/<encoder>/``; experts sharing a document
-    encoder share its index object."""
+    encoder share its index object. ``write_lock`` serialises writes within this process."""
 
-    def __init__(self, data_dir: Path, config: IndexConfig) -> None:
-        self.data_dir = data_dir
+    def __init__(self, path: Path, config: IndexConfig) -> None:
+        self.path = path
         self.config = config
-        self.docs = DocumentStore(data_dir / "docs.sqlite")
+        self.docs = DocumentStore(path / "docs.sqlite")
         self._indexes: dict[str, VectorIndex] = {}
         self.write_lock = threading.RLock()
 
-    def index_for(self, encoder: str, dimension: int) -> VectorIndex:
+    def index_for(self, encoder: str) -> VectorIndex:
         """The index of a document encoder, loaded from disk when it exists there."""
         if encoder not in self._indexes:
-            index = VectorIndex(self.data_dir / "indexes" / folder_name(encoder), encoder, dimension, self.config)
+            index = VectorIndex(self.path / "indexes" / folder_name(encoder), encoder, self.config)
             if index.exists:
                 index.load()
             self._indexes[encoder] = index
@@ -44,11 +44,11 @@ class DataDirectory:
         self.docs.close()
 
     @staticmethod
-    def wipe(data_dir: Path) -> None:
+    def wipe(path: Path) -> None:
         """Delete a data directory's documents and indexes (for a full rebuild)."""
-        shutil.rmtree(data_dir / "indexes", ignore_errors=True)
+        shutil.rmtree(path / "indexes", ignore_errors=True)
         for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
-            (data_dir / name).unlink(missing_ok=True)
+            (path / name).unlink(missing_ok=True)
 
 
 def folder_name(encoder: str) -> str:

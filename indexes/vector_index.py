@@ -18,7 +18,7 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
+from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
 from indexes.atomic import atomic_write_bytes
 
 FORMAT_VERSION = 1
@@ -57,11 +57,11 @@ class IndexManifest(BaseModel):
 class VectorIndex:
     """Vectors of one document encoder, keyed by the document store's int64 ids."""
 
-    def __init__(self, folder: Path, encoder: str, dimension: int, config: IndexConfig) -> None:
+    def __init__(self, folder: Path, encoder: str, config: IndexConfig) -> None:
         self.folder = folder
         self.encoder = encoder
-        self.dimension = dimension
         self.config = config
+        self.dimension: int | None = None  # from the manifest on load, or from the first vectors
         self._index: faiss.Index | None = None
         self._lock = threading.RLock()
 
@@ -79,8 +79,10 @@ class VectorIndex:
 
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Replace the in-memory index with a fresh one over ``vectors`` (call ``save`` to persist)."""
+        if self.dimension is None and vectors.ndim == 2:
+            self.dimension = int(vectors.shape[1])
         self._check(vectors)
-        index = _new_index(self.config, self.dimension, len(vectors))
+        index = _new_index(self.config, int(vectors.shape[1]), len(vectors))
         if not index.is_trained:
             index.train(vectors)
         index.add_with_ids(vectors, ids.astype(np.int64))
@@ -125,7 +127,7 @@ class VectorIndex:
         digest = hashlib.sha256(data).hexdigest()
         name = f"index-{digest[:12]}.faiss"
         manifest = IndexManifest(
-            encoder=self.encoder, dimension=self.dimension, kind=self.config.kind,
+            encoder=self.encoder, dimension=int(self.dimension or 0), kind=self.config.kind,
             count=self.count, file=name, sha256=digest,
         )
         old = self._read_manifest().file if self.exists else None
@@ -138,12 +140,13 @@ class VectorIndex:
     def load(self) -> IndexManifest:
         """Load from disk, refusing an index of another encoder/dimension/kind or a corrupt file."""
         manifest = self._read_manifest()
-        expected = {"encoder": self.encoder, "dimension": self.dimension, "kind": self.config.kind}
+        expected = {"encoder": self.encoder, "kind": self.config.kind}
         found = {k: getattr(manifest, k) for k in expected}
         if found != expected:
             diff = ", ".join(f"{k}: index has {found[k]!r}, config wants {expected[k]!r}" for k in expected
                              if found[k] != expected[k])
-            raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}); rebuild it")
+            raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}; it holds "
+                                     f"{manifest.count} {manifest.dimension}-d vectors); rebuild it")
         path = self.folder / manifest.file
         try:
             data = path.read_bytes()
@@ -158,6 +161,7 @@ class VectorIndex:
         _apply_search_params(index, self.config)
         with self._lock:
             self._index = index
+            self.dimension = manifest.dimension
         return manifest
 
     def _read_manifest(self) -> IndexManifest:
@@ -168,10 +172,9 @@ class VectorIndex:
             raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}") from exc
 
     def _check(self, vectors: np.ndarray) -> None:
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise InvalidRequestError(
-                f"vectors of shape {vectors.shape} do not fit index of dimension {self.dimension}"
-            )
+        if vectors.ndim != 2 or (self.dimension is not None and vectors.shape[1] != self.dimension):
+            raise IndexMismatchError(f"vectors of shape {vectors.shape} do not fit the index in {self.folder} "
+                                     f"(dimension {self.dimension}, encoder {self.encoder!r}); rebuild it")
 
 
 def _new_index(config: IndexConfig, dim: int, n: int) -> faiss.Index:

@@ -1,5 +1,60 @@
-"""Multi-expert dense retrieval: domain experts, per-encoder FAISS indexes, a pilot-embedding router."""
+"""Multi-expert dense retrieval: domain experts, per-encoder FAISS indexes, a pilot-embedding router.
+
+The public API::
+
+    from retriever import Retriever, Document
+    with Retriever.from_config("experts.toml") as retriever:
+        retriever.build(docs)
+        result = retriever.search("statins and LDL", top_k=5)
+"""
 
 from importlib.metadata import version
+from typing import TYPE_CHECKING
+
+from core.errors import (
+    ConfigError,
+    CorpusError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotBuiltError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    RetrieverError,
+    UnknownExpertError,
+)
+from core.types import Document, ExpertInfo, Hit, Route, SearchResult, Status
+from retriever.api import Retriever
+from retriever.batching import QueryBatcher
+from retriever.config import Settings, load_settings
+from retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora, read_corpus, read_qrels, read_queries
+from retriever.fusion import RRF_K, reciprocal_rank_fusion
+from retriever.locations import resolve_location, split_spec
+from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
+from retriever.pilots import PilotLibrary
+from retriever.router import PilotRouter
+from retriever.validation import Limits, check_encodable, valid_metadata
 
 __version__ = version("router-retriever")
+
+if TYPE_CHECKING:
+    from retriever.training import is_held_out, pairs_from_corpus  # noqa: F401 (listed in __all__ through _TRAINING)
+
+_TRAINING = ("is_held_out", "pairs_from_corpus")  # from retriever.training (torch, peft): imported on first use
+
+__all__ = [  # the engine (first line) and the toolkit the evaluation and benchmarks build on
+    "Document", "ExpertInfo", "Hit", "Retriever", "Route", "SearchResult", "Settings", "Status", "load_settings",
+    "ConfigError", "CorpusError", "IndexCorruptError", "IndexMismatchError", "IndexNotBuiltError",
+    "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
+    "DEFAULT_MEASURES", "HEADLINE", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
+    "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "evaluate", "iter_jsonl", "read_corpora",
+    "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "split_spec",
+    "valid_metadata", *_TRAINING,
+]
+
+
+def __getattr__(name: str) -> object:
+    if name in _TRAINING:
+        from retriever import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'retriever' has no attribute {name!r}")

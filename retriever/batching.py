@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.types import SearchResult
-from retriever.pipeline import SearchPipeline
+from retriever.api import Retriever
 
 
 @dataclass
@@ -39,8 +39,8 @@ class _Request:
 class QueryBatcher:
     """Thread-safe ``search`` that batches concurrent callers; ``close`` stops the worker."""
 
-    def __init__(self, pipeline: SearchPipeline, max_batch: int = 64) -> None:
-        self.pipeline = pipeline
+    def __init__(self, retriever: Retriever, max_batch: int = 64) -> None:
+        self.retriever = retriever
         self.max_batch = max_batch
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
@@ -48,7 +48,7 @@ class QueryBatcher:
 
     def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
                filters: Mapping[str, Any] | None = None) -> SearchResult:
-        """Same contract as ``SearchPipeline.search`` (same results, same errors)."""
+        """Same contract as ``Retriever.search`` (same results, same errors)."""
         request = _Request(query, top_k, expert, top_m, filters)
         self._queue.put(request)
         return request.future.result()
@@ -78,7 +78,7 @@ class QueryBatcher:
     def _serve(self, requests: list[_Request]) -> None:
         first = requests[0]
         try:
-            results = self.pipeline.search_many([r.query for r in requests], first.top_k, first.expert,
+            results = self.retriever.search_many([r.query for r in requests], first.top_k, first.expert,
                                                 first.top_m, first.filters)
         except Exception as exc:  # handed to the caller; a bad query must not fail the others
             if len(requests) == 1:

@@ -1,4 +1,4 @@
-"""Small clients of the REST service, sync and async, returning the pipeline's own result types.
+"""Small clients of the REST service, sync and async, returning the engine's own result types.
 
     with RetrieverClient("http://127.0.0.1:8000", api_key=None) as client:
         result = client.search("vitamin D and birth weight", top_k=5)

@@ -6,9 +6,9 @@ which resolves inside an installed Python package (models that ship their weight
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -16,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from core.errors import ConfigError, UnknownExpertError
 from indexes.vector_index import IndexConfig
+from retriever.locations import split_spec
+from retriever.validation import Limits
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "experts.toml"
-MAX_TOP_K = 1000
+LIMITS_ENV_PREFIX = "RETRIEVER_"
 
 
 class _Strict(BaseModel):
@@ -72,6 +74,7 @@ class Settings(_Strict):
     domains: list[DomainConfig] = []
     index: IndexConfig = IndexConfig()
     router: RouterConfig = RouterConfig()
+    limits: Limits = Limits()
     batch_size: int = Field(default=32, gt=0)
 
     @field_validator("corpus", mode="before")
@@ -110,19 +113,9 @@ class Settings(_Strict):
         raise UnknownExpertError(f"unknown expert {name!r}; configured: {', '.join(e.name for e in self.experts)}")
 
 
-def resolve_location(spec: str) -> str:
-    """Turn ``pkg:MODULE/sub`` into a path inside the installed package; return anything else unchanged."""
-    if not spec.startswith("pkg:"):
-        return spec
-    module, _, sub = spec[4:].partition("/")
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
-        raise ConfigError(f"package {module!r} (in {spec!r}) is not installed")
-    return str(Path(next(iter(found.submodule_search_locations))) / sub)
-
-
-def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
-    """Read a TOML config (default: the packaged demo config), resolving relative paths against it."""
+def load_settings(path: Path | str | None = None, env: Mapping[str, str] = os.environ, **overrides: object) -> Settings:
+    """Read a TOML config (default: the packaged demo config), resolving relative paths against it;
+    ``RETRIEVER_MAX_*`` variables in ``env`` override the ``[limits]`` table."""
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -141,12 +134,27 @@ def load_settings(path: Path | str | None = None, **overrides: object) -> Settin
             for field in ("model", "adapter", "document_model", "queries"):
                 if table.get(field):
                     table[field] = _portable(table[field], base)
+    if isinstance(raw.get("limits", {}), dict):
+        raw["limits"] = {**raw.get("limits", {}), **_limits_from_env(env)}
     if raw.get("router", {}).get("model"):
         raw["router"]["model"] = _portable(raw["router"]["model"], base)
     try:
         return Settings(**raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid config {path}: {exc}") from exc
+
+
+def _limits_from_env(env: Mapping[str, str]) -> dict[str, int]:
+    """``RETRIEVER_MAX_TOP_K=50`` -> ``{"max_top_k": 50}`` for every field of ``Limits``."""
+    values = {}
+    for name in Limits.model_fields:
+        raw = env.get(LIMITS_ENV_PREFIX + name.upper())
+        if raw is not None:
+            try:
+                values[name] = int(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{LIMITS_ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}") from exc
+    return values
 
 
 def _relative_to(data_dir: Path, base: Path, config: Path) -> Path:
@@ -160,8 +168,7 @@ def _portable(spec: str, base: Path) -> str:
     """Keep ``pkg:`` and model names as written (so index manifests match across machines); anchor paths."""
     if spec.startswith("pkg:"):
         return spec
-    split = spec.rsplit(":", 1)
-    suffix = f":{split[1]}" if len(split) == 2 and "/" not in split[1] and len(split[0]) > 1 else ""
-    stem = spec[: -len(suffix)] if suffix else spec
+    stem, split = split_spec(spec)
     candidate = base / stem
-    return str(candidate.resolve()) + suffix if not Path(stem).is_absolute() and candidate.exists() else spec
+    anchored = str(candidate.resolve()) if not Path(stem).is_absolute() and candidate.exists() else stem
+    return f"{anchored}:{split}" if split else anchored

@@ -1,22 +1,72 @@
-"""Reading BEIR-layout data: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``."""
+"""The BEIR layout, read in one place: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+
+A BEIR spec is a folder (a path or a ``pkg:`` location) with an optional ``:split`` suffix; each caller
+names its own default split (training readers: ``train``; the evaluation: ``test``).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import CorpusError
 from core.types import Document
-from retriever.config import resolve_location
+from retriever.locations import resolve_location, split_spec
+from retriever.validation import check_unique_ids
 
-QRELS_COLUMNS = ("query-id", "corpus-id", "score")
+QRELS_HEADER = "query-id\tcorpus-id\tscore"
+Qrels = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class BeirFolder:
+    """Paths of a BEIR-layout folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
+
+    root: Path
+
+    @classmethod
+    def parse(cls, spec: str, default_split: str) -> tuple[BeirFolder, str]:
+        """The folder and split named by ``DIR[:split]`` (``pkg:`` locations resolved)."""
+        location, split = split_spec(spec)
+        return cls(Path(resolve_location(location)).expanduser()), split or default_split
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    @property
+    def queries(self) -> Path:
+        return self.root / "queries.jsonl"
+
+    @property
+    def splits(self) -> dict[str, Path]:
+        """Split name -> qrels file."""
+        return {p.stem: p for p in sorted((self.root / "qrels").glob("*.tsv"))}
+
+    def check_layout(self) -> None:
+        """Raise CorpusError if a required file is missing."""
+        if not self.root.is_dir():
+            raise CorpusError(f"BEIR folder not found: {self.root}")
+        for path in (self.corpus, self.queries):
+            if not path.is_file():
+                raise CorpusError(f"{self.root} is not a BEIR folder: missing {path.name}")
+        if not self.splits:
+            raise CorpusError(f"{self.root} is not a BEIR folder: no qrels/<split>.tsv file")
+
+    def qrels_path(self, split: str) -> Path:
+        """The qrels file of ``split``, with an error naming the available splits if absent."""
+        splits = self.splits
+        if split not in splits:
+            raise CorpusError(f"{self.root} has no split {split!r}; available: {', '.join(splits) or 'none'}")
+        return splits[split]
 
 
 def read_corpus(path: Path) -> list[Document]:
     """Documents of a BEIR folder or a ``corpus.jsonl`` file; ids must be unique and non-empty."""
-    file = path / "corpus.jsonl" if path.is_dir() else path
+    file = BeirFolder(path).corpus if path.is_dir() else path
     docs = [_document(row, file, n) for n, row in iter_jsonl(file)]
     check_unique_ids(docs, str(file))
     return docs
@@ -29,20 +79,9 @@ def read_corpora(specs: Sequence[str]) -> list[Document]:
     return docs
 
 
-def check_unique_ids(docs: Iterable[Document], where: str) -> None:
-    """Raise a CorpusError naming the first duplicate or empty document id."""
-    seen: set[str] = set()
-    for doc in docs:
-        if not doc.id.strip():
-            raise CorpusError(f"{where}: a document has an empty id")
-        if doc.id in seen:
-            raise CorpusError(f"{where}: duplicate document id {doc.id!r}")
-        seen.add(doc.id)
-
-
 def read_queries(folder: Path, split: str | None = None) -> dict[str, str]:
     """Queries of a BEIR folder; with ``split``, only those judged in ``qrels/<split>.tsv``."""
-    file = folder / "queries.jsonl"
+    file = BeirFolder(folder).queries
     queries: dict[str, str] = {}
     for n, row in iter_jsonl(file):
         if not isinstance(row, dict) or "_id" not in row or "text" not in row:
@@ -56,38 +95,33 @@ def read_queries(folder: Path, split: str | None = None) -> dict[str, str]:
     return {qid: text for qid, text in queries.items() if qid in judged}
 
 
-def read_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
-    """Relevance judgements ``qid -> {doc_id: grade}`` from ``qrels/<split>.tsv`` (BEIR header)."""
-    file = folder / "qrels" / f"{split}.tsv"
-    if not file.is_file():
-        raise CorpusError(f"qrels file not found: {file}")
-    qrels: dict[str, dict[str, int]] = {}
-    with file.open(newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        if not set(QRELS_COLUMNS) <= set(reader.fieldnames or ()):
-            raise CorpusError(f"{file}:1: expected the header 'query-id<TAB>corpus-id<TAB>score', got {reader.fieldnames}")
+def read_qrels(folder: Path, split: str) -> Qrels:
+    """Relevance judgements ``qid -> {doc_id: grade}`` from ``qrels/<split>.tsv`` (exactly BEIR's header)."""
+    file = BeirFolder(folder).qrels_path(split)
+    qrels: Qrels = {}
+    with file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle, delimiter="\t")
+        header = "\t".join(next(reader, []))
+        if header != QRELS_HEADER:
+            raise CorpusError(f"{file}:1: qrels header must be {QRELS_HEADER!r}, got {header!r}")
         for row in reader:
-            if row["corpus-id"] is None or row["score"] is None:
+            if len(row) != 3:
                 raise CorpusError(f"{file}:{reader.line_num}: expected 3 tab-separated columns, got {row}")
             try:
-                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
             except ValueError as exc:
-                raise CorpusError(f"{file}:{reader.line_num}: score {row['score']!r} is not an integer") from exc
+                raise CorpusError(f"{file}:{reader.line_num}: score {row[2]!r} is not an integer") from exc
     return qrels
 
 
-def read_query_file(spec: str) -> list[str]:
-    """Training queries from ``file.txt`` (one per line, ``#`` comments) or ``BEIR_DIR:split``."""
-    return list(read_training_queries(spec)[0].values())
-
-
-def read_training_queries(spec: str) -> tuple[dict[str, str], dict[str, dict[str, int]] | None]:
-    """Queries (by id) and their qrels from ``BEIR_DIR:split`` (default split: train), or the lines of
-    a text file (ids are line numbers; no qrels)."""
-    folder, _, split = spec.rpartition(":") if ":" in Path(spec).name else (spec, "", "")
-    path = Path(resolve_location(folder or spec))
-    if path.is_dir():
-        return read_queries(path, split or "train"), read_qrels(path, split or "train")
+def read_training_queries(spec: str) -> tuple[dict[str, str], Qrels | None]:
+    """Queries (by id) and their qrels from ``BEIR_DIR[:split]`` (default split: train), or the lines of
+    a text file (ids are line numbers; ``#`` comments; no qrels)."""
+    location, _ = split_spec(spec)
+    if Path(resolve_location(location)).is_dir():
+        folder, split = BeirFolder.parse(spec, "train")
+        return read_queries(folder.root, split), read_qrels(folder.root, split)
+    path = Path(resolve_location(spec))
     if not path.is_file():
         raise CorpusError(f"query file not found: {path}")
     lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())

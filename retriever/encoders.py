@@ -1,6 +1,9 @@
-"""Text encoders: a sentence-transformers model loaded by path, optionally with a merged LoRA adapter.
+"""Text encoders: sentence-transformers models loaded by path (optionally with a merged LoRA adapter),
+each loaded once, on first use, and shared by every encoder built on it.
 
 Nothing is downloaded: the hub is switched to offline mode unless the user set ``HF_HUB_OFFLINE``.
+A query or document prefix goes through sentence-transformers' own prompt argument
+(``encode_query`` / ``encode_document``), so models that define their own prompts keep them.
 """
 
 from __future__ import annotations
@@ -8,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -18,7 +23,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np
 
 from core.errors import ModelNotFoundError
-from retriever.config import resolve_location
+from retriever.locations import resolve_location
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+Role = Literal["query", "document"]
 
 
 @dataclass(frozen=True)
@@ -52,13 +62,48 @@ class EncoderSpec:
         return f"{self.identity}|weights={digest}"
 
 
-class Encoder:
-    """Encodes texts into L2-normalised float32 vectors (inner product = cosine)."""
+def check_available(spec: EncoderSpec) -> None:
+    """Refuse, without loading anything, a model folder or adapter that is not there (a model given by
+    name can only be checked by loading it, on first use)."""
+    location = resolve_location(spec.model)
+    if _looks_like_path(spec.model, location) and not Path(location).is_dir():
+        raise ModelNotFoundError(f"model folder not found: {location} (from {spec.model!r})")
+    if spec.adapter and not (Path(resolve_location(spec.adapter)) / "adapter_config.json").is_file():
+        raise ModelNotFoundError(f"LoRA adapter not found: {spec.adapter} has no adapter_config.json")
 
-    def __init__(self, spec: EncoderSpec) -> None:
+
+def _looks_like_path(model: str, location: str) -> bool:
+    return location.startswith((".", "/", "~")) or model.startswith("pkg:") or Path(location).exists()
+
+
+class LoadedModel:
+    """One sentence-transformers model in memory and the lock that serialises calls into it."""
+
+    def __init__(self, model: str, adapter: str | None, max_seq_length: int | None) -> None:
+        self.model = _load(model, adapter, max_seq_length)
+        self.lock = threading.Lock()  # torch modules are not safe to call from several threads at once
+
+
+_models: dict[tuple[str, str | None, int | None], LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def loaded_model(spec: EncoderSpec) -> LoadedModel:
+    """The one shared in-memory model of a spec's (model, adapter, truncation), loaded on first call."""
+    key = (spec.model, spec.adapter, spec.max_seq_length)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = LoadedModel(*key)
+        return _models[key]
+
+
+class Encoder:
+    """Encodes queries or documents into L2-normalised float32 vectors (inner product = cosine).
+    The model is loaded on the first call that needs it."""
+
+    def __init__(self, spec: EncoderSpec, role: Role) -> None:
         self.spec = spec
-        self._model = _load_model(spec.model, spec.adapter, spec.max_seq_length)
-        self._lock = threading.Lock()
+        self.role = role
 
     @property
     def identity(self) -> str:
@@ -66,38 +111,46 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_embedding_dimension())
+        return int(loaded_model(self.spec).model.get_embedding_dimension() or 0)
+
+    def shares_model_with(self, other: Encoder) -> bool:
+        """Whether both give the same vectors for the same text (so one pass serves both)."""
+        return self.spec == other.spec
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed ``texts``; returns an (n, dimension) float32 array of unit vectors."""
+        loaded = loaded_model(self.spec)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        inputs = [self.spec.prefix + t for t in texts] if self.spec.prefix else list(texts)
-        with self._lock:  # torch modules are not safe to call from several threads at once
-            vectors = self._model.encode(
-                inputs,
-                batch_size=batch_size,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
+        st = loaded.model
+        encode = st.encode_query if self.role == "query" else st.encode_document
+        with loaded.lock:
+            vectors = encode(list(texts), prompt=self.spec.prefix or None, batch_size=batch_size,
+                             show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 @cache
-def get_encoder(spec: EncoderSpec) -> Encoder:
-    """One shared encoder per spec, so experts with the same model share its weights and its pass."""
-    return Encoder(spec)
+def encoder(spec: EncoderSpec, role: Role) -> Encoder:
+    """One encoder object per (spec, role), so experts on the same model share it (and its query pass)."""
+    return Encoder(spec, role)
 
 
-@cache
-def _load_model(model: str, adapter: str | None, max_seq_length: int | None):
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars or library warnings on stderr: only our own errors speak."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def _load(model: str, adapter: str | None, max_seq_length: int | None) -> SentenceTransformer:
+    _quiet_transformers()
     from sentence_transformers import SentenceTransformer
 
+    check_available(EncoderSpec(model, adapter))
     location = resolve_location(model)
-    looks_like_path = location.startswith((".", "/", "~")) or model.startswith("pkg:") or Path(location).exists()
-    if looks_like_path and not Path(location).is_dir():
-        raise ModelNotFoundError(f"model folder not found: {location} (from {model!r})")
     try:
         st = SentenceTransformer(location, device="cpu")
     except Exception as exc:  # the hub client raises many types when offline
@@ -113,7 +166,7 @@ def _load_model(model: str, adapter: str | None, max_seq_length: int | None):
     return st
 
 
-def load_query_adapter(st: object, adapter_dir: Path) -> None:
+def load_query_adapter(st: Any, adapter_dir: Path) -> None:
     """Merge a peft LoRA adapter of the model's transformer into its weights (no cost at query time).
 
     ``auto_model`` is a read-only alias of ``model`` in sentence-transformers 6, so the merged model is
@@ -122,5 +175,5 @@ def load_query_adapter(st: object, adapter_dir: Path) -> None:
 
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
-    module = st[0]  # type: ignore[index]
+    module = st[0]
     module.model = PeftModel.from_pretrained(module.auto_model, str(adapter_dir)).merge_and_unload()

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from indexes.data_dir import DataDirectory
 from indexes.vector_index import VectorIndex
 from retriever.config import ExpertConfig
-from retriever.encoders import Encoder, EncoderSpec, get_encoder
+from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
 
 
 @dataclass(frozen=True)
 class Expert:
     """One domain expert. The query encoder may carry a LoRA adapter; the document encoder (and so the
-    index) is shared with every expert built on the same document model."""
+    index) is shared with every expert built on the same document model. Models load on first use."""
 
     name: str
     description: str
@@ -22,20 +22,12 @@ class Expert:
     index: VectorIndex
 
     @classmethod
-    def from_config(cls, config: ExpertConfig, store: DataDirectory) -> Expert:
-        query, document = get_encoder(query_spec(config)), get_encoder(document_spec(config))
-        return cls(config.name, config.description, query, document,
-                   store.index_for(document.identity, document.dimension))
-
-    def describe(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "query_encoder": self.query_encoder.identity,
-            "document_encoder": self.document_encoder.identity,
-            "dimension": self.document_encoder.dimension,
-            "index_documents": self.index.count,
-        }
+    def from_config(cls, config: ExpertConfig, data_dir: DataDirectory) -> Expert:
+        check_available(query_spec(config))
+        check_available(document_spec(config))
+        documents = encoder(document_spec(config), "document")
+        return cls(config.name, config.description, encoder(query_spec(config), "query"), documents,
+                   data_dir.index_for(documents.identity))
 
 
 def query_spec(config: ExpertConfig) -> EncoderSpec:

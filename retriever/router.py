@@ -1,15 +1,22 @@
-"""The pilot router (RouterRetriever): compare the query's base embedding with every pilot embedding,
-aggregate the similarities per expert (mean, as in the paper, or max, as in its released code), and
-pick the expert(s) with the highest score."""
+"""Routing: which expert(s) answer a query.
+
+``PilotRouter`` is the RouterRetriever rule on vectors: compare a query's base embedding with every pilot
+embedding, aggregate the similarities per expert (mean, as in the paper, or max, as in its released code)
+and pick the expert(s) with the highest score. ``QueryRouter`` is the engine's routing step on text: the
+router's base encoder plus the pilot library saved in the data directory.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from core.errors import ConfigError
 from core.types import Route
+from retriever.encoders import Encoder
 from retriever.pilots import PilotLibrary
 
 
@@ -42,3 +49,51 @@ class PilotRouter:
             )
             for row, q_scores in zip(order, scores)
         ]
+
+
+class QueryRouter:
+    """Embeds queries with the router's base encoder and routes them with the saved pilot library
+    (read from ``pilots_path`` on first use; a library of another encoder is ignored)."""
+
+    def __init__(self, encoder: Encoder, pilots_path: Path, experts: Sequence[str],
+                 aggregate: Literal["mean", "max"], batch_size: int) -> None:
+        self.encoder = encoder
+        self.pilots_path = pilots_path
+        self.experts = list(experts)
+        self.aggregate = aggregate
+        self.batch_size = batch_size
+        self._router: PilotRouter | None = None
+
+    @property
+    def library(self) -> PilotLibrary | None:
+        """The pilot library in use, or None when none has been built for this router encoder."""
+        router = self._pilot_router()
+        return router.library if router else None
+
+    def use(self, library: PilotLibrary) -> None:
+        """Route with ``library`` from now on (after it was rebuilt)."""
+        self._router = PilotRouter(library, self.experts, self.aggregate)
+
+    def routable(self) -> list[str]:
+        """Experts that have pilots, so the router can choose them."""
+        router = self._pilot_router()
+        return list(router.experts) if router else ([] if len(self.experts) > 1 else list(self.experts))
+
+    def route(self, queries: list[str], top_m: int) -> tuple[list[Route], np.ndarray | None]:
+        """Routes of valid queries plus their base-model vectors (None when no pass was needed)."""
+        router = self._pilot_router()
+        if router is None:
+            if len(self.experts) > 1:
+                raise ConfigError("no pilot library: configure [[domains]] and run `retriever build` "
+                                  "(or `retriever pilots build`), or name an expert")
+            only = self.experts[0]
+            return [Route(experts=(only,), scores={only: 1.0}) for _ in queries], None
+        vectors = self.encoder.encode(queries, batch_size=self.batch_size)
+        return router.route(vectors, top_m), vectors
+
+    def _pilot_router(self) -> PilotRouter | None:
+        if self._router is None and self.pilots_path.is_file():
+            library = PilotLibrary.load(self.pilots_path)
+            if library.encoder == self.encoder.identity:
+                self.use(library)
+        return self._router

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-import ir_measures
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,6 +29,7 @@ from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
 from core.types import Document
+from retriever.metrics import evaluate
 
 ATTENTION_PROJECTIONS = ("query", "key", "value")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -206,28 +206,29 @@ def train_query_adapter(
 
 def _known_item_evaluation(st: SentenceTransformer, peft_model: PeftModel, held_out: list[TrainingPair],
                            doc_emb: torch.Tensor, doc_index: dict[str, int]) -> dict[str, object]:
-    """MRR@10 (ir-measures) of finding each held-out pair's document, among the training and held-out
-    documents (base-model embeddings), by its query: the base model (adapter disabled) and the adapter."""
+    """MRR@10 of finding each held-out pair's document, among the training and held-out documents
+    (base-model embeddings), by its query: the base model (adapter disabled) and the adapter."""
     st.eval()
     new_docs = [d for d in dict.fromkeys(p.document for p in held_out) if d not in doc_index]
     doc_index = doc_index | {d: len(doc_index) + i for i, d in enumerate(new_docs)}
-    qrels = [ir_measures.Qrel(str(i), str(doc_index[p.document]), 1) for i, p in enumerate(held_out)]
+    qrels = {str(i): {str(doc_index[p.document]): 1} for i, p in enumerate(held_out)}
     queries = [p.query for p in held_out]
     with torch.no_grad(), peft_model.disable_adapter():
         doc_emb = torch.cat([doc_emb, _encode_documents(st, new_docs)]) if new_docs else doc_emb
-        base = _known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
+        base = known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
     with torch.no_grad():
-        adapted = _known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
+        adapted = known_item_mrr(st.encode(queries, normalize_embeddings=True, convert_to_tensor=True), doc_emb, qrels)
     st.train()
     return {"task": f"known item: {len(held_out)} held-out pairs (never trained on), query -> its document "
                     f"among all {len(doc_emb)} documents", "mrr@10_base": round(base, 4), "mrr@10_expert": round(adapted, 4)}
 
 
-def _known_item_mrr(queries: torch.Tensor, doc_emb: torch.Tensor, qrels: list[ir_measures.Qrel]) -> float:
+def known_item_mrr(queries: torch.Tensor, doc_emb: torch.Tensor, qrels: dict[str, dict[str, int]]) -> float:
+    """MRR@10 (the evaluation's metrics path) of query rows ranking document rows by cosine; query ``i``
+    is qrels id ``str(i)``, document ``j`` is ``str(j)``."""
     scores, ids = torch.topk(queries.float() @ doc_emb.T, k=min(10, len(doc_emb)), dim=1)
-    run = [ir_measures.ScoredDoc(str(q), str(int(d)), float(s)) for q in range(len(queries))
-           for s, d in zip(scores[q].tolist(), ids[q].tolist())]
-    return float(ir_measures.calc_aggregate([ir_measures.RR @ 10], qrels, run)[ir_measures.RR @ 10])
+    run = {str(q): {str(int(d)): float(s) for s, d in zip(scores[q].tolist(), ids[q].tolist())} for q in range(len(queries))}
+    return evaluate(run, qrels, ("RR@10",)).mean["RR@10"]
 
 
 def _seed_everything(seed: int) -> None:

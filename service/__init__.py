@@ -1,1 +1,1 @@
-"""REST search service over the one search pipeline (``retriever serve``)."""
+"""REST search service over the one Retriever (``retriever serve``)."""

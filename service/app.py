@@ -1,17 +1,18 @@
-"""The REST service: a FastAPI app over one ``SearchPipeline``.
+"""The REST service: a FastAPI app over one ``Retriever``.
 
-``create_app(pipeline_or_settings)`` builds the app. Given settings, the app loads the pipeline in a
+``create_app(retriever_or_settings)`` builds the app. Given settings, the app opens the retriever in a
 background thread at startup (``/health`` answers at once, ``/ready`` once the indexes are loaded) and
-closes it at shutdown. Run one process per data directory: writes are serialised inside that process.
+closes it at shutdown. Request bounds in the OpenAPI schema come from the same ``Limits`` the engine
+enforces. Run one process per data directory: writes are serialised inside that process.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the request models (built per app from its
+# limits) from the route functions' annotations at definition time.
 import os
 import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -20,118 +21,86 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import ConfigError, InvalidRequestError, RetrieverError
-from core.types import Document
-from retriever import __version__
-from retriever.batching import QueryBatcher
-from retriever.config import MAX_TOP_K, Settings
-from retriever.pipeline import SearchPipeline
+from retriever import Document, QueryBatcher, Retriever, RetrieverError, Settings, __version__
 from service.auth import api_key_guard
 from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
 from service.schemas import (
-    BatchSearchRequest,
     BatchSearchResponse,
     DeleteResponse,
-    DocumentsRequest,
     DocumentsResponse,
     ErrorResponse,
     ExpertOut,
     ExpertsResponse,
     HealthResponse,
     ReadyResponse,
+    RequestModels,
     RouteOut,
-    RouteRequest,
     RouteResponse,
-    SearchOptions,
-    SearchRequest,
     SearchResponse,
+    request_models,
 )
 
-ENV_PREFIX = "RETRIEVER_"
+API_KEY_ENV = "RETRIEVER_API_KEY"
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Limits and credentials; ``from_env`` reads ``RETRIEVER_API_KEY`` (comma-separated keys) and
-    ``RETRIEVER_MAX_BODY_BYTES`` / ``_MAX_TOP_K`` / ``_MAX_BATCH`` / ``_MAX_DOCUMENTS``."""
+    """Credentials: ``from_env`` reads ``RETRIEVER_API_KEY`` (comma-separated keys). Limits are settings
+    (the config's ``[limits]`` table, ``RETRIEVER_MAX_*`` variables)."""
 
     api_keys: tuple[str, ...] = ()
-    max_body_bytes: int = 4 * 1024 * 1024
-    max_top_k: int = 100
-    max_batch: int = 64
-    max_documents: int = 256
-
-    def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_top_k", "max_batch", "max_documents"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"service limit {name} must be a positive integer")
-        if self.max_top_k > MAX_TOP_K:
-            raise ConfigError(f"service limit max_top_k must be at most {MAX_TOP_K}")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ServiceConfig:
-        values: dict[str, Any] = {}
-        keys = [k.strip() for k in env.get(f"{ENV_PREFIX}API_KEY", "").split(",") if k.strip()]
-        if keys:
-            values["api_keys"] = tuple(keys)
-        for field in fields(cls):
-            raw = env.get(ENV_PREFIX + field.name.upper())
-            if field.name != "api_keys" and raw is not None:
-                try:
-                    values[field.name] = int(raw)
-                except ValueError as exc:
-                    raise ConfigError(f"{ENV_PREFIX}{field.name.upper()} must be an integer, got {raw!r}") from exc
-        return cls(**values)
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServiceConfig":
+        return cls(tuple(k.strip() for k in env.get(API_KEY_ENV, "").split(",") if k.strip()))
 
 
-class Engine:
-    """The app's pipeline: given at creation, or loaded from settings in a background thread."""
+class RetrieverLoader:
+    """The app's retriever: given at creation, or opened from settings in a background thread."""
 
-    def __init__(self, source: SearchPipeline | Settings) -> None:
-        self.pipeline = source if isinstance(source, SearchPipeline) else None
-        self.settings = source if isinstance(source, Settings) else None
+    def __init__(self, source: Retriever | Settings) -> None:
+        self.retriever = source if isinstance(source, Retriever) else None
+        self.settings = source.settings if isinstance(source, Retriever) else source
+        self.owned = not isinstance(source, Retriever)
         self.error: str | None = None
         self._batcher: QueryBatcher | None = None
         self._batcher_lock = threading.Lock()
 
     def batcher(self) -> QueryBatcher:
-        """Coalesces concurrent /search requests into batched pipeline calls (started on first use)."""
-        pipeline = self.get()
+        """Coalesces concurrent /search requests into batched retriever calls (started on first use)."""
+        retriever = self.get()
         with self._batcher_lock:
             if self._batcher is None:
-                self._batcher = QueryBatcher(pipeline)
+                self._batcher = QueryBatcher(retriever, self.settings.limits.max_batch)
             return self._batcher
 
     def start(self) -> None:
-        if self.settings is not None:
-            threading.Thread(target=self._load, args=(self.settings,), name="pipeline-loader", daemon=True).start()
+        if self.retriever is None:
+            threading.Thread(target=self._open, name="retriever-loader", daemon=True).start()
 
     def stop(self) -> None:
         if self._batcher is not None:
             self._batcher.close()
-        if self.settings is not None and self.pipeline is not None:
-            self.pipeline.close()
+        if self.owned and self.retriever is not None:
+            self.retriever.close()
 
-    def get(self) -> SearchPipeline:
-        if self.pipeline is None:
-            raise NotReadyError(f"pipeline failed to load: {self.error}" if self.error else "pipeline is loading")
-        return self.pipeline
+    def get(self) -> Retriever:
+        if self.retriever is None:
+            raise NotReadyError(f"retriever failed to load: {self.error}" if self.error else "retriever is loading")
+        return self.retriever
 
     def readiness(self) -> ReadyResponse:
         try:
-            pipeline = self.get()
+            state = self.get().status()
         except NotReadyError as exc:
             return ReadyResponse(ready=False, detail=str(exc))
-        documents = len(pipeline.store.docs)
-        indexes = {name: index.count for name, index in pipeline.store.indexes.items()}
-        missing = [e.name for e in pipeline.experts.values() if e.index.is_empty and documents]
-        detail = f"indexes of {', '.join(missing)} not built: run `retriever build`" if missing else "ok"
-        return ReadyResponse(ready=not missing, detail=detail, documents=documents, indexes=indexes)
+        detail = f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`" if state.unbuilt else "ok"
+        return ReadyResponse(ready=not state.unbuilt, detail=detail, documents=state.documents, indexes=state.indexes)
 
-    def _load(self, settings: Settings) -> None:
+    def _open(self) -> None:
         try:
-            self.pipeline = SearchPipeline(settings)
+            self.retriever = Retriever(self.settings)
         except Exception as exc:  # reported by /ready, the server stays up to say so
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -172,40 +141,41 @@ class BodyLimitMiddleware:
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)}
 
 
-def create_app(source: SearchPipeline | Settings, config: ServiceConfig | None = None) -> FastAPI:
-    """The service over a pipeline (not closed by the app) or over settings (loaded and closed by it)."""
+def create_app(source: Retriever | Settings, config: ServiceConfig | None = None) -> FastAPI:
+    """The service over a retriever (not closed by the app) or over settings (opened and closed by it)."""
     config = config or ServiceConfig.from_env()
-    engine = Engine(source)
+    loader = RetrieverLoader(source)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        engine.start()
+        loader.start()
         yield
-        engine.stop()
+        loader.stop()
 
     app = FastAPI(title="RouterRetriever search service", version=__version__, lifespan=lifespan,
                   description="Multi-expert dense retrieval: a pilot-embedding router picks the expert per query.")
-    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=loader.settings.limits.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app)
-    metrics.track_documents(lambda: len(engine.pipeline.store.docs) if engine.pipeline else 0)
+    metrics.track_documents(lambda: loader.retriever.count() if loader.retriever else 0)
     guarded = [Depends(api_key_guard(config.api_keys))]
-    _add_probe_routes(app, engine, metrics, guarded)
-    _add_search_routes(app, engine, metrics, config, guarded)
-    _add_document_routes(app, engine, config, guarded)
+    _add_probe_routes(app, loader, metrics, guarded)
+    models = request_models(loader.settings.limits, len(loader.settings.experts))
+    _add_search_routes(app, loader, metrics, models, guarded)
+    _add_document_routes(app, loader, models, guarded)
     return app
 
 
-def _add_probe_routes(app: FastAPI, engine: Engine, metrics: Metrics, guarded: list) -> None:
+def _add_probe_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, guarded: list) -> None:
     @app.get("/health", response_model=HealthResponse, tags=["ops"], summary="Liveness: the process answers")
     def health() -> HealthResponse:
         return HealthResponse()
 
     @app.get("/ready", response_model=ReadyResponse, tags=["ops"], responses={503: {"model": ReadyResponse}},
-             summary="Readiness: pipeline loaded and every expert's index built")
+             summary="Readiness: retriever loaded and every expert's index built")
     def ready() -> JSONResponse:
-        state = engine.readiness()
+        state = loader.readiness()
         return JSONResponse(state.model_dump(), status.HTTP_200_OK if state.ready else 503)
 
     @app.get("/metrics", tags=["ops"], dependencies=guarded, summary="Prometheus metrics",
@@ -216,64 +186,53 @@ def _add_probe_routes(app: FastAPI, engine: Engine, metrics: Metrics, guarded: l
     @app.get("/experts", response_model=ExpertsResponse, tags=["search"], dependencies=guarded,
              responses=ERRORS, summary="The configured experts and their indexes")
     def experts() -> ExpertsResponse:
-        pipeline = engine.get()
-        return ExpertsResponse(experts=[ExpertOut.model_validate(e.describe()) for e in pipeline.experts.values()],
-                               default_route_top_m=pipeline.settings.router.top_m,
-                               routed=pipeline.router is not None)
+        retriever = loader.get()
+        infos = retriever.experts()
+        return ExpertsResponse(experts=[ExpertOut.of(info) for info in infos],
+                               default_route_top_m=retriever.settings.router.top_m,
+                               routed=any(info.domains for info in infos))
 
 
-def _add_search_routes(app: FastAPI, engine: Engine, metrics: Metrics, config: ServiceConfig,
+def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, models: RequestModels,
                        guarded: list) -> None:
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Route a query to its expert and search that expert's index")
-    def search(request: SearchRequest) -> SearchResponse:
-        _check_top_k(request)
-        result = engine.batcher().search(request.query, request.top_k, request.expert, request.route_top_m,
+    def search(request: models.search) -> SearchResponse:  # type: ignore[name-defined]
+        result = loader.batcher().search(request.query, request.top_k, request.expert, request.route_top_m,
                                          request.filters)
         metrics.count_routes([result.route])
         return SearchResponse.of(result, request.with_text)
 
     @app.post("/search/batch", response_model=BatchSearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Search many queries in one call (one encoder pass per expert)")
-    def search_batch(request: BatchSearchRequest) -> BatchSearchResponse:
-        if len(request.queries) > config.max_batch:
-            raise InvalidRequestError(f"at most {config.max_batch} queries per batch (got {len(request.queries)})")
-        _check_top_k(request)
-        results = engine.get().search_many(request.queries, request.top_k, request.expert, request.route_top_m,
+    def search_batch(request: models.batch) -> BatchSearchResponse:  # type: ignore[name-defined]
+        results = loader.get().search_many(request.queries, request.top_k, request.expert, request.route_top_m,
                                            request.filters)
         metrics.count_routes(r.route for r in results)
         return BatchSearchResponse(results=[SearchResponse.of(r, request.with_text) for r in results])
 
     @app.post("/route", response_model=RouteResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Explain the route of a query without searching")
-    def route(request: RouteRequest) -> RouteResponse:
-        return RouteResponse(query=request.query, route=RouteOut.of(engine.get().route(request.query,
+    def route(request: models.route) -> RouteResponse:  # type: ignore[name-defined]
+        return RouteResponse(query=request.query, route=RouteOut.of(loader.get().route(request.query,
                                                                                     request.route_top_m)))
 
-    def _check_top_k(options: SearchOptions) -> None:
-        if options.top_k > config.max_top_k:
-            raise InvalidRequestError(f"top_k must be at most {config.max_top_k} (got {options.top_k})")
 
-
-def _add_document_routes(app: FastAPI, engine: Engine, config: ServiceConfig, guarded: list) -> None:
+def _add_document_routes(app: FastAPI, loader: RetrieverLoader, models: RequestModels, guarded: list) -> None:
     @app.post("/documents", response_model=DocumentsResponse, tags=["documents"], dependencies=guarded,
               responses=ERRORS, summary="Add or replace documents; persisted and searchable on return")
-    def add_documents(request: DocumentsRequest) -> DocumentsResponse:
-        if len(request.documents) > config.max_documents:
-            raise InvalidRequestError(
-                f"at most {config.max_documents} documents per request (got {len(request.documents)})")
-        pipeline = engine.get()
+    def add_documents(request: models.documents) -> DocumentsResponse:  # type: ignore[name-defined]
+        retriever = loader.get()
         docs = [Document(id=d.id, title=d.title, text=d.text, metadata=d.metadata) for d in request.documents]
-        upserted = pipeline.add_documents(docs)
-        return DocumentsResponse(upserted=upserted, documents=len(pipeline.store.docs))
+        return DocumentsResponse(upserted=retriever.add(docs), documents=retriever.count())
 
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"],
                 dependencies=guarded, responses=ERRORS, summary="Delete a document; persisted on return")
     def delete_document(doc_id: str) -> DeleteResponse:
-        pipeline = engine.get()
-        if not pipeline.delete_documents([doc_id]):
+        retriever = loader.get()
+        if not retriever.delete([doc_id]):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"document {doc_id!r} not found")
-        return DeleteResponse(deleted=doc_id, documents=len(pipeline.store.docs))
+        return DeleteResponse(deleted=doc_id, documents=retriever.count())
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
-from core.errors import (
-    ConfigError,
-    CorpusError,
-    IndexCorruptError,
-    IndexMismatchError,
-    IndexNotBuiltError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    RetrieverError,
-    UnknownExpertError,
-)
+import retriever as engine
 
 
-class NotReadyError(RetrieverError):
+class NotReadyError(engine.RetrieverError):
     """The engine is still loading, or failed to load."""
 
 
-STATUS: dict[type[RetrieverError], int] = {
-    InvalidRequestError: 422,
-    UnknownExpertError: 404,
-    IndexMismatchError: 409,
-    IndexCorruptError: 503,  # the service cannot answer until the index is rebuilt
-    IndexNotBuiltError: 503,
+STATUS: dict[type[engine.RetrieverError], int] = {
+    engine.InvalidRequestError: 422,
+    engine.UnknownExpertError: 404,
+    engine.IndexMismatchError: 409,
+    engine.IndexCorruptError: 503,  # the service cannot answer until the index is rebuilt
+    engine.IndexNotBuiltError: 503,
     NotReadyError: 503,
-    ConfigError: 400,
-    ModelNotFoundError: 400,
-    CorpusError: 400,
+    engine.ConfigError: 400,
+    engine.ModelNotFoundError: 400,
+    engine.CorpusError: 400,
 }
 
 
-def http_status(error: RetrieverError) -> int:
+def http_status(error: engine.RetrieverError) -> int:
     """The status of the most specific class of ``error`` that has one (400 for any other engine error)."""
     for cls in type(error).__mro__:
         if cls in STATUS:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from core.types import Hit, Route, SearchResult
-from retriever.config import MAX_TOP_K
-from retriever.pipeline import MAX_QUERY_CHARS
-
-MAX_ID_CHARS = 512
+from retriever import ExpertInfo, Hit, InvalidRequestError, Limits, Route, SearchResult, check_encodable, valid_metadata
 
 
 class _Request(BaseModel):
@@ -20,69 +17,71 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _utf8(text: str) -> str:
-    """Refuse strings with lone surrogates: valid JSON, but neither the tokenizers nor SQLite take them."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("text must be valid Unicode (no lone surrogate code points)") from exc
-    return text
+def _as_value_error(check: Callable[[Any], object]) -> Callable[[Any], Any]:
+    """A validation-module check as a pydantic validator (pydantic reports ValueErrors as 422 problems)."""
+
+    def validate(value: Any) -> Any:
+        try:
+            check(value)
+        except InvalidRequestError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    return validate
 
 
-def _json_object(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse metadata that could not be answered back as strict JSON (NaN, infinities, lone surrogates)."""
-    try:
-        _utf8(json.dumps(value, ensure_ascii=False, allow_nan=False))
-    except ValueError as exc:
-        raise ValueError(f"metadata must be strict JSON: {exc}") from exc
-    return value
-
-
-Text = Annotated[str, AfterValidator(_utf8)]
-Metadata = Annotated[dict[str, Any], AfterValidator(_json_object)]
+Text = Annotated[str, AfterValidator(_as_value_error(lambda text: check_encodable(text, "text")))]
+Metadata = Annotated[dict[str, Any], AfterValidator(_as_value_error(lambda meta: valid_metadata(meta, "the document")))]
 Scalar = Text | int | float | bool | None
 FilterValue = Scalar | list[Scalar]
 
-Query = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="Free-text query (not blank).")
-TopK = Field(default=10, ge=1, le=MAX_TOP_K, description="Hits to return (at most the service's max_top_k).")
-Expert = Field(default=None, description="Force this expert and skip routing.")
-RouteTopM = Field(default=None, ge=1, description="Search the m best-routed experts and fuse their lists (RRF).")
-Filters = Field(default=None, description="Metadata equality filters; a list value means 'any of'.")
-WithText = Field(default=True, description="Include each hit's text (false: ids, titles and scores only).")
+
+@dataclass(frozen=True)
+class RequestModels:
+    """The request schemas of one app, with the bounds of its ``Limits`` (so OpenAPI states what is enforced)."""
+
+    search: type[BaseModel]
+    batch: type[BaseModel]
+    route: type[BaseModel]
+    documents: type[BaseModel]
 
 
-class SearchOptions(_Request):
-    """Options shared by single and batch search."""
+def request_models(limits: Limits, experts: int) -> RequestModels:
+    """Request models whose field bounds are ``limits`` (and ``experts``, the most that top-m can fuse)."""
+    query_field = Field(min_length=1, max_length=limits.max_query_chars, description="Free-text query (not blank).")
+    top_m_field = Field(default=None, ge=1, le=experts, description="Search the m best-routed experts and fuse their lists (RRF).")
 
-    top_k: StrictInt = TopK
-    expert: Text | None = Expert
-    route_top_m: StrictInt | None = RouteTopM
-    filters: dict[Text, FilterValue] | None = Filters
-    with_text: bool = WithText
+    class SearchOptions(_Request):
+        """Options shared by single and batch search."""
 
+        top_k: StrictInt = Field(default=10, ge=1, le=limits.max_top_k, description="Hits to return.")
+        expert: Text | None = Field(default=None, description="Force this expert and skip routing.")
+        route_top_m: StrictInt | None = top_m_field
+        filters: dict[Text, FilterValue] | None = Field(
+            default=None, description="Metadata equality filters; a list value means 'any of'.")
+        with_text: StrictBool = Field(default=True, description="Include each hit's text (false: ids, titles and scores).")
 
-class SearchRequest(SearchOptions):
-    query: Text = Query
+    class SearchRequest(SearchOptions):
+        query: Text = query_field
 
+    class BatchSearchRequest(SearchOptions):
+        queries: list[Annotated[Text, query_field]] = Field(min_length=1, max_length=limits.max_batch, description="Queries.")
 
-class BatchSearchRequest(SearchOptions):
-    queries: list[Annotated[Text, Query]] = Field(min_length=1, description="Queries (at most max_batch).")
+    class RouteRequest(_Request):
+        query: Text = query_field
+        route_top_m: StrictInt | None = top_m_field
 
+    class DocumentIn(_Request):
+        id: Text = Field(min_length=1, max_length=limits.max_id_chars, pattern=r"\S", description="Unique document id.")
+        title: Text = ""
+        text: Text = Field(default="", description="Body; title and text together must not be blank.")
+        metadata: Metadata = Field(default_factory=dict, description="JSON object, usable in filters.")
 
-class RouteRequest(_Request):
-    query: Text = Query
-    route_top_m: StrictInt | None = RouteTopM
+    class DocumentsRequest(_Request):
+        documents: list[DocumentIn] = Field(min_length=1, max_length=limits.max_documents,
+                                            description="Documents to add or replace (by id).")
 
-
-class DocumentIn(_Request):
-    id: Text = Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"\S", description="Unique document id.")
-    title: Text = ""
-    text: Text = Field(default="", description="Body; title and text together must not be blank.")
-    metadata: Metadata = Field(default_factory=dict, description="JSON object, usable in filters.")
-
-
-class DocumentsRequest(_Request):
-    documents: list[DocumentIn] = Field(min_length=1, description="Documents to add or replace (by id).")
+    return RequestModels(SearchRequest, BatchSearchRequest, RouteRequest, DocumentsRequest)
 
 
 class RouteOut(BaseModel):
@@ -137,8 +136,18 @@ class ExpertOut(BaseModel):
     description: str
     query_encoder: str
     document_encoder: str
-    dimension: int
+    dimension: int | None = Field(description="Null until the expert's index is built.")
     index_documents: int
+    index_kind: str
+    domains: list[str] = Field(description="Pilot domains that route to this expert.")
+    routable: bool = Field(description="Whether the router can choose it (it has pilots).")
+
+    @classmethod
+    def of(cls, info: ExpertInfo) -> ExpertOut:
+        return cls(name=info.name, description=info.description, query_encoder=info.query_encoder,
+                   document_encoder=info.document_encoder, dimension=info.dimension,
+                   index_documents=info.index_documents, index_kind=info.index_kind, domains=list(info.domains),
+                   routable=info.routable)
 
 
 class ExpertsResponse(BaseModel):

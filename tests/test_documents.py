@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import indexes.vector_index as expert_index
-from core.errors import CorpusError, IndexNotBuiltError, InvalidRequestError
-from core.types import Document
-from indexes.vector_index import IndexConfig
-from retriever.config import load_settings
-from retriever.pipeline import SearchPipeline
+import indexes.vector_index as vector_index
+from indexes import DataDirectory, IndexConfig
+from retriever import CorpusError, Document, IndexMismatchError, IndexNotBuiltError, InvalidRequestError, Retriever, load_settings
 
 from conftest import write_config
 
@@ -20,79 +18,79 @@ NEW = Document("sre-001", "The kubelet killed the container because it exceeded 
                "OOMKilled containers", {"source": "runbook"})
 
 
-def _reopen(pipeline: SearchPipeline) -> SearchPipeline:
-    pipeline.close()
-    return SearchPipeline(load_settings(write_config(pipeline.settings.data_dir.parent)))
+def _reopen(retriever: Retriever) -> Retriever:
+    retriever.close()
+    return Retriever(load_settings(write_config(retriever.settings.data_dir.parent)))
 
 
-def test_persistence_round_trip_gives_identical_results(pipeline: SearchPipeline, built_config: Path) -> None:
-    reopened = SearchPipeline(load_settings(built_config))
+def test_persistence_round_trip_gives_identical_results(retriever: Retriever, built_config: Path) -> None:
+    reopened = Retriever(load_settings(built_config))
     for query in ["vitamin D deficiency", "pod keeps crashing"]:
-        a, b = pipeline.search(query, top_k=5), reopened.search(query, top_k=5)
+        a, b = retriever.search(query, top_k=5), reopened.search(query, top_k=5)
         assert [(h.id, h.expert) for h in a.hits] == [(h.id, h.expert) for h in b.hits]
     reopened.close()
 
 
-def test_added_document_is_searchable_at_once_and_after_restart(fresh_pipeline: SearchPipeline) -> None:
-    before = len(fresh_pipeline.store.docs)
-    assert fresh_pipeline.add_documents([NEW]) == 1
-    assert len(fresh_pipeline.store.docs) == before + 1
+def test_added_document_is_searchable_at_once_and_after_restart(fresh_retriever: Retriever) -> None:
+    before = fresh_retriever.count()
+    assert fresh_retriever.add([NEW]) == 1
+    assert fresh_retriever.count() == before + 1
     for expert in ("general", "sre"):
-        assert fresh_pipeline.search("container out of memory", top_k=1, expert=expert).hits[0].id == NEW.id
-    reopened = _reopen(fresh_pipeline)
+        assert fresh_retriever.search("container out of memory", top_k=1, expert=expert).hits[0].id == NEW.id
+    reopened = _reopen(fresh_retriever)
     hit = reopened.search("container out of memory", top_k=1, expert="sre").hits[0]
     assert (hit.id, hit.metadata) == (NEW.id, {"source": "runbook"})
     reopened.close()
 
 
-def test_upsert_replaces_the_old_version(fresh_pipeline: SearchPipeline) -> None:
-    fresh_pipeline.add_documents([NEW])
-    fresh_pipeline.add_documents([Document(NEW.id, "Quarterly revenue of the retail bank grew by four percent.")])
-    hits = fresh_pipeline.search("container out of memory OOMKilled", top_k=10, expert="sre").hits
+def test_upsert_replaces_the_old_version(fresh_retriever: Retriever) -> None:
+    fresh_retriever.add([NEW])
+    fresh_retriever.add([Document(NEW.id, "Quarterly revenue of the retail bank grew by four percent.")])
+    hits = fresh_retriever.search("container out of memory OOMKilled", top_k=10, expert="sre").hits
     assert NEW.id not in [h.id for h in hits]
-    hit = fresh_pipeline.search("bank revenue growth", top_k=1, expert="general").hits[0]
+    hit = fresh_retriever.search("bank revenue growth", top_k=1, expert="general").hits[0]
     assert hit.id == NEW.id and "revenue" in hit.text
 
 
-def test_deleted_document_disappears_and_stays_deleted(fresh_pipeline: SearchPipeline) -> None:
-    fresh_pipeline.add_documents([NEW])
-    assert fresh_pipeline.delete_documents([NEW.id, "no-such-id"]) == [NEW.id]
-    assert NEW.id not in [h.id for h in fresh_pipeline.search("container out of memory", top_k=10).hits]
-    reopened = _reopen(fresh_pipeline)
+def test_deleted_document_disappears_and_stays_deleted(fresh_retriever: Retriever) -> None:
+    fresh_retriever.add([NEW])
+    assert fresh_retriever.delete([NEW.id, "no-such-id"]) == [NEW.id]
+    assert NEW.id not in [h.id for h in fresh_retriever.search("container out of memory", top_k=10).hits]
+    reopened = _reopen(fresh_retriever)
     assert NEW.id not in [h.id for h in reopened.search("container out of memory", top_k=10).hits]
     reopened.close()
 
 
-def test_duplicate_or_empty_documents_are_rejected(fresh_pipeline: SearchPipeline) -> None:
+def test_duplicate_or_empty_documents_are_rejected(fresh_retriever: Retriever) -> None:
     with pytest.raises(CorpusError, match="duplicate document id 'x'"):
-        fresh_pipeline.add_documents([Document("x", "a"), Document("x", "b")])
+        fresh_retriever.add([Document("x", "a"), Document("x", "b")])
     with pytest.raises(CorpusError, match="empty id"):
-        fresh_pipeline.add_documents([Document(" ", "a")])
+        fresh_retriever.add([Document(" ", "a")])
     with pytest.raises(InvalidRequestError, match="'y' needs a non-empty title or text"):
-        fresh_pipeline.add_documents([Document("y", "  ")])
+        fresh_retriever.add([Document("y", "  ")])
     with pytest.raises(InvalidRequestError, match="not valid Unicode"):
-        fresh_pipeline.add_documents([Document("z", "broken \ud800 text")])
+        fresh_retriever.add([Document("z", "broken \ud800 text")])
     with pytest.raises(InvalidRequestError, match="not plain finite JSON"):
-        fresh_pipeline.add_documents([Document("n", "text", metadata={"x": float("nan")})])
+        fresh_retriever.add([Document("n", "text", metadata={"x": float("nan")})])
     with pytest.raises(InvalidRequestError, match="not valid Unicode"):
-        fresh_pipeline.delete_documents(["\ud800"])
+        fresh_retriever.delete(["\ud800"])
 
 
-def test_crash_while_writing_an_index_keeps_the_previous_index(fresh_pipeline: SearchPipeline,
+def test_crash_while_writing_an_index_keeps_the_previous_index(fresh_retriever: Retriever,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    count = len(fresh_pipeline.store.docs)
+    count = fresh_retriever.count()
 
     def crash(path: Path, data: bytes) -> None:
         path.with_name(path.name + ".partial").write_bytes(data[: len(data) // 2])
         raise OSError("simulated crash mid-write")
 
-    monkeypatch.setattr(expert_index, "atomic_write_bytes", crash)
+    monkeypatch.setattr(vector_index, "atomic_write_bytes", crash)
     with pytest.raises(OSError, match="simulated crash"):
-        fresh_pipeline.add_documents([NEW])
+        fresh_retriever.add([NEW])
     monkeypatch.undo()
-    reopened = _reopen(fresh_pipeline)
-    assert len(reopened.store.docs) == count  # the document was not committed
-    assert all(index.count == count for index in reopened.store.indexes.values())
+    reopened = _reopen(fresh_retriever)
+    assert reopened.count() == count  # the document was not committed
+    assert all(vectors == count for vectors in reopened.status().indexes.values())
     assert NEW.id not in [h.id for h in reopened.search("container out of memory", top_k=5).hits]
     reopened.close()
 
@@ -105,26 +103,27 @@ def test_approximate_index_kinds_build_search_and_delete(tmp_path: Path, corpus_
     ), extra="").read_text().replace('kind = "flat"', f'kind = "{kind}"')
     path = tmp_path / "approx.toml"
     path.write_text(config.split("[[domains]]")[0])
-    pipeline = SearchPipeline(load_settings(path))
-    pipeline.build(corpus_slice, progress=False)
+    retriever = Retriever(load_settings(path))
+    retriever.build(corpus_slice, progress=False)
     target = corpus_slice[3]
-    assert pipeline.search(target.title, top_k=3).hits[0].id == target.id
-    pipeline.delete_documents([target.id])
-    ids = [h.id for h in pipeline.search(target.title, top_k=3).hits]
+    assert retriever.search(target.title, top_k=3).hits[0].id == target.id
+    retriever.delete([target.id])
+    ids = [h.id for h in retriever.search(target.title, top_k=3).hits]
     assert target.id not in ids and len(ids) == 3
-    manifest = next(iter(pipeline.store.indexes.values())).load()
-    assert manifest.kind == kind
-    pipeline.close()
+    manifest = json.loads(next((tmp_path / "data" / "indexes").glob("*/manifest.json")).read_text())
+    assert manifest["kind"] == kind and manifest["count"] == len(corpus_slice)
+    retriever.close()
 
 
-def test_index_vectors_of_wrong_dimension_are_rejected(pipeline: SearchPipeline) -> None:
-    index = pipeline.experts["general"].index
-    with pytest.raises(InvalidRequestError, match="dimension 384"):
+def test_index_vectors_of_wrong_dimension_are_rejected(retriever: Retriever) -> None:
+    encoder = retriever.experts()[0].document_encoder
+    index = DataDirectory(retriever.settings.data_dir, IndexConfig()).index_for(encoder)
+    with pytest.raises(IndexMismatchError, match="dimension 384"):
         index.search(np.zeros((1, 768), dtype=np.float32), 3)
 
 
 def test_an_index_never_built_refuses_to_save_and_searches_empty(tmp_path: Path) -> None:
-    index = expert_index.VectorIndex(tmp_path / "idx", "some-encoder", 4, IndexConfig())
+    index = vector_index.VectorIndex(tmp_path / "idx", "some-encoder", IndexConfig())
     with pytest.raises(IndexNotBuiltError, match="nothing to save"):
         index.save()
     assert not (tmp_path / "idx").exists()  # nothing half-written

@@ -16,7 +16,8 @@ import pytest
 
 from eval.datasets import DatasetError, install_beir_folder, load_collection
 
-SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
+from conftest import SCIFACT
+
 needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
 
 

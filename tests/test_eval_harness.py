@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from eval.cli import add_parser
 from eval.harness import check_references, run_eval
 from eval.report import write_report
-from retriever.config import load_settings, resolve_location
+from retriever.config import load_settings
 from retriever.corpus import read_qrels
+from retriever.locations import resolve_location
 
 DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 HAS_BM25 = importlib.util.find_spec("pyserini") is not None
@@ -54,65 +54,74 @@ def report(mini, cache):
 
 
 def rows(report, kind=None):
-    return [r for r in report["systems"] if kind is None or r["kind"] == kind]
+    return report.rows(kind)
 
 
 def test_every_system_is_evaluated_on_the_same_queries(report):
-    names = [r["system"] for r in rows(report)]
+    names = [r.system for r in rows(report)]
     assert {*(f"expert: {e}" for e in EXPERTS), "RouterRetriever pilot router (mean)", "pilot router (max over pilots)",
             "DatasetRouter (nearest training query)", "kNN router", "classifier router (logistic regression)",
             "RRF of all experts", "oracle: best single expert per dataset", "oracle: per query"} <= set(names)
     if HAS_BM25:
         assert {"BM25 (pyserini)", "hybrid: RRF of BM25 + pilot-domain routed dense"} <= set(names)
     for row in rows(report):
-        assert len(row["collections"]["scifact-mini"]["ndcg_per_query"]) == 16
-        assert 0.0 <= row["average"]["nDCG@10"] <= 1.0
+        assert len(row.collections["scifact-mini"].ndcg_per_query) == 16
+        assert 0.0 <= row.average["nDCG@10"] <= 1.0
 
 
 def test_every_router_chooses_an_expert_per_query(report):
     for row in rows(report, "router"):
-        entry = row["collections"]["scifact-mini"]
-        assert len(entry["choices"]) == 16 and set(entry["choices"].values()) <= set(EXPERTS)
-        assert sum(entry["chosen_counts"].values()) == 16
-        assert 0.0 <= entry["oracle_agreement"] <= 1.0
-        assert entry["oracle_gap"] >= -1e-9
+        entry = row.collections["scifact-mini"]
+        assert len(entry.choices) == 16 and set(entry.choices.values()) <= set(EXPERTS)
+        assert sum(entry.chosen_counts.values()) == 16
+
+
+def test_a_routed_query_scores_what_its_chosen_expert_scores(report):
+    by_name = {r.system: r.collections["scifact-mini"] for r in rows(report)}
+    oracle = by_name["oracle: per query"].ndcg_per_query
+    for row in rows(report, "router"):
+        entry = row.collections["scifact-mini"]
+        got = [by_name[f"expert: {expert}"].ndcg_per_query[qid] for qid, expert in entry.choices.items()]
+        assert [entry.ndcg_per_query[qid] for qid in entry.choices] == pytest.approx(got)
+        agree = sum(g >= oracle[qid] - 1e-9 for g, qid in zip(got, entry.choices)) / len(got)
+        assert entry.oracle_agreement == pytest.approx(agree)
 
 
 def test_oracles_bound_every_single_expert(report):
-    by_name = {r["system"]: r["collections"]["scifact-mini"] for r in rows(report)}
+    by_name = {r.system: r.collections["scifact-mini"] for r in rows(report)}
     oracle, dataset_oracle = by_name["oracle: per query"], by_name["oracle: best single expert per dataset"]
-    assert oracle["oracle_agreement"] == 1.0 and abs(oracle["oracle_gap"]) < 1e-9
+    assert oracle.oracle_agreement == 1.0 and abs(oracle.oracle_gap) < 1e-9
     experts = [by_name[f"expert: {e}"] for e in EXPERTS]
-    for qid, best in oracle["ndcg_per_query"].items():
-        assert all(best >= e["ndcg_per_query"][qid] - 1e-9 for e in experts)
-    assert dataset_oracle["mean"]["nDCG@10"] == pytest.approx(max(e["mean"]["nDCG@10"] for e in experts))
+    for qid, best in oracle.ndcg_per_query.items():
+        assert all(best >= e.ndcg_per_query[qid] - 1e-9 for e in experts)
+    assert dataset_oracle.mean["nDCG@10"] == pytest.approx(max(e.mean["nDCG@10"] for e in experts))
     for row in rows(report, "router"):
-        assert row["collections"]["scifact-mini"]["mean"]["nDCG@10"] <= oracle["mean"]["nDCG@10"] + 1e-9
+        assert row.collections["scifact-mini"].mean["nDCG@10"] <= oracle.mean["nDCG@10"] + 1e-9
 
 
 def test_every_system_is_compared_with_the_best_single_expert(report):
-    by_name = {r["system"]: r for r in rows(report)}
-    best = max(rows(report, "expert"), key=lambda r: r["average"]["nDCG@10"])
+    by_name = {r.system: r for r in rows(report)}
+    best = max(rows(report, "expert"), key=lambda r: r.average["nDCG@10"])
     for row in rows(report):
-        versus = row["vs_best_expert"]
-        assert versus["expert"] == best["system"]
-        assert versus["delta"] == pytest.approx(row["average"]["nDCG@10"] - best["average"]["nDCG@10"])
-        assert versus["p_value"] is None or 0.0 <= versus["p_value"] <= 1.0
-    assert best["vs_best_expert"]["p_value"] is None  # compared with itself: nothing differs
-    assert by_name["oracle: best single expert per dataset"]["vs_best_expert"]["p_value"] is None
-    oracle = by_name["oracle: per query"]["vs_best_expert"]
-    if oracle["delta"] > 0:  # the per-query oracle closes the whole gap, by definition
-        assert oracle["oracle_gap_closed"] == pytest.approx(1.0)
-        assert by_name["oracle: best single expert per dataset"]["vs_best_expert"]["oracle_gap_closed"] == 0.0
+        versus = row.vs_best_expert
+        assert versus.expert == best.system
+        assert versus.delta == pytest.approx(row.average["nDCG@10"] - best.average["nDCG@10"])
+        assert versus.p_value is None or 0.0 <= versus.p_value <= 1.0
+    assert best.vs_best_expert.p_value is None  # compared with itself: nothing differs
+    assert by_name["oracle: best single expert per dataset"].vs_best_expert.p_value is None
+    oracle = by_name["oracle: per query"].vs_best_expert
+    assert oracle.delta > 0  # on these 16 queries some expert beats the best one on some query
+    assert oracle.oracle_gap_closed == pytest.approx(1.0)
+    assert by_name["oracle: best single expert per dataset"].vs_best_expert.oracle_gap_closed == 0.0
 
 
 def test_routers_are_fitted_on_training_queries_only(report, mini):
     test_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "test")}
     train_ids = {f"scifact-mini/{q}" for q in read_qrels(mini, "train")}
-    assert report["collections"][0]["router_training"] == "train split"
-    assert set(report["_training_qids"][0]) == train_ids and not train_ids & test_ids
-    assert set(report["_routed_qids"][0]) == test_ids
-    pilots = report["routers"]["pilot-mean"]["pilots"]
+    assert report.collections[0].router_training == "train split"
+    assert set(report.training_qids[0]) == train_ids and not train_ids & test_ids
+    assert set(report.routed_qids[0]) == test_ids
+    pilots = report.routers["pilot-mean"]["pilots"]
     assert sum(p["queries"] for p in pilots) <= len(train_ids)
 
 
@@ -124,14 +133,14 @@ def test_cached_table_is_reused_without_encoding(report, mini, cache, monkeypatc
 
     monkeypatch.setattr(Encoder, "encode", refuse)
     again = run_eval([str(mini)], out=cache, bm25=HAS_BM25)
-    assert again["queries_encoded"] == 0
-    assert [r["average"] for r in again["systems"]] == [r["average"] for r in report["systems"]]
+    assert again.queries_encoded == 0
+    assert [r.average for r in again.systems] == [r.average for r in report.systems]
 
 
 def test_report_files(report, tmp_path):
     paths = write_report(report, tmp_path / "out")
     table = paths["markdown"].read_text()
-    assert all(r["system"] in table for r in rows(report)) and "routers trained on: train split" in table
+    assert all(r.system in table for r in rows(report)) and "routers trained on: train split" in table
     assert "vs best expert (p)" in table and "same per query" in table
     saved = json.loads(paths["json"].read_text())
     assert saved["settings"]["top_k"] == 100 and "_training_qids" not in saved
@@ -143,18 +152,16 @@ def test_report_files(report, tmp_path):
 def test_collection_without_train_split_uses_cross_validation(tmp_path, cache):
     folder = make_slice(tmp_path / "notrain", test_n=15, train_n=0, with_train=False)
     cv = run_eval([str(folder)], out=cache, bm25=False, folds=3)
-    assert "3-fold cross-validation" in cv["collections"][0]["router_training"]
-    for fold, routed in cv["_routed_qids"].items():
-        assert routed and not set(routed) & set(cv["_training_qids"][fold])
-    assert sorted(q for r in cv["_routed_qids"].values() for q in r) == sorted(f"notrain/{q}" for q in read_qrels(folder, "test"))
+    assert "3-fold cross-validation" in cv.collections[0].router_training
+    for fold, routed in cv.routed_qids.items():
+        assert routed and not set(routed) & set(cv.training_qids[fold])
+    assert sorted(q for r in cv.routed_qids.values() for q in r) == sorted(f"notrain/{q}" for q in read_qrels(folder, "test"))
 
 
 def test_cli_parses_eval_and_data_add():
-    import argparse
+    from retriever.cli import parser as cli_parser
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", type=Path)
-    add_parser(parser.add_subparsers())
+    parser = cli_parser()
     args = parser.parse_args(["--config", "x.toml", "eval", "beir/scifact/test", "--no-bm25"])
     assert args.config == Path("x.toml") and args.collections == ["beir/scifact/test"] and args.bm25 is False
     assert parser.parse_args(["eval", "--config", "y.toml"]).config == Path("y.toml")

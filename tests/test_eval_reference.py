@@ -32,6 +32,6 @@ def test_scifact_reference_numbers(tmp_path):
     bm25 = importlib.util.find_spec("pyserini") is not None
     report = run_eval([str(SCIFACT)], config=_config(tmp_path), out=ROOT / "runs" / "eval", bm25=bm25)
     passed, failed = check_references(report)
-    print("\n".join(passed + failed), report["timings"])
+    print("\n".join(passed + failed), report.timings)
     assert not failed
     assert len(passed) == (2 if bm25 else 1)

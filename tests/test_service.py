@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,36 +18,37 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance,
 
 from core.errors import ConfigError
 from core.types import Document
+from retriever import Retriever
 from retriever.client import RetrieverClient
 from retriever.config import load_settings
-from retriever.pipeline import SearchPipeline
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config
 from service_server import serve_in_subprocess, serve_in_thread
 
 KEY = "test-key"
-LIMITS = ServiceConfig(api_keys=(KEY,), max_body_bytes=64 * 1024, max_top_k=50, max_batch=8, max_documents=4)
+AUTH = ServiceConfig(api_keys=(KEY,))
+LIMITS = "[limits]\nmax_body_bytes = 65536\nmax_top_k = 50\nmax_batch = 8\nmax_documents = 4\n"
 SRE_QUERY = "percentage of reads served from InnoDB cache"
 
 
 def copy_data(built_config: Path, folder: Path) -> Path:
     """A writable copy of the session's built data directory; returns its config."""
     shutil.copytree(built_config.parent / "data", folder / "data")
-    return write_config(folder)
+    return write_config(folder, LIMITS)
 
 
 @pytest.fixture(scope="module")
-def pipeline(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchPipeline]:
-    """A writable pipeline of this module (the service tests add and delete documents)."""
-    pipeline = SearchPipeline(load_settings(copy_data(built_config, tmp_path_factory.mktemp("service"))))
-    yield pipeline
-    pipeline.close()
+def retriever(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Retriever]:
+    """A writable retriever of this module (the service tests add and delete documents)."""
+    retriever = Retriever(load_settings(copy_data(built_config, tmp_path_factory.mktemp("service"))))
+    yield retriever
+    retriever.close()
 
 
 @pytest.fixture(scope="module")
-def url(pipeline: SearchPipeline) -> Iterator[str]:
-    with serve_in_thread(create_app(pipeline, LIMITS)) as base_url:
+def url(retriever: Retriever) -> Iterator[str]:
+    with serve_in_thread(create_app(retriever, AUTH)) as base_url:
         yield base_url
 
 
@@ -121,21 +123,21 @@ BAD_REQUESTS = [
     ("/search", {"query": ""}, 422, "body.query"),
     ("/search", {"query": "x" * 10_001}, 422, "body.query"),
     ("/search", {"query": "x", "top_k": 0}, 422, "body.top_k"),
-    ("/search", {"query": "x", "top_k": 51}, 422, "top_k must be at most 50"),
+    ("/search", {"query": "x", "top_k": 51}, 422, "top_k: Input should be less than or equal to 50"),
     ("/search", {"query": "x", "top_k": True}, 422, "body.top_k"),
     ("/search", {"query": "x", "top_k": "5"}, 422, "body.top_k"),
     ("/search", {"query": "x", "expert": "legal"}, 404, "unknown expert 'legal'"),
-    ("/search", {"query": "x", "route_top_m": 3}, 422, "route_top_m must be between 1 and 2"),
+    ("/search", {"query": "x", "route_top_m": 3}, 422, "route_top_m: Input should be less than or equal to 2"),
     ("/search", {"query": "x", "filters": {"year": {"$gt": 1}}}, 422, "body.filters.year"),
     ("/search", {"query": "x", "topk": 5}, 422, "body.topk: Extra inputs are not permitted"),
     ("/search", {"top_k": 5}, 422, "body.query: Field required"),
     ("/search", [1, 2], 422, "body"),
     ("/search/batch", {"queries": []}, 422, "body.queries"),
-    ("/search/batch", {"queries": ["a"] * 9}, 422, "at most 8 queries per batch"),
+    ("/search/batch", {"queries": ["a"] * 9}, 422, "queries: List should have at most 8 items"),
     ("/search/batch", {"queries": ["a", " "]}, 422, "query must be a non-empty string"),
     ("/route", {"query": "x", "route_top_m": 0}, 422, "body.route_top_m"),
     ("/documents", {"documents": []}, 422, "body.documents"),
-    ("/documents", {"documents": [{"id": str(i), "text": "t"} for i in range(5)]}, 422, "at most 4 documents"),
+    ("/documents", {"documents": [{"id": str(i), "text": "t"} for i in range(5)]}, 422, "documents: List should have at most 4 items"),
     ("/documents", {"documents": [{"id": "a", "text": " "}]}, 422, "non-empty title or text"),
     ("/documents", {"documents": [{"id": " ", "text": "t"}]}, 422, "body.documents.0.id"),
     ("/documents", {"documents": [{"id": "a", "text": "t"}, {"id": "a", "text": "u"}]}, 400, "duplicate document id"),
@@ -155,8 +157,8 @@ def test_bad_json_input_is_refused_clearly(http: httpx.Client, path: str, body: 
     ("/search", b'{"query": "x"', "JSON decode error"),
     ("/search", b'{"query": "\\ud800"}', "body.query"),
     ("/search", b'{"query": "x", "filters": {"\\udc00": 1}}', "valid Unicode"),
-    ("/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": {"v": NaN}}]}', "strict JSON"),
-    ("/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": {"v": "\\ud800"}}]}', "strict JSON"),
+    ("/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": {"v": NaN}}]}', "not plain finite JSON"),
+    ("/documents", b'{"documents": [{"id": "a", "text": "t", "metadata": {"v": "\\ud800"}}]}', "not valid Unicode"),
 ])
 def test_malformed_bodies_are_refused_clearly(http: httpx.Client, path: str, raw: bytes, message: str) -> None:
     response = http.post(path, content=raw, headers={"content-type": "application/json"})
@@ -197,8 +199,8 @@ def test_add_upsert_delete_are_visible_at_once(http: httpx.Client) -> None:
     assert again.status_code == 404 and "not found" in again.json()["detail"]
 
 
-def test_parallel_writes_and_searches_keep_the_index_consistent(url: str, pipeline: SearchPipeline) -> None:
-    before = len(pipeline.store.docs)
+def test_parallel_writes_and_searches_keep_the_index_consistent(url: str, retriever: Retriever) -> None:
+    before = retriever.count()
     errors: list[str] = []
 
     def writer(w: int) -> None:
@@ -224,8 +226,8 @@ def test_parallel_writes_and_searches_keep_the_index_consistent(url: str, pipeli
     for thread in threads:
         thread.join()
     assert not errors
-    assert len(pipeline.store.docs) == before + 6  # 2 writers x (6 added - 3 deleted)
-    assert {i.count for i in pipeline.store.indexes.values()} == {before + 6}
+    assert retriever.count() == before + 6  # 2 writers x (6 added - 3 deleted)
+    assert set(retriever.status().indexes.values()) == {before + 6}
     with RetrieverClient(url, api_key=KEY) as client:
         for w in range(2):
             for i in range(6):
@@ -247,21 +249,25 @@ def test_metrics_count_requests_latency_and_routes(http: httpx.Client) -> None:
 
 
 # ---- configuration, readiness, restart ---------------------------------------------------------
-def test_limits_and_keys_come_from_the_environment() -> None:
-    config = ServiceConfig.from_env({"RETRIEVER_API_KEY": "a, b", "RETRIEVER_MAX_TOP_K": "20"})
-    assert config.api_keys == ("a", "b") and config.max_top_k == 20 and config.max_batch == 64
+def test_limits_and_keys_come_from_the_environment(tmp_path: Path) -> None:
+    assert ServiceConfig.from_env({"RETRIEVER_API_KEY": "a, b"}).api_keys == ("a", "b")
+    config = write_config(tmp_path, LIMITS)
+    limits = load_settings(config, env={"RETRIEVER_MAX_TOP_K": "20"}).limits
+    assert limits.max_top_k == 20 and limits.max_batch == 8  # the variable wins over the file, the file over defaults
     with pytest.raises(ConfigError, match="RETRIEVER_MAX_BATCH must be an integer"):
-        ServiceConfig.from_env({"RETRIEVER_MAX_BATCH": "many"})
-    with pytest.raises(ConfigError, match="max_top_k must be at most 1000"):
-        ServiceConfig.from_env({"RETRIEVER_MAX_TOP_K": "5000"})
+        load_settings(config, env={"RETRIEVER_MAX_BATCH": "many"})
+    with pytest.raises(ConfigError, match="max_top_k"):
+        load_settings(config, env={"RETRIEVER_MAX_TOP_K": "0"})
 
 
 def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -> None:
     config = copy_data(built_config, tmp_path)
     shutil.rmtree(tmp_path / "data" / "indexes")
     with serve_in_thread(create_app(load_settings(config), ServiceConfig())) as base_url, httpx.Client(base_url=base_url) as http:
+        deadline = time.monotonic() + 120
         ready = http.get("/ready")
-        while ready.json()["detail"] == "pipeline is loading":
+        while ready.json()["detail"] == "retriever is loading" and time.monotonic() < deadline:
+            time.sleep(0.05)
             ready = http.get("/ready")
         assert ready.status_code == 503 and "not built: run `retriever build`" in ready.json()["detail"]
         search = http.post("/search", json={"query": "vitamin D"})
@@ -271,9 +277,9 @@ def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -
 def test_documents_survive_a_restart(built_config: Path, tmp_path: Path) -> None:
     config = copy_data(built_config, tmp_path)
     added = Document(id="new-1", title="Kafka consumer lag", text="Consumer group lag grows when partitions stall.")
-    with closing(SearchPipeline(load_settings(config))) as pipeline:
-        gone = pipeline.search("vitamin D birth weight", top_k=1).hits[0].id
-        with serve_in_thread(create_app(pipeline, ServiceConfig())) as base_url, RetrieverClient(base_url) as client:
+    with closing(Retriever(load_settings(config))) as retriever:
+        gone = retriever.search("vitamin D birth weight", top_k=1).hits[0].id
+        with serve_in_thread(create_app(retriever, ServiceConfig())) as base_url, RetrieverClient(base_url) as client:
             assert client.add_documents([added]) == 1 and client.delete_document(gone)
     with serve_in_subprocess(config, env={"RETRIEVER_API_KEY": KEY}) as base_url, RetrieverClient(base_url, api_key=KEY) as client:
         assert client.search("Kafka consumer group lag", top_k=1).hits[0].id == added.id
@@ -286,7 +292,7 @@ def test_api_contract(built_config: Path, tmp_path: Path, mode: schemathesis.Gen
     """Generated requests for every operation: never a 500, documented status codes and response shapes.
     The server has its own data copy, so generated documents do not disturb the other tests."""
     config = copy_data(built_config, tmp_path)
-    with closing(SearchPipeline(load_settings(config))) as pipeline, serve_in_thread(create_app(pipeline, LIMITS)) as base_url:
+    with closing(Retriever(load_settings(config))) as retriever, serve_in_thread(create_app(retriever, AUTH)) as base_url:
         api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
         operations = [result.ok() for result in api.get_all_operations()]
         assert len(operations) == 9

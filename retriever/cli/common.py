@@ -1,0 +1,47 @@
+"""What every command shares: ``--config`` / ``--data-dir`` (accepted before or after the command),
+loading the retriever they name, and printing a search result."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from core.types import SearchResult
+from retriever.api import Retriever
+from retriever.config import Settings, load_settings
+
+
+def add_common_options(parser: argparse.ArgumentParser, top_level: bool = False) -> None:
+    """``--config`` and ``--data-dir``; on a command they override the global ones only when given."""
+    default = None if top_level else argparse.SUPPRESS
+    parser.add_argument("--config", type=Path, default=default, help="TOML config (default: the packaged demo config)")
+    parser.add_argument("--data-dir", type=Path, default=default, help="override the config's data directory")
+
+
+def command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
+            help_text: str) -> argparse.ArgumentParser:
+    """A subcommand with the common options and ``args.run`` set to ``run``."""
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    add_common_options(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, data_dir=args.data_dir)
+
+
+def open_retriever(args: argparse.Namespace) -> Retriever:
+    return Retriever(settings(args))
+
+
+def format_result(result: SearchResult) -> str:
+    """Human-readable hits with the route and every expert's router score."""
+    scores = ", ".join(f"{name} {score:.3f}" for name, score in result.route.scores.items())
+    how = "forced" if result.route.forced else f"router scores: {scores}"
+    lines = [f"query: {result.query}", f"route: {' + '.join(result.route.experts)} ({how})"]
+    for rank, hit in enumerate(result.hits, 1):
+        title = (hit.title or hit.text)[:90]
+        lines.append(f"  {rank:2d}. {hit.score:.4f}  [{hit.expert}] {hit.id}  {title}")
+    return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""``retriever pilots build``: re-embed the pilot library from the configured domains."""
+
+from __future__ import annotations
+
+import argparse
+
+from retriever.cli.common import command, open_retriever
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = command(sub, "pilots", run, "rebuild the pilot library from the configured domains")
+    parser.add_argument("action", choices=["build"])
+
+
+def run(args: argparse.Namespace) -> int:
+    with open_retriever(args) as retriever:
+        for pilot in retriever.rebuild_pilots().describe():
+            print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")
+    return 0

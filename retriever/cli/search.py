@@ -1,0 +1,42 @@
+"""``retriever search QUERY``: route, search, print the hits with the route and every expert's score."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from core.errors import InvalidRequestError
+from retriever.cli.common import command, format_result, open_retriever
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = command(sub, "search", run, "search, printing hits, the route and per-expert scores")
+    parser.add_argument("query")
+    parser.add_argument("-k", "--top-k", type=int, default=10)
+    parser.add_argument("--expert", help="force this expert (skip routing)")
+    parser.add_argument("--top-m", type=int, help="search the m best experts and fuse their lists (RRF)")
+    parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
+    parser.add_argument("--json", action="store_true", help="print JSON (the REST response's shape)")
+
+
+def run(args: argparse.Namespace) -> int:
+    filters = dict(key_value(f) for f in args.filter)
+    with open_retriever(args) as retriever:
+        result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters)
+    if args.json:
+        print(json.dumps({**asdict(result), "route": {"expert": result.route.expert, **asdict(result.route)}}, indent=2))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE parsed as JSON when it is JSON (numbers, lists), else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidRequestError(f"filter {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value

@@ -1,0 +1,77 @@
+"""Indexing: load a corpus into the store, encode what is missing, add and delete documents.
+
+Every write keeps the store and each document encoder's index in step: vectors are saved before the
+document rows that make them reachable, so a crash leaves at most unreachable vectors, never an
+unindexed document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.types import Document
+from indexes.data_dir import DataDirectory
+from indexes.vector_index import VectorIndex
+from retriever.encoders import Encoder
+from retriever.experts import Expert
+from retriever.validation import check_unique_ids
+
+
+class Indexer:
+    """Writes documents into the data directory and every distinct document encoder's index."""
+
+    def __init__(self, data_dir: DataDirectory, experts: Sequence[Expert], batch_size: int) -> None:
+        self.data_dir = data_dir
+        self.batch_size = batch_size
+        unique = {e.document_encoder.identity: (e.document_encoder, e.index) for e in experts}
+        self.indexes: list[tuple[Encoder, VectorIndex]] = list(unique.values())
+
+    def missing(self) -> list[tuple[Encoder, VectorIndex]]:
+        """Indexes that have not been built for the documents in the store."""
+        return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
+
+    def build(self, corpus: Sequence[Document] | None, progress: bool) -> dict[str, int]:
+        """Load ``corpus`` into an empty store, then encode the store into every missing index."""
+        docs = self.data_dir.docs
+        if corpus is not None and not len(docs):
+            corpus = list(corpus)
+            check_unique_ids(corpus, "corpus")
+            docs.put(corpus, docs.reserve_ids(len(corpus)))
+        built = {}
+        missing = self.missing()
+        if missing:
+            chunks = list(docs.iter_documents())  # read the store once for every missing index
+            texts = [d.content for _, batch in chunks for d in batch]
+            iids = np.asarray([i for ids, _ in chunks for i in ids])
+            for encoder, index in missing:
+                index.build(encoder.encode(texts, self.batch_size, progress), iids)
+                index.save()
+                built[encoder.identity] = len(iids)
+        return built
+
+    def add(self, docs: Sequence[Document], progress: bool = False) -> int:
+        """Add or replace valid documents in the store and every index, persisted before returning."""
+        store = self.data_dir.docs
+        with self.data_dir.write_lock:
+            iids = store.reserve_ids(len(docs))
+            for encoder, index in self.indexes:
+                vectors = encoder.encode([d.content for d in docs], self.batch_size, progress)
+                index.add(vectors, np.asarray(iids))
+                index.save()  # vectors first: a crash now leaves stale vectors, never an unindexed document
+            replaced = store.put(docs, iids)
+            for _, index in self.indexes:
+                index.remove(replaced)
+        return len(docs)
+
+    def delete(self, ids: Sequence[str]) -> list[str]:
+        """Delete documents by id; returns the ids that were found and deleted."""
+        store = self.data_dir.docs
+        with self.data_dir.write_lock:
+            found = store.internal_ids(ids)
+            store.delete(list(found))
+            for _, index in self.indexes:
+                if index.remove(list(found.values())):
+                    index.save()
+        return list(found)

@@ -1,0 +1,56 @@
+"""Building the pilot library from the configured domains' training queries.
+
+``domain``: one centroid per domain, for the domain's own expert. ``winner`` (the paper's way): score
+every expert on every training query (nDCG@10 against the training qrels, searching the engine's own
+indexes), group each domain's queries by the expert that wins, one centroid per group. Domains given
+as plain query files (no qrels) count as won by their own expert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from core.types import SearchResult
+from retriever.config import DomainConfig
+from retriever.corpus import read_training_queries
+from retriever.encoders import Encoder
+from retriever.metrics import evaluate
+from retriever.pilots import PilotGroup, PilotLibrary
+
+MEASURE = "nDCG@10"
+ForcedSearch = Callable[[list[str], str], list[SearchResult]]  # (queries, expert) -> top-10 results
+
+
+def domain_library(encoder: Encoder, domains: Sequence[DomainConfig], batch_size: int) -> PilotLibrary:
+    """One centroid of each domain's training queries, labelled with the domain's expert."""
+    groups = [PilotGroup(d.name, d.expert, list(read_training_queries(d.queries)[0].values())) for d in domains]
+    return PilotLibrary.build(encoder, groups, batch_size)
+
+
+def winner_library(encoder: Encoder, domains: Sequence[DomainConfig], experts: list[str], search: ForcedSearch,
+                   batch_size: int) -> PilotLibrary:
+    """Score experts on every domain's training queries and build the winner-grouped pilot library."""
+    vectors, labels, scores = [], [], []
+    for domain in domains:
+        queries, qrels = read_training_queries(domain.queries)
+        texts = list(queries.values())
+        vectors.append(encoder.encode(texts, batch_size))
+        labels += [domain.name] * len(texts)
+        scores.append(_expert_scores(search, experts, queries, qrels) if qrels else
+                      np.tile(np.eye(len(experts))[experts.index(domain.expert)], (len(texts), 1)))
+    return PilotLibrary.from_winners(np.concatenate(vectors), labels, np.concatenate(scores), experts, encoder.identity)
+
+
+def _expert_scores(search: ForcedSearch, experts: list[str], queries: dict[str, str],
+                   qrels: dict[str, dict[str, int]]) -> np.ndarray:
+    """(queries, experts) nDCG@10 of each expert on the judged training queries."""
+    qids = list(queries)
+    columns = []
+    for name in experts:
+        results = search([queries[q] for q in qids], name)
+        run = {qid: {hit.id: hit.score for hit in r.hits} for qid, r in zip(qids, results)}
+        per_query = evaluate(run, qrels, (MEASURE,)).per_query
+        columns.append([per_query.get(qid, {}).get(MEASURE, 0.0) for qid in qids])
+    return np.asarray(columns, dtype=np.float64).T
