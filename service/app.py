@@ -29,6 +29,7 @@ from retriever.pipeline import SearchPipeline
 from service.auth import api_key_guard
 from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
+from service.playground import add_playground_routes
 from service.schemas import (
     BatchSearchRequest,
     BatchSearchResponse,
@@ -194,6 +195,7 @@ def create_app(source: SearchPipeline | Settings, config: ServiceConfig | None =
     _add_probe_routes(app, engine, metrics, guarded)
     _add_search_routes(app, engine, metrics, config, guarded)
     _add_document_routes(app, engine, config, guarded)
+    add_playground_routes(app)
     return app
 
 
