@@ -364,7 +364,13 @@
     const others = scored.filter(([name]) => !chosen.includes(name)).sort((a, b) => b[1] - a[1]);
     let text = `Each score is the query's similarity to that expert's pilot queries. ${best}${domains} scored ` +
       `${Number(scores[best]).toFixed(3)}`;
-    if (others.length) text += `, ${(scores[best] - others[0][1]).toFixed(3)} above the next expert, ${others[0][0]}`;
+    for (const name of chosen.slice(1)) {
+      if (typeof scores[name] === "number") text += `, ${name} ${Number(scores[name]).toFixed(3)}`;
+    }
+    if (others.length) {
+      const last = chosen[chosen.length - 1];
+      text += `, ${(scores[last] - others[0][1]).toFixed(3)} above the next expert, ${others[0][0]}`;
+    }
     return text + ".";
   }
 
@@ -413,11 +419,14 @@
     return (start > 0 ? "… " : "") + text.slice(start, end).trim() + (end < text.length ? " …" : "");
   }
 
+  // Per-hit provenance: the retrievers that found the hit and their ranks when the service says so,
+  // else the expert whose index produced it, at the hit's rank in this list.
   function provenanceOf(hit, rank) {
     if (Array.isArray(hit.provenance) && hit.provenance.length) {
-      return hit.provenance.map((p) => ({ retriever: String(p.retriever), rank: p.rank }));
+      return hit.provenance.map((p) => ({ retriever: String(p.retriever), rank: p.rank,
+        note: `found by ${p.retriever} at rank ${p.rank}` }));
     }
-    return [{ retriever: hit.expert, rank }];
+    return [{ retriever: hit.expert, rank, note: `from the index of expert ${hit.expert}; rank ${rank} in this list` }];
   }
 
   function renderHits(body, request, elapsed) {
@@ -444,6 +453,7 @@
         const chip = el("span", "prov", `${p.retriever} · rank ${p.rank}`);
         chip.dataset.retriever = p.retriever;
         chip.dataset.rank = String(p.rank);
+        chip.title = p.note;
         prov.append(chip);
       }
       item.append(prov);
