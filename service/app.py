@@ -25,6 +25,7 @@ from retriever import Document, QueryBatcher, Retriever, RetrieverError, Setting
 from service.auth import api_key_guard
 from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
+from service.playground import add_playground_routes
 from service.schemas import (
     BatchSearchResponse,
     DeleteResponse,
@@ -164,6 +165,7 @@ def create_app(source: Retriever | Settings, config: ServiceConfig | None = None
     models = request_models(loader.settings.limits, len(loader.settings.experts))
     _add_search_routes(app, loader, metrics, models, guarded)
     _add_document_routes(app, loader, models, guarded)
+    add_playground_routes(app)
     return app
 
 
