@@ -18,8 +18,9 @@ Changes (BM25 statistics, document frequencies and average length, are corpus-wi
 
 - ``add`` rebuilds the score matrix at once from the stored token ids of the live documents plus the new
   ones (only the new texts are tokenized), so statistics are exact and the new documents are searchable
-  as soon as ``add`` returns. Its cost grows with the corpus (about 0.5 s at 5k SciFact documents on
-  this machine: ``bench/bm25_choice.py`` measures it); add in batches.
+  as soon as ``add`` returns. Its cost grows linearly with the corpus, almost all of it bm25s's own
+  indexing (0.8 s for one document added to 5,183 SciFact documents on a busy 2-core machine:
+  ``bench/bm25_choice.py`` measures it), so add in batches.
 - ``remove`` only tombstones: the rows stay, get weight 0 through bm25s's ``weight_mask`` and are never
   returned again; the tombstones are saved in the manifest. Until the next ``add``, ``build`` or
   ``compact`` (which drop the tombstoned rows), the statistics still count the removed documents, as
@@ -31,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import shutil
 import tempfile
@@ -311,10 +313,17 @@ class SparseIndex:
         else:
             old_iids, old_tokens, old_lengths = np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64)
         vocab = dict(base.vocab) if base is not None else {}
-        new_docs = [[vocab.setdefault(token, len(vocab)) for token in doc] for doc in self._tokenize(texts)] if texts else []
-        new_tokens = np.fromiter((t for doc in new_docs for t in doc), dtype=np.int32)
+        new_tokens, new_lengths = np.zeros(0, np.int32), np.zeros(0, np.int64)
+        if texts:
+            tokenized = bm25s.tokenize(texts, stopwords=self.config.stopwords, stemmer=self._stemmer(), show_progress=False)
+            to_ours = np.zeros(len(tokenized.vocab), dtype=np.int32)  # tokenizer's ids -> ids in ``vocab``
+            for token, tid in tokenized.vocab.items():
+                to_ours[tid] = vocab.setdefault(token, len(vocab))
+            new_lengths = np.fromiter(map(len, tokenized.ids), dtype=np.int64, count=len(tokenized.ids))
+            flat = np.fromiter(itertools.chain.from_iterable(tokenized.ids), dtype=np.int64, count=int(new_lengths.sum()))
+            new_tokens = to_ours[flat]
         all_tokens = np.concatenate([old_tokens.astype(np.int32), new_tokens])
-        lengths = np.concatenate([old_lengths, np.fromiter(map(len, new_docs), dtype=np.int64, count=len(new_docs))])
+        lengths = np.concatenate([old_lengths, new_lengths])
         all_iids = np.concatenate([old_iids, iids]).astype(np.int64)
         offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
