@@ -19,7 +19,7 @@ Changes (BM25 statistics, document frequencies and average length, are corpus-wi
 - ``add`` rebuilds the score matrix at once from the stored token ids of the live documents plus the new
   ones (only the new texts are tokenized), so statistics are exact and the new documents are searchable
   as soon as ``add`` returns. Its cost grows linearly with the corpus, almost all of it bm25s's own
-  indexing (0.8 s for one document added to 5,183 SciFact documents on a busy 2-core machine:
+  indexing (0.8-1.3 s for one document added to 5,183 SciFact documents on a busy 2-core machine:
   ``bench/bm25_choice.py`` measures it), so add in batches.
 - ``remove`` only tombstones: the rows stay, get weight 0 through bm25s's ``weight_mask`` and are never
   returned again; the tombstones are saved in the manifest. Until the next ``add``, ``build`` or
