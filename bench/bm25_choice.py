@@ -28,8 +28,8 @@ import numpy as np
 
 from core.types import Document
 from eval.datasets import Collection, load_beir_folder
-from eval.metrics import evaluate
 from indexes.sparse_index import SparseConfig, SparseIndex
+from retriever import evaluate
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
 MEASURES = ("nDCG@10", "R@100")

@@ -1,9 +1,10 @@
 """Search latency and throughput of the retriever, measured in one run on one corpus.
 
-Prints: single-expert (forced) latency p50/p95, routed latency p50/p95 and their ratio, batched
-throughput (queries/s) and document-encoding throughput (docs/s).
+Prints: single-expert (forced) latency p50/p95, routed (dense) latency p50/p95 and their ratio, sparse
+(BM25), hybrid and reranked-hybrid latency with their ratios to routed dense, the reranker's cost per
+candidate, batched throughput (queries/s) and document-encoding throughput (docs/s).
 
-    python bench/latency.py [--config CONFIG] [--data-dir DIR] [--queries 200] [--encode-docs 300]
+    python bench/latency.py [--config CONFIG] [--data-dir DIR] [--queries 200] [--rerank-queries 20]
 
 Uses the configured data directory (default: the packaged demo; run `retriever demo` or
 `retriever build` first) and the real SciFact test claims of the shipped corpus as queries.
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--encode-docs", type=int, default=300)
+    parser.add_argument("--rerank-queries", type=int, default=20, help="queries timed with reranking (0: skip)")
     args = parser.parse_args()
 
     retriever = Retriever.from_config(args.config, data_dir=args.data_dir)
@@ -53,14 +55,26 @@ def main() -> None:
     experts = [info.name for info in retriever.experts()]
     print(f"corpus: {retriever.count()} docs; experts: {', '.join(experts)}; "
           f"{len(queries)} queries, routed to {dict(Counter(routes))}")
-    routed = [timed(retriever.search, q) for q in queries]
-    single = [timed(retriever.search, q, expert=e) for q, e in zip(queries, routes)]
+    routed = [timed(retriever.search, q, mode="dense") for q in queries]
+    single = [timed(retriever.search, q, expert=e, mode="dense") for q, e in zip(queries, routes)]
     (s50, s95), (r50, r95) = percentiles(single), percentiles(routed)
     print(f"single expert (forced, same expert as routed): p50 {s50:.1f} ms  p95 {s95:.1f} ms")
-    print(f"routed (router pass + expert pass):            p50 {r50:.1f} ms  p95 {r95:.1f} ms")
+    print(f"routed dense (router pass + expert pass):      p50 {r50:.1f} ms  p95 {r95:.1f} ms")
     print(f"routed / single latency ratio:                 p50 {r50 / s50:.2f}  p95 {r95 / s95:.2f}")
+    p50 = {}
+    for mode in ("sparse", "hybrid"):
+        p50[mode], m95 = percentiles([timed(retriever.search, q, mode=mode) for q in queries])
+        print(f"{mode + ':':<47}p50 {p50[mode]:.1f} ms  p95 {m95:.1f} ms  "
+              f"(x{p50[mode] / r50:.2f} / x{m95 / r95:.2f} routed dense)")
+    if args.rerank_queries:
+        depth = retriever.settings.rerank.depth
+        retriever.search(queries[0], mode="hybrid", rerank=True)  # load the cross-encoder outside the timing
+        k50, k95 = percentiles([timed(retriever.search, q, mode="hybrid", rerank=True)
+                                for q in queries[: args.rerank_queries]])
+        print(f"hybrid + rerank top {depth} ({args.rerank_queries} queries):    p50 {k50:.1f} ms  p95 {k95:.1f} ms  "
+              f"(x{k50 / r50:.1f} routed dense; {(k50 - p50['hybrid']) / depth:.0f} ms per reranked candidate)")
 
-    batch_seconds = timed(retriever.search_many, queries, 10)
+    batch_seconds = timed(retriever.search_many, queries, 10, mode="dense")
     print(f"batched routed search: {len(queries) / batch_seconds:.1f} queries/s "
           f"(vs {len(queries) / sum(routed):.1f} queries/s one at a time)")
 

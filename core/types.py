@@ -1,9 +1,13 @@
-"""Plain data types shared by the pipeline, the index store, the service and the evaluation."""
+"""Plain data types shared by the engine, the index store, the service and the evaluation."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+Mode = Literal["dense", "sparse", "hybrid"]  # routed dense experts, BM25 alone, or both fused
+MODES: tuple[Mode, ...] = ("dense", "sparse", "hybrid")
+SPARSE = "bm25"  # the name of the sparse retriever in routes and provenance (no expert may take it)
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """One retriever that found a hit: its name (an expert, or ``bm25``), its rank (1-based) and its score."""
+
+    retriever: str
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
 class Hit:
-    """One ranked result with its provenance (the expert whose index produced it)."""
+    """One ranked result; ``expert`` is the retriever that ranked it best, ``provenance`` every one that found it."""
 
     id: str
     score: float
@@ -44,6 +57,7 @@ class Hit:
     title: str = ""
     text: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    provenance: tuple[Provenance, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class SearchResult:
     query: str
     hits: list[Hit]
     route: Route
+    mode: Mode = "dense"
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,15 @@ def _beir_name(dataset_id: str) -> str | None:
     return max(names, key=len, default=None)
 
 
+def dataset_ids(name: str, splits: list[str]) -> list[str]:
+    """The ir-datasets ids of BEIR dataset `name`'s splits: `beir/<name>/<split>` where ir-datasets
+    registers one, else `beir/<name>` (datasets with a single test split, such as ArguAna)."""
+    import ir_datasets
+
+    ids = [f"beir/{name}/{split}" for split in sorted(splits) if f"beir/{name}/{split}" in ir_datasets.registry]
+    return ids or [f"beir/{name}"]
+
+
 def beir_zip_path(name: str, home: Path | None = None) -> Path:
     """Where ir-datasets expects the source zip of BEIR dataset `name`."""
     return (home or ir_datasets_home()) / "beir" / name / "source.zip"

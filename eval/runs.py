@@ -136,6 +136,43 @@ class CorpusRuns:
                            "queries": len(qids), "seconds": round(seconds, 2), "run": run})
         return run
 
+    def sparse_run(self, queries: dict[str, str]) -> Run:
+        """The engine's BM25 (bm25s) top-k per query (cached by its settings, corpus and queries)."""
+        path = self._cache("sparse", self.settings.sparse.model_dump(), queries_key(queries))
+        cached = _read_json(path)
+        if isinstance(cached, dict):
+            return cached["run"]
+        depth = self.top_k + 1 if self.remove_query else self.top_k
+        qids, texts = list(queries), list(queries.values())
+        run: Run = {}
+        for i in range(0, len(qids), QUERY_CHUNK):
+            results = self.built().search_many(texts[i:i + QUERY_CHUNK], top_k=depth, mode="sparse")
+            for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
+                run[qid] = dict([(h.id, h.score) for h in result.hits if not (self.remove_query and h.id == qid)][: self.top_k])
+        _write_json(path, {"queries": len(qids), "run": run})
+        return run
+
+    def reranked(self, queries: dict[str, str], first_stage: Run, depth: int) -> Run:
+        """``first_stage`` with each query's top ``depth`` rescored by the engine's cross-encoder (cached)."""
+        config = self.settings.rerank
+        ordered = {q: [d for d, _ in sorted(first_stage.get(q, {}).items(), key=lambda kv: (-kv[1], kv[0]))] for q in queries}
+        head = {q: docs[:depth] for q, docs in ordered.items()}
+        path = self._cache("rerank", config.model, config.max_length, depth, _digest(head), queries_key(queries))
+        cached = _read_json(path)
+        if isinstance(cached, dict):
+            return cached["run"]
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        run: Run = {}
+        for qid in tqdm(list(queries), desc=f"rerank top-{depth}", unit="q"):
+            order = [doc for doc, _ in self.built().rerank(queries[qid], head[qid])] + ordered[qid][depth:]
+            run[qid] = {doc: float(len(order) - rank) for rank, doc in enumerate(order)}  # the rescored head first
+        seconds = time.perf_counter() - start
+        self.timings[f"rerank_top{depth}_s"] = round(seconds, 1)
+        _write_json(path, {"queries": len(queries), "depth": depth, "seconds": round(seconds, 2), "run": run})
+        return run
+
     def base_vectors(self, queries: dict[str, str]) -> np.ndarray:
         """Router base-model vectors of the queries, in their order (cached)."""
         path = self.data_dir / "vectors" / f"{_digest(self.settings.router_model, queries_key(queries))}.npy"

@@ -1,4 +1,4 @@
-"""The data directory: the shared document store plus one vector index per document encoder."""
+"""The data directory: the shared document store, one vector index per document encoder, one BM25 index."""
 
 from __future__ import annotations
 
@@ -9,18 +9,25 @@ import threading
 from pathlib import Path
 
 from indexes.document_store import DocumentStore
+from indexes.sparse_index import SparseConfig, SparseIndex
 from indexes.vector_index import IndexConfig, VectorIndex
+
+SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
 
 
 class DataDirectory:
-    """Owns ``<data_dir>/docs.sqlite`` and ``<data_dir>/indexes/<encoder>/``; experts sharing a document
-    encoder share its index object. ``write_lock`` serialises writes within this process."""
+    """Owns ``<data_dir>/docs.sqlite``, ``<data_dir>/indexes/<encoder>/`` and ``<data_dir>/indexes/bm25/``;
+    experts sharing a document encoder share its index object. ``write_lock`` serialises writes within
+    this process."""
 
-    def __init__(self, path: Path, config: IndexConfig) -> None:
+    def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None) -> None:
         self.path = path
         self.config = config
         self.docs = DocumentStore(path / "docs.sqlite")
         self._indexes: dict[str, VectorIndex] = {}
+        self.sparse = SparseIndex(path / "indexes" / SPARSE_FOLDER, sparse or SparseConfig())
+        if self.sparse.exists:
+            self.sparse.load()
         self.write_lock = threading.RLock()
 
     def index_for(self, encoder: str) -> VectorIndex:
@@ -35,10 +42,6 @@ class DataDirectory:
     @property
     def indexes(self) -> dict[str, VectorIndex]:
         return dict(self._indexes)
-
-    def stale_count(self, index: VectorIndex) -> int:
-        """Vectors in ``index`` whose document is gone (deleted, replaced or never committed)."""
-        return max(0, index.count - len(self.docs))
 
     def close(self) -> None:
         self.docs.close()

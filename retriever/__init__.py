@@ -22,12 +22,12 @@ from core.errors import (
     RetrieverError,
     UnknownExpertError,
 )
-from core.types import Document, ExpertInfo, Hit, Route, SearchResult, Status
+from core.types import MODES, SPARSE, Document, ExpertInfo, Hit, Mode, Provenance, Route, SearchResult, Status
 from retriever.api import Retriever
 from retriever.batching import QueryBatcher
 from retriever.config import Settings, load_settings
 from retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora, read_corpus, read_qrels, read_queries
-from retriever.fusion import RRF_K, reciprocal_rank_fusion
+from retriever.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
 from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
 from retriever.pilots import PilotLibrary
@@ -42,13 +42,14 @@ if TYPE_CHECKING:
 _TRAINING = ("is_held_out", "pairs_from_corpus")  # from retriever.training (torch, peft): imported on first use
 
 __all__ = [  # the engine (first line) and the toolkit the evaluation and benchmarks build on
-    "Document", "ExpertInfo", "Hit", "Retriever", "Route", "SearchResult", "Settings", "Status", "load_settings",
+    "MODES", "SPARSE", "Document", "ExpertInfo", "Hit", "Mode", "Provenance", "Retriever", "Route", "SearchResult",
+    "Settings", "Status", "load_settings",
     "ConfigError", "CorpusError", "IndexCorruptError", "IndexMismatchError", "IndexNotBuiltError",
     "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
     "DEFAULT_MEASURES", "HEADLINE", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "split_spec",
-    "valid_metadata", *_TRAINING,
+    "valid_metadata", "weighted_fusion", *_TRAINING,
 ]
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UnknownExpertError
-from core.types import Document, ExpertInfo, Route, SearchResult, Status
+from core.errors import InvalidRequestError, UnknownExpertError
+from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from indexes.data_dir import DataDirectory
 from retriever.config import Settings, load_settings
 from retriever.encoders import EncoderSpec, encoder
@@ -24,11 +24,22 @@ from retriever.experts import Expert, query_spec
 from retriever.indexer import Indexer
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
+from retriever.reranker import cross_encoder
 from retriever.router import QueryRouter
-from retriever.searcher import Ranked, Searcher, hits
-from retriever.validation import valid_documents, valid_ids, valid_queries, valid_query, valid_top_k, valid_top_m
+from retriever.searcher import Ranked, Searcher, fused, hits
+from retriever.validation import (
+    valid_documents,
+    valid_ids,
+    valid_mode,
+    valid_queries,
+    valid_query,
+    valid_top_k,
+    valid_top_m,
+)
 
 PILOTS_FILE = "pilots.npz"
+DENSE = "dense"  # the routed dense list, as a source of hybrid fusion
+RERANK = "rerank"  # the cross-encoder, as a source in provenance
 
 
 class Retriever:
@@ -36,7 +47,7 @@ class Retriever:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index)
+        self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse)
         self._experts = {c.name: Expert.from_config(c, self._data_dir) for c in self.settings.experts}
         self._router = QueryRouter(encoder(EncoderSpec(self.settings.router_model), "query"),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
@@ -51,19 +62,43 @@ class Retriever:
 
     # ---- search --------------------------------------------------------------------------------
     def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
-               filters: Mapping[str, Any] | None = None) -> SearchResult:
-        """Route ``query`` (or use ``expert``), search the chosen expert(s) and return the hits."""
-        return self.search_many([query], top_k, expert, top_m, filters)[0]
+               filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
+               rerank: bool | None = None) -> SearchResult:
+        """Search one query; see ``search_many``."""
+        return self.search_many([query], top_k, expert, top_m, filters, mode, rerank)[0]
 
     def search_many(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
-                    top_m: int | None = None, filters: Mapping[str, Any] | None = None) -> list[SearchResult]:
-        """Search a batch: one router pass, then one encoder pass and one index search per chosen expert."""
+                    top_m: int | None = None, filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
+                    rerank: bool | None = None) -> list[SearchResult]:
+        """Search a batch. ``mode`` (default: the config's ``[search] mode``): ``dense`` routes each query
+        (or uses ``expert``) and searches the chosen expert(s), ``top_m`` > 1 fusing their lists; ``sparse``
+        is BM25 alone; ``hybrid`` fuses BM25 with the routed dense list. ``rerank`` (default: ``[rerank]
+        enabled``) rescores the top candidates with the cross-encoder. One router pass per batch, then one
+        encoder pass and one index search per chosen expert."""
         texts = valid_queries(queries, self.settings.limits)
         top_k = valid_top_k(top_k, self.settings.limits)
-        routes, base_vectors = self._route(texts, expert, top_m)
-        rankings = self._rankings(texts, routes, base_vectors, top_k, filters or {})
-        return [SearchResult(query=q, hits=hits({name: rankings[name][i] for name in route.experts}, top_k),
-                             route=route) for i, (q, route) in enumerate(zip(texts, routes))]
+        mode = valid_mode(self.settings.search.mode if mode is None else mode)
+        rerank = self.settings.rerank.enabled if rerank is None else rerank
+        depth = max(top_k, self.settings.search.candidates) if mode == "hybrid" else top_k
+        depth = max(depth, self.settings.rerank.depth) if rerank else depth
+        routes, lists = self._retrieve(texts, mode, expert, top_m, depth, filters or {})
+        results = []
+        for text, route, sources in zip(texts, routes, lists):
+            ranked = self._combined(sources, mode)
+            if rerank:
+                ranked, sources[RERANK] = self._reranked(text, ranked)
+            results.append(SearchResult(query=text, hits=hits(ranked, sources, top_k), route=route, mode=mode))
+        return results
+
+    def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
+        """Documents of the store, by id, rescored by the cross-encoder: (id, score), best first (ids that
+        are not in the store are left out)."""
+        query = valid_query(query, self.settings.limits)
+        found = self._data_dir.docs.fetch(list(self._data_dir.docs.internal_ids(valid_ids(ids)).values()))
+        docs = sorted(found.values(), key=lambda d: list(ids).index(d.id))
+        config = self.settings.rerank
+        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc in docs])
+        return [(docs[i].id, float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
     def route(self, query: str, top_m: int | None = None) -> Route:
         """Which expert(s) the router picks for ``query``, with every routable expert's score."""
@@ -135,7 +170,8 @@ class Retriever:
     def status(self) -> Status:
         """Documents, vectors per index, and the experts whose index is not built yet."""
         documents = self.count()
-        return Status(documents, {name: index.count for name, index in self._data_dir.indexes.items()},
+        counts = {name: index.count for name, index in self._data_dir.indexes.items()}
+        return Status(documents, counts | {SPARSE: self._data_dir.sparse.count},
                       tuple(name for name, e in self._experts.items() if e.index.is_empty and documents))
 
     def close(self) -> None:
@@ -161,6 +197,40 @@ class Retriever:
             return [Route(experts=(expert,), scores={}, forced=True) for _ in queries], None
         return self._router.route(queries, top_m)
 
+    def _retrieve(self, queries: list[str], mode: Mode, expert: str | None, top_m: int | None, depth: int,
+                  filters: Mapping[str, Any]) -> tuple[list[Route], list[dict[str, Ranked]]]:
+        """Per query, its route and every first-stage list: the chosen experts' (dense, hybrid), BM25's
+        (sparse, hybrid)."""
+        if mode == "sparse":
+            if expert is not None or top_m is not None:
+                raise InvalidRequestError("expert and top_m choose dense experts: use mode 'dense' or 'hybrid'")
+            sparse = self._searcher.sparse(queries, depth, filters)
+            return [Route(experts=(SPARSE,), scores={}, forced=True) for _ in queries], [{SPARSE: r} for r in sparse]
+        routes, base_vectors = self._route(queries, expert, top_m)
+        rankings = self._rankings(queries, routes, base_vectors, depth, filters)
+        lists = [{name: rankings[name][i] for name in route.experts} for i, route in enumerate(routes)]
+        if mode == "hybrid":
+            for sources, ranked in zip(lists, self._searcher.sparse(queries, depth, filters)):
+                sources[SPARSE] = ranked
+        return routes, lists
+
+    def _combined(self, sources: dict[str, Ranked], mode: Mode) -> Ranked:
+        """The first-stage list of one query: experts fused by RRF, then (hybrid) fused with BM25."""
+        search = self.settings.search
+        dense = fused({n: r for n, r in sources.items() if n != SPARSE}, "rrf", search.rrf_k) if mode != "sparse" else []
+        if mode != "hybrid":
+            return dense if mode == "dense" else sources[SPARSE]
+        return fused({DENSE: dense, SPARSE: sources[SPARSE]}, search.fusion, search.rrf_k,
+                     {DENSE: search.dense_weight, SPARSE: 1.0 - search.dense_weight})
+
+    def _reranked(self, query: str, ranked: Ranked) -> tuple[Ranked, Ranked]:
+        """(the list with its head rescored by the cross-encoder, that rescored head)."""
+        config = self.settings.rerank
+        head = ranked[: config.depth]
+        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc, _ in head])
+        rescored = [(head[i][0], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+        return rescored + ranked[config.depth:], rescored
+
     def _rankings(self, queries: list[str], routes: list[Route], base_vectors: np.ndarray | None, top_k: int,
                   filters: Mapping[str, Any]) -> dict[str, dict[int, Ranked]]:
         """For each chosen expert, one encoder pass and one index search over the queries routed to it."""
@@ -175,5 +245,5 @@ class Retriever:
                 vectors = base_vectors[rows]  # the router's pass is this expert's pass
             else:
                 vectors = expert.query_encoder.encode([queries[i] for i in rows], self.settings.batch_size)
-            rankings[name] = dict(zip(rows, self._searcher.search(expert, vectors, top_k, filters)))
+            rankings[name] = dict(zip(rows, self._searcher.dense(expert, vectors, top_k, filters)))
         return rankings

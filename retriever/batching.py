@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.types import SearchResult
+from core.types import Mode, SearchResult
 from retriever.api import Retriever
 
 
@@ -28,12 +28,15 @@ class _Request:
     expert: str | None
     top_m: int | None
     filters: Mapping[str, Any] | None
+    mode: Mode | None = None
+    rerank: bool | None = None
     future: Future = field(default_factory=Future)
 
     @property
     def options(self) -> str:
         """Requests with equal options can share one ``search_many`` call."""
-        return json.dumps([self.top_k, self.expert, self.top_m, self.filters], sort_keys=True, default=str)
+        return json.dumps([self.top_k, self.expert, self.top_m, self.filters, self.mode, self.rerank], sort_keys=True,
+                          default=str)
 
 
 class QueryBatcher:
@@ -47,9 +50,10 @@ class QueryBatcher:
         self._worker.start()
 
     def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
-               filters: Mapping[str, Any] | None = None) -> SearchResult:
+               filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
+               rerank: bool | None = None) -> SearchResult:
         """Same contract as ``Retriever.search`` (same results, same errors)."""
-        request = _Request(query, top_k, expert, top_m, filters)
+        request = _Request(query, top_k, expert, top_m, filters, mode, rerank)
         self._queue.put(request)
         return request.future.result()
 
@@ -79,7 +83,7 @@ class QueryBatcher:
         first = requests[0]
         try:
             results = self.retriever.search_many([r.query for r in requests], first.top_k, first.expert,
-                                                first.top_m, first.filters)
+                                                 first.top_m, first.filters, first.mode, first.rerank)
         except Exception as exc:  # handed to the caller; a bad query must not fail the others
             if len(requests) == 1:
                 first.future.set_exception(exc)

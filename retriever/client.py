@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from core.errors import RetrieverError
-from core.types import Document, Hit, Route, SearchResult
+from core.types import Document, Hit, Mode, Provenance, Route, SearchResult
 
 T = TypeVar("T")
 
@@ -54,13 +54,14 @@ class RetrieverClient:
         self._http = httpx.Client(transport=transport, **_http_options(base_url, api_key, timeout))
 
     def search(self, query: str, top_k: int = 10, expert: str | None = None, route_top_m: int | None = None,
-               filters: Mapping[str, Any] | None = None, with_text: bool = True) -> SearchResult:
-        return self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text))
+               filters: Mapping[str, Any] | None = None, with_text: bool = True, mode: Mode | None = None,
+               rerank: bool | None = None) -> SearchResult:
+        return self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text, mode, rerank))
 
     def search_batch(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
                      route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
-                     with_text: bool = True) -> list[SearchResult]:
-        return self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text))
+                     with_text: bool = True, mode: Mode | None = None, rerank: bool | None = None) -> list[SearchResult]:
+        return self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text, mode, rerank))
 
     def route(self, query: str, route_top_m: int | None = None) -> Route:
         return self._send(_route_call(query, route_top_m))
@@ -104,13 +105,15 @@ class AsyncRetrieverClient:
 
     async def search(self, query: str, top_k: int = 10, expert: str | None = None,
                      route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
-                     with_text: bool = True) -> SearchResult:
-        return await self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text))
+                     with_text: bool = True, mode: Mode | None = None, rerank: bool | None = None) -> SearchResult:
+        return await self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text, mode, rerank))
 
     async def search_batch(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
                            route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
-                           with_text: bool = True) -> list[SearchResult]:
-        return await self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text))
+                           with_text: bool = True, mode: Mode | None = None,
+                           rerank: bool | None = None) -> list[SearchResult]:
+        return await self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text, mode,
+                                                   rerank))
 
     async def route(self, query: str, route_top_m: int | None = None) -> Route:
         return await self._send(_route_call(query, route_top_m))
@@ -173,21 +176,22 @@ def _deleted(response: httpx.Response) -> bool:
 
 
 def _options(top_k: int, expert: str | None, route_top_m: int | None, filters: Mapping[str, Any] | None,
-             with_text: bool) -> dict[str, Any]:
+             with_text: bool, mode: Mode | None, rerank: bool | None) -> dict[str, Any]:
     options = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m,
-               "filters": dict(filters) if filters else None, "with_text": with_text}
+               "filters": dict(filters) if filters else None, "with_text": with_text, "mode": mode, "rerank": rerank}
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _search_call(query: str, top_k: int, expert: str | None, route_top_m: int | None,
-            filters: Mapping[str, Any] | None, with_text: bool) -> _Call[SearchResult]:
-    body = _options(top_k, expert, route_top_m, filters, with_text) | {"query": query}
+def _search_call(query: str, top_k: int, expert: str | None, route_top_m: int | None, filters: Mapping[str, Any] | None,
+                 with_text: bool, mode: Mode | None, rerank: bool | None) -> _Call[SearchResult]:
+    body = _options(top_k, expert, route_top_m, filters, with_text, mode, rerank) | {"query": query}
     return _Call("POST", "/search", lambda response: _result(_json(response)), body)
 
 
 def _search_batch_call(queries: Sequence[str], top_k: int, expert: str | None, route_top_m: int | None,
-                  filters: Mapping[str, Any] | None, with_text: bool) -> _Call[list[SearchResult]]:
-    body = _options(top_k, expert, route_top_m, filters, with_text) | {"queries": list(queries)}
+                       filters: Mapping[str, Any] | None, with_text: bool, mode: Mode | None,
+                       rerank: bool | None) -> _Call[list[SearchResult]]:
+    body = _options(top_k, expert, route_top_m, filters, with_text, mode, rerank) | {"queries": list(queries)}
     return _Call("POST", "/search/batch", lambda response: [_result(r) for r in _json(response)["results"]], body)
 
 
@@ -216,5 +220,6 @@ def _route(data: Mapping[str, Any]) -> Route:
 
 def _result(data: Mapping[str, Any]) -> SearchResult:
     hits = [Hit(id=h["id"], score=h["score"], expert=h["expert"], title=h["title"], text=h["text"] or "",
-                metadata=h["metadata"]) for h in data["hits"]]
-    return SearchResult(query=data["query"], hits=hits, route=_route(data["route"]))
+                metadata=h["metadata"], provenance=tuple(Provenance(**p) for p in h.get("provenance", ())))
+            for h in data["hits"]]
+    return SearchResult(query=data["query"], hits=hits, route=_route(data["route"]), mode=data.get("mode", "dense"))

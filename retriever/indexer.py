@@ -1,4 +1,4 @@
-"""Indexing: load a corpus into the store, encode what is missing, add and delete documents.
+"""Indexing: load a corpus into the store, build what is missing (vector indexes, BM25), add and delete.
 
 Every write keeps the store and each document encoder's index in step: vectors are saved before the
 document rows that make them reachable, so a crash leaves at most unreachable vectors, never an
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from core.types import Document
+from core.types import SPARSE, Document
 from indexes.data_dir import DataDirectory
 from indexes.vector_index import VectorIndex
 from retriever.encoders import Encoder
@@ -29,11 +29,12 @@ class Indexer:
         self.indexes: list[tuple[Encoder, VectorIndex]] = list(unique.values())
 
     def missing(self) -> list[tuple[Encoder, VectorIndex]]:
-        """Indexes that have not been built for the documents in the store."""
+        """Vector indexes that have not been built for the documents in the store."""
         return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
 
     def build(self, corpus: Sequence[Document] | None, progress: bool) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, then encode the store into every missing index."""
+        """Load ``corpus`` into an empty store, then encode the store into every missing vector index and
+        build the BM25 index if it is missing. Returns documents indexed per index (``bm25`` for BM25)."""
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
             corpus = list(corpus)
@@ -41,7 +42,8 @@ class Indexer:
             docs.put(corpus, docs.reserve_ids(len(corpus)))
         built = {}
         missing = self.missing()
-        if missing:
+        sparse = self.data_dir.sparse
+        if missing or (len(docs) and not sparse.exists):
             chunks = list(docs.iter_documents())  # read the store once for every missing index
             texts = [d.content for _, batch in chunks for d in batch]
             iids = np.asarray([i for ids, _ in chunks for i in ids])
@@ -49,6 +51,10 @@ class Indexer:
                 index.build(encoder.encode(texts, self.batch_size, progress), iids)
                 index.save()
                 built[encoder.identity] = len(iids)
+            if not sparse.exists:
+                sparse.build(iids, texts)
+                sparse.save()
+                built[SPARSE] = len(iids)
         return built
 
     def add(self, docs: Sequence[Document], progress: bool = False) -> int:
@@ -56,13 +62,16 @@ class Indexer:
         store = self.data_dir.docs
         with self.data_dir.write_lock:
             iids = store.reserve_ids(len(docs))
+            texts = [d.content for d in docs]
             for encoder, index in self.indexes:
-                vectors = encoder.encode([d.content for d in docs], self.batch_size, progress)
-                index.add(vectors, np.asarray(iids))
-                index.save()  # vectors first: a crash now leaves stale vectors, never an unindexed document
+                index.add(encoder.encode(texts, self.batch_size, progress), np.asarray(iids))
+                index.save()  # indexes first: a crash now leaves stale entries, never an unindexed document
+            self.data_dir.sparse.add(np.asarray(iids), texts)
+            self.data_dir.sparse.save()
             replaced = store.put(docs, iids)
             for _, index in self.indexes:
                 index.remove(replaced)
+            self.data_dir.sparse.remove(replaced)  # stale until saved: the store join drops them meanwhile
         return len(docs)
 
     def delete(self, ids: Sequence[str]) -> list[str]:
@@ -74,4 +83,6 @@ class Indexer:
             for _, index in self.indexes:
                 if index.remove(list(found.values())):
                     index.save()
+            if self.data_dir.sparse.remove(list(found.values())):
+                self.data_dir.sparse.save()
         return list(found)

@@ -1,41 +1,61 @@
-"""Searching: query vectors -> one expert's index -> live documents from the store -> hits.
+"""Searching: one retriever's ranked lists (an expert's vector index, or BM25), joined with the document
+store, and their fusion into hits with per-hit provenance.
 
-Deleted or replaced documents may still have vectors (HNSW cannot remove them): such ids are dropped
-here, and the search reaches deeper until ``k`` live hits are found or the index is exhausted. Lists of
-several experts are fused by reciprocal rank, each hit keeping the expert that ranked it best.
+Deleted or replaced documents may still have index entries (HNSW cannot remove vectors): such ids are
+dropped here, and the search reaches deeper until ``k`` live hits are found or the index is exhausted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from core.errors import IndexNotBuiltError
-from core.types import Document, Hit
+from core.types import SPARSE, Document, Hit, Provenance
 from indexes.data_dir import DataDirectory
 from retriever.experts import Expert
-from retriever.fusion import reciprocal_rank_fusion
+from retriever.fusion import Fusion, fuse
 
 Ranked = list[tuple[Document, float]]
 FILTER_DEPTH = 8  # with metadata filters, first fetch this many times k candidates
 
 
+class Index(Protocol):
+    """What the searcher needs of a vector or BM25 index."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def is_empty(self) -> bool: ...
+
+    def search(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class Searcher:
-    """Top-k live documents of an expert's index for query vectors."""
+    """Top-k live documents of one retriever, per query."""
 
     def __init__(self, data_dir: DataDirectory) -> None:
         self.data_dir = data_dir
 
-    def search(self, expert: Expert, vectors: np.ndarray, k: int, filters: Mapping[str, Any]) -> list[Ranked]:
-        """Per query vector, up to ``k`` (document, score) pairs, best first, that pass ``filters``."""
-        index, docs = expert.index, self.data_dir.docs
+    def dense(self, expert: Expert, vectors: np.ndarray, k: int, filters: Mapping[str, Any]) -> list[Ranked]:
+        """Per query vector, up to ``k`` (document, score) pairs of ``expert``'s index, best first."""
+        return self._ranked(expert.index, vectors, k, filters, f"the index of expert {expert.name!r}")
+
+    def sparse(self, queries: list[str], k: int, filters: Mapping[str, Any]) -> list[Ranked]:
+        """Per query, up to ``k`` (document, BM25 score) pairs, best first."""
+        return self._ranked(self.data_dir.sparse, queries, k, filters, "the BM25 index")
+
+    def _ranked(self, index: Index, inputs: Any, k: int, filters: Mapping[str, Any], what: str) -> list[Ranked]:
+        docs = self.data_dir.docs
         if index.is_empty and len(docs):
-            raise IndexNotBuiltError(f"the index of expert {expert.name!r} is not built: run `retriever build`")
-        depth = (k + self.data_dir.stale_count(index)) * (FILTER_DEPTH if filters else 1)
+            raise IndexNotBuiltError(f"{what} is not built: run `retriever build`")
+        stale = max(0, index.count - len(docs))  # entries whose document is gone (deleted, replaced, uncommitted)
+        depth = (k + stale) * (FILTER_DEPTH if filters else 1)
         while True:
-            scores, ids = index.search(vectors, depth)
+            scores, ids = index.search(inputs, depth)
             found = docs.fetch(sorted({int(i) for i in ids.ravel() if i >= 0}))
             lists = [
                 [(found[int(i)], float(s)) for s, i in zip(row_s, row_i)
@@ -47,14 +67,27 @@ class Searcher:
             depth *= 4
 
 
-def hits(lists: Mapping[str, Ranked], top_k: int) -> list[Hit]:
-    """One expert's list as hits, or several fused by reciprocal rank (provenance: best-ranked expert)."""
+def fused(lists: Mapping[str, Ranked], method: Fusion, rrf_k: int, weights: Mapping[str, float] | None = None) -> Ranked:
+    """One list from several retrievers' lists (a single list is returned as it is)."""
     if len(lists) == 1:
-        name, ranked = next(iter(lists.items()))
-        return [_hit(doc, score, name) for doc, score in ranked]
-    fused = reciprocal_rank_fusion({name: [doc.id for doc, _ in ranked] for name, ranked in lists.items()})
+        return next(iter(lists.values()))
     docs = {doc.id: doc for ranked in lists.values() for doc, _ in ranked}
-    return [_hit(docs[doc_id], score, source) for doc_id, score, source in fused[:top_k]]
+    merged = fuse({name: [(doc.id, score) for doc, score in ranked] for name, ranked in lists.items()},
+                  method, rrf_k, weights)
+    return [(docs[doc_id], score) for doc_id, score, _ in merged]
+
+
+def hits(ranked: Ranked, sources: Mapping[str, Ranked], top_k: int) -> list[Hit]:
+    """The first ``top_k`` of ``ranked`` as hits; each hit's provenance lists every source list that holds
+    it (rank and score there) and ``expert`` names the source that ranked it best."""
+    positions = {name: {doc.id: (rank, score) for rank, (doc, score) in enumerate(lst, 1)} for name, lst in sources.items()}
+    out = []
+    for doc, score in ranked[:top_k]:
+        provenance = tuple(Provenance(name, *where[doc.id]) for name, where in positions.items() if doc.id in where)
+        best = min(provenance, key=lambda p: (p.rank, p.retriever != SPARSE)).retriever if provenance else SPARSE
+        out.append(Hit(id=doc.id, score=score, expert=best, title=doc.title, text=doc.text, metadata=doc.metadata,
+                       provenance=provenance))
+    return out
 
 
 def matches(doc: Document, filters: Mapping[str, Any]) -> bool:
@@ -65,6 +98,3 @@ def matches(doc: Document, filters: Mapping[str, Any]) -> bool:
             return False
     return True
 
-
-def _hit(doc: Document, score: float, expert: str) -> Hit:
-    return Hit(id=doc.id, score=score, expert=expert, title=doc.title, text=doc.text, metadata=doc.metadata)

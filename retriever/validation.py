@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import CorpusError, InvalidRequestError
-from core.types import Document
+from core.types import MODES, Document, Mode
 
 
 class Limits(BaseModel):
@@ -66,6 +66,14 @@ def valid_top_m(top_m: object, experts: int, name: str = "top_m") -> int:
     if not isinstance(top_m, int) or isinstance(top_m, bool) or not 1 <= top_m <= experts:
         raise InvalidRequestError(f"{name} must be between 1 and {experts} (got {top_m!r})")
     return top_m
+
+
+def valid_mode(mode: object) -> Mode:
+    """One of ``dense``, ``sparse``, ``hybrid``."""
+    for known in MODES:
+        if mode == known:
+            return known
+    raise InvalidRequestError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
 
 
 def valid_metadata(metadata: Mapping[str, Any], what: str) -> Mapping[str, Any]:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retriever import Document, QueryBatcher, Retriever, RetrieverError, Settings, __version__
+from retriever import MODES, Document, QueryBatcher, Retriever, RetrieverError, Settings, __version__
 from service.auth import api_key_guard
 from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
@@ -192,7 +192,8 @@ def _add_probe_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, g
         infos = retriever.experts()
         return ExpertsResponse(experts=[ExpertOut.of(info) for info in infos],
                                default_route_top_m=retriever.settings.router.top_m,
-                               routed=any(info.domains for info in infos))
+                               routed=any(info.domains for info in infos), modes=list(MODES),
+                               default_mode=retriever.settings.search.mode, rerank=retriever.settings.rerank.enabled)
 
 
 def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, models: RequestModels,
@@ -201,7 +202,7 @@ def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, 
               responses=ERRORS, summary="Route a query to its expert and search that expert's index")
     def search(request: models.search) -> SearchResponse:  # type: ignore[name-defined]
         result = loader.batcher().search(request.query, request.top_k, request.expert, request.route_top_m,
-                                         request.filters)
+                                         request.filters, request.mode, request.rerank)
         metrics.count_routes([result.route])
         return SearchResponse.of(result, request.with_text)
 
@@ -209,7 +210,7 @@ def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, 
               responses=ERRORS, summary="Search many queries in one call (one encoder pass per expert)")
     def search_batch(request: models.batch) -> BatchSearchResponse:  # type: ignore[name-defined]
         results = loader.get().search_many(request.queries, request.top_k, request.expert, request.route_top_m,
-                                           request.filters)
+                                           request.filters, request.mode, request.rerank)
         metrics.count_routes(r.route for r in results)
         return BatchSearchResponse(results=[SearchResponse.of(r, request.with_text) for r in results])
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from retriever import ExpertInfo, Hit, InvalidRequestError, Limits, Route, SearchResult, check_encodable, valid_metadata
+from retriever import ExpertInfo, Hit, InvalidRequestError, Limits, Mode, Route, SearchResult, check_encodable, valid_metadata
 
 
 class _Request(BaseModel):
@@ -60,6 +60,9 @@ def request_models(limits: Limits, experts: int) -> RequestModels:
         filters: dict[Text, FilterValue] | None = Field(
             default=None, description="Metadata equality filters; a list value means 'any of'.")
         with_text: StrictBool = Field(default=True, description="Include each hit's text (false: ids, titles and scores).")
+        mode: Mode | None = Field(default=None, description="dense | sparse | hybrid (default: the service's).")
+        rerank: StrictBool | None = Field(default=None, description="Rescore the top candidates with the cross-encoder "
+                                          "(default: the service's setting).")
 
     class SearchRequest(SearchOptions):
         query: Text = query_field
@@ -97,28 +100,37 @@ class RouteOut(BaseModel):
         return cls(expert=route.expert, experts=list(route.experts), scores=route.scores, forced=route.forced)
 
 
+class ProvenanceOut(BaseModel):
+    retriever: str = Field(description="An expert's name, 'bm25' or 'rerank'.")
+    rank: int = Field(description="1-based rank of the hit in that retriever's list.")
+    score: float = Field(description="That retriever's own score.")
+
+
 class HitOut(BaseModel):
     id: str
-    score: float
+    score: float = Field(description="The final score (fused, or the cross-encoder's when reranked).")
     title: str
     text: str | None = Field(description="Null when the request set with_text=false.")
     metadata: dict[str, Any]
-    expert: str = Field(description="The expert whose index produced this hit.")
+    expert: str = Field(description="The retriever that ranked this hit best (an expert, or 'bm25').")
+    provenance: list[ProvenanceOut] = Field(description="Every retriever that found this hit, with its rank there.")
 
     @classmethod
     def of(cls, hit: Hit, with_text: bool) -> HitOut:
         return cls(id=hit.id, score=hit.score, title=hit.title, text=hit.text if with_text else None,
-                   metadata=hit.metadata, expert=hit.expert)
+                   metadata=hit.metadata, expert=hit.expert,
+                   provenance=[ProvenanceOut(retriever=p.retriever, rank=p.rank, score=p.score) for p in hit.provenance])
 
 
 class SearchResponse(BaseModel):
     query: str
+    mode: Mode
     hits: list[HitOut]
     route: RouteOut
 
     @classmethod
     def of(cls, result: SearchResult, with_text: bool) -> SearchResponse:
-        return cls(query=result.query, hits=[HitOut.of(h, with_text) for h in result.hits],
+        return cls(query=result.query, mode=result.mode, hits=[HitOut.of(h, with_text) for h in result.hits],
                    route=RouteOut.of(result.route))
 
 
@@ -154,6 +166,9 @@ class ExpertsResponse(BaseModel):
     experts: list[ExpertOut]
     default_route_top_m: int
     routed: bool = Field(description="Whether a pilot library routes queries (else one expert, or name one).")
+    modes: list[Mode] = Field(description="Search modes: dense (routed experts), sparse (BM25), hybrid (both fused).")
+    default_mode: Mode
+    rerank: bool = Field(description="Whether search reranks by default (the cross-encoder second stage).")
 
 
 class DocumentsResponse(BaseModel):

@@ -11,8 +11,8 @@ import pytest
 
 from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
 from eval.datasets import Collection, load_beir_folder
-from eval.metrics import evaluate
 from indexes.sparse_index import MANIFEST, SparseConfig, SparseIndex
+from retriever import evaluate
 
 SLICE = Path(__file__).resolve().parents[1] / "retriever/data/scifact-1k"
 # nDCG@10 of the default SparseConfig on the slice's 300 test queries over its 1,000 documents, measured

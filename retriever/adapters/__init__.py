@@ -6,8 +6,10 @@ from core.types import Document, Hit
 
 
 def hit_metadata(hit: Hit) -> dict[str, object]:
-    """A hit's document metadata plus its id, title, score and the expert that found it."""
-    return {**hit.metadata, "id": hit.id, "title": hit.title, "score": hit.score, "expert": hit.expert}
+    """A hit's document metadata plus its id, title, score, the retriever that ranked it best and every
+    retriever that found it (``provenance``: name and rank)."""
+    return {**hit.metadata, "id": hit.id, "title": hit.title, "score": hit.score, "expert": hit.expert,
+            "provenance": [{"retriever": p.retriever, "rank": p.rank} for p in hit.provenance]}
 
 
 def hit_content(hit: Hit) -> str:

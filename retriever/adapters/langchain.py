@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the LangChain adapter needs langchain-core: pip install 'router-retriever[langchain]'") from exc
 from pydantic import PrivateAttr
 
-from core.types import SearchResult
+from core.types import Mode, SearchResult
 from retriever.adapters import hit_content, hit_metadata
 from retriever.client import AsyncRetrieverClient, RetrieverClient
 
@@ -37,6 +37,8 @@ class RouterRetrieverLangChain(BaseRetriever):
     expert: str | None = None
     route_top_m: int | None = None
     filters: dict[str, Any] | None = None
+    mode: Mode | None = None
+    rerank: bool | None = None
     timeout: float = 30.0
     _client: RetrieverClient = PrivateAttr()
 
@@ -46,12 +48,14 @@ class RouterRetrieverLangChain(BaseRetriever):
         weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return _documents(self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters))
+        return _documents(self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters,
+                                     mode=self.mode, rerank=self.rerank))
 
     async def _aget_relevant_documents(self, query: str, *,
                                        run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
         async with AsyncRetrieverClient(self.base_url, self.api_key, self.timeout) as client:
-            return _documents(await client.search(query, self.top_k, self.expert, self.route_top_m, self.filters))
+            return _documents(await client.search(query, self.top_k, self.expert, self.route_top_m, self.filters,
+                                     mode=self.mode, rerank=self.rerank))
 
 
 def _documents(result: SearchResult) -> list[Document]:

@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
         "the LlamaIndex adapter needs llama-index-core: pip install 'router-retriever[llamaindex]'") from exc
 
-from core.types import SearchResult
+from core.types import Mode, SearchResult
 from retriever.adapters import hit_content, hit_metadata
 from retriever.client import AsyncRetrieverClient, RetrieverClient
 
@@ -32,12 +32,14 @@ class RouterRetrieverLlamaIndex(BaseRetriever):
 
     def __init__(self, base_url: str = "http://127.0.0.1:8000", api_key: str | None = None, top_k: int = 10,
                  expert: str | None = None, route_top_m: int | None = None,
-                 filters: Mapping[str, Any] | None = None, timeout: float = 30.0, **kwargs: Any) -> None:
+                 filters: Mapping[str, Any] | None = None, timeout: float = 30.0, mode: Mode | None = None,
+                 rerank: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._server: tuple[str, str | None, float] = (base_url, api_key, timeout)
         self._client = RetrieverClient(*self._server)
         weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
-        self._options: dict[str, Any] = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters}
+        self._options: dict[str, Any] = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m, "filters": filters,
+                                         "mode": mode, "rerank": rerank}
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return _nodes(self._client.search(query_bundle.query_str, **self._options))

@@ -37,11 +37,12 @@ def open_retriever(args: argparse.Namespace) -> Retriever:
 
 
 def format_result(result: SearchResult) -> str:
-    """Human-readable hits with the route and every expert's router score."""
+    """Human-readable hits with the mode, the route, every expert's router score and each hit's provenance."""
     scores = ", ".join(f"{name} {score:.3f}" for name, score in result.route.scores.items())
     how = "forced" if result.route.forced else f"router scores: {scores}"
-    lines = [f"query: {result.query}", f"route: {' + '.join(result.route.experts)} ({how})"]
+    lines = [f"query: {result.query}", f"mode: {result.mode}; route: {' + '.join(result.route.experts)} ({how})"]
     for rank, hit in enumerate(result.hits, 1):
-        title = (hit.title or hit.text)[:90]
-        lines.append(f"  {rank:2d}. {hit.score:.4f}  [{hit.expert}] {hit.id}  {title}")
+        title = (hit.title or hit.text)[:80]
+        found = " ".join(f"{p.retriever}#{p.rank}" for p in hit.provenance) or hit.expert
+        lines.append(f"  {rank:2d}. {hit.score:.4f}  [{found}] {hit.id}  {title}")
     return "\n".join(lines)

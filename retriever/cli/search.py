@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict
 
 from core.errors import InvalidRequestError
+from core.types import MODES
 from retriever.cli.common import command, format_result, open_retriever
 
 
@@ -16,6 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("-k", "--top-k", type=int, default=10)
     parser.add_argument("--expert", help="force this expert (skip routing)")
     parser.add_argument("--top-m", type=int, help="search the m best experts and fuse their lists (RRF)")
+    parser.add_argument("--mode", choices=MODES, help="dense (routed experts), sparse (BM25) or hybrid (both fused); "
+                        "default: the config's [search] mode")
+    parser.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                        help="rescore the top candidates with the cross-encoder (default: the config's [rerank])")
     parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="metadata filter")
     parser.add_argument("--json", action="store_true", help="print JSON (the REST response's shape)")
 
@@ -23,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     filters = dict(key_value(f) for f in args.filter)
     with open_retriever(args) as retriever:
-        result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters)
+        result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters, args.mode, args.rerank)
     if args.json:
         print(json.dumps({**asdict(result), "route": {"expert": result.route.expert, **asdict(result.route)}}, indent=2))
     else:
