@@ -74,7 +74,8 @@ def cmd_data_known_item(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.harness import check_references, collection_label, run_eval
+    from eval.harness import check_references, run_eval
+    from eval.protocol import collection_label
     from eval.report import markdown, write_report
 
     start = time.perf_counter()

