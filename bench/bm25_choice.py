@@ -12,7 +12,6 @@ missing. bm25s settings variants (stemmer, stopwords) follow unless --no-variant
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from core.types import Document
+from eval.bm25 import why_unavailable
 from eval.datasets import Collection, load_beir_folder
 from indexes.sparse_index import SparseConfig, SparseIndex
 from retriever import evaluate
@@ -127,20 +127,8 @@ def bench_variants(collection: Collection, folder: Path) -> None:
         line(label, scores(run, collection))
 
 
-def why_no_pyserini() -> str | None:
-    from eval.bm25 import BM25UnavailableError, find_java_home
-
-    if importlib.util.find_spec("pyserini") is None:
-        return "pyserini is not installed (pip install -e .[bm25])"
-    try:
-        find_java_home()
-    except BM25UnavailableError as exc:
-        return str(exc)
-    return None
-
-
 def bench_pyserini(collection: Collection, folder: Path) -> None:
-    reason = why_no_pyserini()
+    reason = why_unavailable()
     if reason is not None:
         print(f"Pyserini: skipped: {reason}")
         return

@@ -60,6 +60,19 @@ def find_java_home(min_version: int = MIN_JAVA) -> Path:
     return usable[0][1]
 
 
+def why_unavailable() -> str | None:
+    """Why Pyserini BM25 cannot run here (not installed, no Java 21+), or None when it can."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyserini") is None:
+        return "pyserini is not installed (pip install -e .[bm25])"
+    try:
+        find_java_home()
+    except BM25UnavailableError as exc:
+        return str(exc)
+    return None
+
+
 def _java_class(name: str) -> Any:
     """An Anserini Java class; starts the JVM on first use (JAVA_HOME set to a Java 21+ JDK first).
 

@@ -1,13 +1,17 @@
-"""Crash-safe file writes: write to a temp file in the same folder, fsync, rename, fsync the folder."""
+"""Crash-safe file writes (temp file in the same folder, fsync, rename, fsync the folder) and the checksummed
+reads that go with them."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from core.errors import IndexCorruptError
 
 
 @contextmanager
@@ -41,3 +45,15 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_checked(path: Path, sha256: str, what: str) -> bytes:
+    """The bytes of ``path``, refused with ``IndexCorruptError`` when the file is missing or its SHA-256
+    is not the one the manifest recorded."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise IndexCorruptError(f"{what} file missing: {path}") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise IndexCorruptError(f"{what} file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+    return data

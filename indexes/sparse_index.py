@@ -47,7 +47,7 @@ import Stemmer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
-from indexes.atomic import atomic_write_bytes
+from indexes.atomic import atomic_write_bytes, read_checked
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -263,13 +263,7 @@ class SparseIndex:
         if "docs" not in manifest.files:
             raise IndexCorruptError(f"sparse index manifest {self.folder / MANIFEST} names no docs file")
         for entry in manifest.files.values():
-            path = self.folder / entry.name
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError as exc:
-                raise IndexCorruptError(f"sparse index file missing: {path}") from exc
-            if hashlib.sha256(data).hexdigest() != entry.sha256:
-                raise IndexCorruptError(f"sparse index file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+            read_checked(self.folder / entry.name, entry.sha256, "sparse index")
         iids, tokens, offsets = self._read_docs(self.folder / manifest.files["docs"].name)
         bm25 = self._read_bm25(manifest) if "params" in manifest.files else None
         vocab = {} if bm25 is None else bm25.vocab_dict

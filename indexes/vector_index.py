@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
-from indexes.atomic import atomic_write_bytes
+from indexes.atomic import atomic_write_bytes, read_checked
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -148,12 +148,7 @@ class VectorIndex:
             raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}; it holds "
                                      f"{manifest.count} {manifest.dimension}-d vectors); rebuild it")
         path = self.folder / manifest.file
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise IndexCorruptError(f"index file missing: {path}") from exc
-        if hashlib.sha256(data).hexdigest() != manifest.sha256:
-            raise IndexCorruptError(f"index file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+        data = read_checked(path, manifest.sha256, "index")
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:

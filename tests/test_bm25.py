@@ -1,6 +1,5 @@
 """Pyserini BM25 baseline: JDK discovery, indexing with a cache, and the SciFact regression number."""
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -8,24 +7,13 @@ import pytest
 
 from core.types import Document
 from eval import bm25
-from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version
+from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version, why_unavailable
 from eval.datasets import load_collection
 from retriever import evaluate
 
 from conftest import SCIFACT
 
-
-def _why_no_bm25() -> str | None:
-    if importlib.util.find_spec("pyserini") is None:
-        return "pyserini is not installed (pip install -e .[bm25])"
-    try:
-        find_java_home()
-    except BM25UnavailableError as e:
-        return str(e)
-    return None
-
-
-needs_bm25 = pytest.mark.skipif(_why_no_bm25() is not None, reason=str(_why_no_bm25()))
+needs_bm25 = pytest.mark.skipif(why_unavailable() is not None, reason=str(why_unavailable()))
 needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
 
 
