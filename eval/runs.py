@@ -123,7 +123,7 @@ class CorpusRuns:
         depth = self.top_k + 1 if self.remove_query else self.top_k
         with tqdm(total=len(qids), desc=f"{label}{expert}: queries", unit="q") as bar:
             for i in range(0, len(qids), QUERY_CHUNK):
-                results = self.built().search_many(texts[i:i + QUERY_CHUNK], top_k=depth, expert=expert)
+                results = self.built().search_many(texts[i:i + QUERY_CHUNK], top_k=depth, expert=expert, mode="dense")
                 for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
                     hits = [(h.id, h.score) for h in result.hits if not (self.remove_query and h.id == qid)]
                     run[qid] = dict(hits[: self.top_k])

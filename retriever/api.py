@@ -141,7 +141,7 @@ class Retriever:
         settings = self.settings
         if settings.router.pilots == "winner":
             library = winner_library(self._router.encoder, settings.domains, list(self._experts),
-                                     lambda queries, name: self.search_many(queries, 10, expert=name),
+                                     lambda queries, name: self.search_many(queries, 10, expert=name, mode="dense"),
                                      settings.batch_size)
         else:
             library = domain_library(self._router.encoder, settings.domains, settings.batch_size)

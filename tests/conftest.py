@@ -33,6 +33,7 @@ pilots = "domain"
 
 [search]
 mode = "dense"  # the routing tests look at the experts' own lists; tests of the other modes name them
+fusion = "rrf"
 
 [[experts]]
 name = "general"

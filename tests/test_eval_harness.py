@@ -9,6 +9,7 @@ import pytest
 
 from eval.harness import check_references, run_eval
 from eval.report import write_report
+from retriever import Retriever, evaluate, read_queries
 from retriever.config import load_settings
 from retriever.corpus import read_qrels
 from retriever.locations import resolve_location
@@ -90,6 +91,23 @@ def test_hybrid_rows_fuse_the_engine_bm25_with_the_routed_dense_list(report):
     assert hybrid.keys() == sparse.keys() == routed.keys()
     picked = report.routers["retriever-knn"]["choices"]["scifact-mini"]
     assert sum(picked.values()) == 16 and set(picked) == {"bm25", "dense", "hybrid"}
+
+
+def test_expert_rows_rank_with_the_expert_alone(report, mini):
+    """Whatever the config's default search mode (the packaged one is hybrid), an expert's row is its
+    own dense ranking: the first test queries score as a forced dense search scores them."""
+    collection = report.collections[0]
+    qrels = read_qrels(mini, "test")
+    queries = {q: t for q, t in read_queries(mini).items() if q in qrels}
+    settings = load_settings().model_copy(update={"data_dir": Path(collection.data_dir), "domains": []})
+    with Retriever(settings) as retriever:
+        for expert in EXPERTS[:2]:
+            row = report.system(f"expert: {expert}").collections["scifact-mini"].ndcg_per_query
+            qids = list(queries)[:4]
+            results = retriever.search_many([queries[q] for q in qids], top_k=100, expert=expert, mode="dense")
+            run = {q: {h.id: h.score for h in r.hits if h.id != q} for q, r in zip(qids, results)}
+            expected = evaluate(run, {q: qrels[q] for q in qids}).per_query
+            assert [row[q] for q in qids] == pytest.approx([expected[q]["nDCG@10"] for q in qids])
 
 
 def test_a_routed_query_scores_what_its_chosen_expert_scores(report):

@@ -53,7 +53,8 @@ def test_hybrid_is_rrf_of_bm25_and_the_routed_dense_list(retriever: Retriever) -
 def test_weighted_fusion_setting(built_config: Path, tmp_path: Path) -> None:
     shutil.copytree(built_config.parent / "data", tmp_path / "data")
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace('mode = "dense"', 'mode = "hybrid"\nfusion = "weighted"\ndense_weight = 0.7'))
+    config.write_text(config.read_text().replace('mode = "dense"', 'mode = "hybrid"')
+                      .replace('fusion = "rrf"', 'fusion = "weighted"\ndense_weight = 0.7'))
     with Retriever(load_settings(config)) as retriever:
         query = "bone mineral density in older women"
         depth = retriever.settings.search.candidates
