@@ -244,6 +244,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     def engine_error(_: Request, exc: RetrieverError) -> JSONResponse:
         return _error(http_status(exc), str(exc), type(exc).__name__)
 
+    @app.exception_handler(Exception)
+    def unexpected_error(_: Request, exc: Exception) -> JSONResponse:  # a bug: still JSON, and logged by uvicorn
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has the details", "InternalError")
+
     @app.exception_handler(RequestValidationError)
     def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
