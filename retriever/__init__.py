@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING
 from core.errors import (
     ConfigError,
     CorpusError,
+    DataDirectoryLockedError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotBuiltError,
     InvalidRequestError,
     ModelNotFoundError,
+    ReadOnlyError,
     RetrieverError,
     UnknownExpertError,
 )
 from core.types import Document, ExpertInfo, Hit, Route, SearchResult, Status
+from indexes.lock import WriterLock
 from retriever.api import Retriever
 from retriever.batching import QueryBatcher
 from retriever.config import Settings, load_settings
@@ -45,6 +48,7 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "Document", "ExpertInfo", "Hit", "Retriever", "Route", "SearchResult", "Settings", "Status", "load_settings",
     "ConfigError", "CorpusError", "IndexCorruptError", "IndexMismatchError", "IndexNotBuiltError",
     "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
+    "DataDirectoryLockedError", "ReadOnlyError", "WriterLock",
     "DEFAULT_MEASURES", "HEADLINE", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "split_spec",

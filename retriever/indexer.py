@@ -33,7 +33,9 @@ class Indexer:
         return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
 
     def build(self, corpus: Sequence[Document] | None, progress: bool) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, then encode the store into every missing index."""
+        """Load ``corpus`` into an empty store, encode the store into every missing index, then re-encode
+        the documents a built index lacks (``repair``)."""
+        self.data_dir.check_writable()
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
             corpus = list(corpus)
@@ -49,11 +51,32 @@ class Indexer:
                 index.build(encoder.encode(texts, self.batch_size, progress), iids)
                 index.save()
                 built[encoder.identity] = len(iids)
+        for name, count in self.repair(progress).items():
+            built[name] = built.get(name, 0) + count
         return built
+
+    def repair(self, progress: bool = False) -> dict[str, int]:
+        """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and
+        save that index; returns documents encoded per document encoder (empty when all agree)."""
+        self.data_dir.check_writable()
+        repaired: dict[str, int] = {}
+        with self.data_dir.write_lock:
+            gaps = self.data_dir.gaps()
+            for encoder, index in self.indexes:
+                gap = gaps.get(encoder.identity)
+                if gap is None or gap.consistent:
+                    continue
+                found = self.data_dir.docs.fetch(gap.missing.tolist())
+                iids = [i for i in gap.missing.tolist() if i in found]
+                index.add(encoder.encode([found[i].content for i in iids], self.batch_size, progress), np.asarray(iids))
+                index.save()
+                repaired[encoder.identity] = len(iids)
+        return repaired
 
     def add(self, docs: Sequence[Document], progress: bool = False) -> int:
         """Add or replace valid documents in the store and every index, persisted before returning."""
         store = self.data_dir.docs
+        self.data_dir.check_writable()
         with self.data_dir.write_lock:
             iids = store.reserve_ids(len(docs))
             for encoder, index in self.indexes:
@@ -68,6 +91,7 @@ class Indexer:
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete documents by id; returns the ids that were found and deleted."""
         store = self.data_dir.docs
+        self.data_dir.check_writable()
         with self.data_dir.write_lock:
             found = store.internal_ids(ids)
             store.delete(list(found))

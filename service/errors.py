@@ -19,6 +19,8 @@ STATUS: dict[type[engine.RetrieverError], int] = {
     engine.ConfigError: 400,
     engine.ModelNotFoundError: 400,
     engine.CorpusError: 400,
+    engine.ReadOnlyError: 405,  # a write to `retriever serve --read-only`
+    engine.DataDirectoryLockedError: 409,
 }
 
 

@@ -175,6 +175,11 @@ class ReadyResponse(BaseModel):
     detail: str
     documents: int = 0
     indexes: dict[str, int] = Field(default_factory=dict, description="Vectors per document-encoder index.")
+    missing: dict[str, int] = Field(default_factory=dict, description="Per index, stored documents it has no "
+                                    "vector for (not findable; a writer re-encodes them at startup).")
+    stale: dict[str, int] = Field(default_factory=dict, description="Per index, vectors of removed documents "
+                                  "(harmless: searches drop them).")
+    read_only: bool = Field(default=False, description="Whether this server refuses writes (--read-only).")
 
 
 class ErrorResponse(BaseModel):

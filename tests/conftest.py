@@ -90,7 +90,7 @@ def built_config(tmp_path_factory: pytest.TempPathFactory, corpus_slice: list[Do
 @pytest.fixture(scope="session")
 def retriever(built_config: Path) -> Retriever:
     """A read-only retriever over the built slice (tests that write use ``fresh_retriever``)."""
-    return Retriever(load_settings(built_config))
+    return Retriever(load_settings(built_config), read_only=True)
 
 
 @pytest.fixture

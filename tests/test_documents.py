@@ -24,7 +24,7 @@ def _reopen(retriever: Retriever) -> Retriever:
 
 
 def test_persistence_round_trip_gives_identical_results(retriever: Retriever, built_config: Path) -> None:
-    reopened = Retriever(load_settings(built_config))
+    reopened = Retriever(load_settings(built_config), read_only=True)
     for query in ["vitamin D deficiency", "pod keeps crashing"]:
         a, b = retriever.search(query, top_k=5), reopened.search(query, top_k=5)
         assert [(h.id, h.expert) for h in a.hits] == [(h.id, h.expert) for h in b.hits]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 
 from core.errors import InvalidRequestError
+from core.types import Status
 from retriever.cli.common import command, format_result, open_retriever
 
 
@@ -22,13 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     filters = dict(key_value(f) for f in args.filter)
-    with open_retriever(args) as retriever:
+    with open_retriever(args, read_only=True) as retriever:  # a reader: runs beside a writer, creates nothing
+        for problem in stale_index_warnings(retriever.status()):
+            print(f"warning: {problem}", file=sys.stderr)
         result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters)
     if args.json:
         print(json.dumps({**asdict(result), "route": {"expert": result.route.expert, **asdict(result.route)}}, indent=2))
     else:
         print(format_result(result))
     return 0
+
+
+def stale_index_warnings(state: Status) -> list[str]:
+    """What a reader should know about indexes that lag behind the store."""
+    return [f"index {name} holds {state.indexes[name]} vectors for {state.documents} documents: {count} stored "
+            "documents cannot be found until `retriever build` re-encodes them" for name, count in state.missing.items()]
 
 
 def key_value(text: str) -> tuple[str, object]:
