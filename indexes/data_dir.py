@@ -90,6 +90,12 @@ class DataDirectory:
         for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
             (path / name).unlink(missing_ok=True)
 
+    @staticmethod
+    def drop_indexes(path: Path) -> None:
+        """Delete every index of a data directory, keeping its documents (they are re-encoded from the
+        store by the next build; hold its writer lock)."""
+        shutil.rmtree(path / "indexes", ignore_errors=True)
+
 
 def folder_name(encoder: str) -> str:
     """A readable, unique folder name for an encoder identity."""

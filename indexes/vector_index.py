@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 POINTS_PER_CLUSTER = 39  # FAISS warns below this many training points per centroid
 PQ_MIN_CLUSTERS = 16  # 4-bit product-quantiser codebooks: 16 centroids each
+REBUILD = "re-encode it from the documents in the store: `retriever build --rebuild` (keeps every document)"
 
 
 class IndexConfig(BaseModel):
@@ -176,18 +177,18 @@ class VectorIndex:
             diff = ", ".join(f"{k}: index has {found[k]!r}, config wants {expected[k]!r}" for k in expected
                              if found[k] != expected[k])
             raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}; it holds "
-                                     f"{manifest.count} {manifest.dimension}-d vectors); rebuild it")
+                                     f"{manifest.count} {manifest.dimension}-d vectors); {REBUILD}")
         path = self.folder / manifest.file
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
-            raise IndexCorruptError(f"index file missing: {path}") from exc
+            raise IndexCorruptError(f"index file missing: {path}; {REBUILD}") from exc
         if hashlib.sha256(data).hexdigest() != manifest.sha256:
-            raise IndexCorruptError(f"index file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+            raise IndexCorruptError(f"index file {path} is corrupt or truncated (checksum mismatch); {REBUILD}")
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"index file {path} cannot be read: {exc}") from exc
+            raise IndexCorruptError(f"index file {path} cannot be read: {exc}; {REBUILD}") from exc
         _apply_search_params(index, self.config)
         with self._lock:
             self._index = index
@@ -199,12 +200,12 @@ class VectorIndex:
         try:
             return IndexManifest(**json.loads(path.read_text()))
         except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-            raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}") from exc
+            raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}; {REBUILD}") from exc
 
     def _check(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or (self.dimension is not None and vectors.shape[1] != self.dimension):
             raise IndexMismatchError(f"vectors of shape {vectors.shape} do not fit the index in {self.folder} "
-                                     f"(dimension {self.dimension}, encoder {self.encoder!r}); rebuild it")
+                                     f"(dimension {self.dimension}, encoder {self.encoder!r}); {REBUILD}")
 
 
 def train_threshold(config: IndexConfig) -> int:

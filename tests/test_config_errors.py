@@ -152,9 +152,9 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     assert list(read_training_queries(settings.domains[0].queries)[0].values()) == ["first query", "second query"]
 
 
-def test_build_refuses_a_second_corpus_without_rebuild(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_refuses_a_second_corpus_without_reset(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(built_config), "build", "--corpus", str(DEMO_CORPUS)]) == 2
-    assert "already holds 120 documents: use --rebuild" in capsys.readouterr().err
+    assert "already holds 120 documents: use --reset" in capsys.readouterr().err
 
 
 def test_cli_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
