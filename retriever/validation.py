@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import CorpusError, InvalidRequestError
 from core.types import Document
 
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # what str.strip() removes
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+"""A regular expression (the same in Python, JSON Schema and pydantic's Rust engine) that matches text
+with a character ``str.strip()`` keeps: the "not blank" rule of queries, ids and document content."""
+
 
 class Limits(BaseModel):
     """Request limits (the ``[limits]`` config table; ``RETRIEVER_MAX_*`` environment variables override)."""

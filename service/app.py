@@ -188,7 +188,7 @@ def create_app(source: Retriever | Settings, config: ServiceConfig | None = None
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app)
     metrics.track_documents(lambda: loader.retriever.count() if loader.retriever else 0)
-    guarded = [Depends(api_key_guard(config.api_keys))]
+    guarded = [Depends(api_key_guard(config.api_keys))] if config.api_keys else []  # no key: no scheme in OpenAPI
     _add_probe_routes(app, loader, metrics, guarded)
     models = request_models(loader.settings.limits, len(loader.settings.experts))
     _add_search_routes(app, loader, metrics, models, guarded)
