@@ -59,10 +59,10 @@ def valid_queries(queries: object, limits: Limits) -> list[str]:
     return [valid_query(q, limits) for q in queries]
 
 
-def valid_top_k(top_k: object, limits: Limits) -> int:
+def valid_top_k(top_k: object, limits: Limits, name: str = "top_k") -> int:
     """An integer (not a bool) in ``1..max_top_k``."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= limits.max_top_k:
-        raise InvalidRequestError(f"top_k must be an integer between 1 and {limits.max_top_k} (got {top_k!r})")
+        raise InvalidRequestError(f"{name} must be an integer between 1 and {limits.max_top_k} (got {top_k!r})")
     return top_k
 
 

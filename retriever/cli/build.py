@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
                 raise RetrieverError(f"{config.data_dir} already holds {count} documents: use --reset to replace "
                                      "them with this corpus (it lists what that would remove first), or add "
                                      "documents through the service")
-            if not count and corpus is None and corpus_specs:
+            if not count and corpus is None:
+                if not corpus_specs:
+                    raise ConfigError(_no_corpus(args, f"{config.data_dir} holds no documents and no corpus is "
+                                                       "configured"))
                 corpus = read_corpora(corpus_specs)
             state = retriever.status()
             for name, missing in state.missing.items():
