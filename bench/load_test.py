@@ -129,8 +129,10 @@ def service(config: Path | None, data_dir: Path) -> Iterator[str]:
     with closing(socket.socket()) as probe:
         probe.bind((HOST, 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "service.cli", *(["--config", str(config)] if config else []),
-               "--data-dir", str(data_dir), "serve", "--host", HOST, "--port", str(port), "--log-level", "warning"]
+    # --read-only: this process holds the data directory's writer lock, and the service only searches
+    command = [sys.executable, "-m", "retriever.cli", *(["--config", str(config)] if config else []),
+               "--data-dir", str(data_dir), "serve", "--host", HOST, "--port", str(port), "--log-level", "warning",
+               "--read-only"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                         os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen(command, env=env)

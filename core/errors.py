@@ -39,3 +39,11 @@ class IndexCorruptError(RetrieverError):
 
 class IndexNotBuiltError(RetrieverError):
     """An index that has not been built yet."""
+
+
+class DataDirectoryLockedError(RetrieverError):
+    """A second writer on a data directory: another process (named in the message) holds its writer lock."""
+
+
+class ReadOnlyError(RetrieverError):
+    """A write through a retriever opened read-only (``read_only=True``, ``retriever serve --read-only``)."""

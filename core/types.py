@@ -88,8 +88,12 @@ class ExpertInfo:
 
 @dataclass(frozen=True)
 class Status:
-    """Documents in the store, vectors per index, and the experts whose index is not built yet."""
+    """Documents in the store, vectors per index, the experts whose index is not built yet, and per built
+    index the stored documents it lacks (``missing``: not findable until re-encoded) and its entries of
+    removed documents (``stale``: harmless)."""
 
     documents: int
     indexes: dict[str, int]
     unbuilt: tuple[str, ...]
+    missing: dict[str, int] = field(default_factory=dict)
+    stale: dict[str, int] = field(default_factory=dict)

@@ -47,13 +47,13 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def read_checked(path: Path, sha256: str, what: str) -> bytes:
-    """The bytes of ``path``, refused with ``IndexCorruptError`` when the file is missing or its SHA-256
-    is not the one the manifest recorded."""
+def read_checked(path: Path, sha256: str, what: str, advice: str = "rebuild it") -> bytes:
+    """The bytes of ``path``, refused with ``IndexCorruptError`` (ending in ``advice``) when the file is
+    missing or its SHA-256 is not the one the manifest recorded."""
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise IndexCorruptError(f"{what} file missing: {path}") from exc
+        raise IndexCorruptError(f"{what} file missing: {path}; {advice}") from exc
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise IndexCorruptError(f"{what} file {path} is corrupt or truncated (checksum mismatch); rebuild it")
+        raise IndexCorruptError(f"{what} file {path} is corrupt or truncated (checksum mismatch); {advice}")
     return data

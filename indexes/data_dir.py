@@ -8,7 +8,12 @@ import shutil
 import threading
 from pathlib import Path
 
+import numpy as np
+
+from core.errors import ReadOnlyError
+from indexes.consistency import IndexGap, KeyedIndex, compare
 from indexes.document_store import DocumentStore
+from indexes.lock import LOCK_FILE, WriterLock
 from indexes.sparse_index import SparseConfig, SparseIndex
 from indexes.vector_index import IndexConfig, VectorIndex
 
@@ -18,12 +23,20 @@ SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an 
 class DataDirectory:
     """Owns ``<data_dir>/docs.sqlite``, ``<data_dir>/indexes/<encoder>/`` and ``<data_dir>/indexes/bm25/``;
     experts sharing a document encoder share its index object. ``write_lock`` serialises writes within
-    this process."""
+    this process; the ``WriterLock`` (``indexes.lock``, taken here unless ``read_only``, or handed over as
+    ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder."""
 
-    def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None) -> None:
+    def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None, read_only: bool = False,
+                 lock: WriterLock | None = None) -> None:
         self.path = path
         self.config = config
-        self.docs = DocumentStore(path / "docs.sqlite")
+        self.read_only = read_only
+        self.lock = None if read_only else lock or WriterLock.acquire(path)
+        try:
+            self.docs = DocumentStore(path / "docs.sqlite", read_only=read_only)
+        except BaseException:
+            self.release()
+            raise
         self._indexes: dict[str, VectorIndex] = {}
         self.sparse = SparseIndex(path / "indexes" / SPARSE_FOLDER, sparse or SparseConfig())
         if self.sparse.exists:
@@ -43,15 +56,52 @@ class DataDirectory:
     def indexes(self) -> dict[str, VectorIndex]:
         return dict(self._indexes)
 
+    @property
+    def exists(self) -> bool:
+        """Whether the document store has been created (by a build or a first write)."""
+        return (self.path / "docs.sqlite").is_file()
+
+    def check_writable(self) -> None:
+        """Raise ``ReadOnlyError`` unless this process holds the writer lock."""
+        if self.read_only or self.lock is None or not self.lock.held:
+            raise ReadOnlyError(f"{self.path} is open read-only here: writes go through its one writer "
+                                f"(`retriever build`, `retriever serve` without --read-only; see {self.path / LOCK_FILE})")
+
+    def keyed_indexes(self) -> dict[str, KeyedIndex]:
+        """Every built index of this directory, by name (each vector index by its encoder; a sparse index
+        joins this table the same way), for ``gaps``."""
+        keyed: dict[str, KeyedIndex] = {name: index for name, index in self._indexes.items()
+                                        if index.exists or not index.is_empty}
+        if self.sparse.exists or not self.sparse.is_empty:
+            keyed[SPARSE_FOLDER] = self.sparse
+        return keyed
+
+    def gaps(self) -> dict[str, IndexGap]:
+        """How each built index differs from the store (documents it lacks, entries of removed ones)."""
+        store_ids = np.asarray(self.docs.all_ids(), dtype=np.int64)
+        return {name: compare(name, store_ids, index) for name, index in self.keyed_indexes().items()}
+
+    def release(self) -> None:
+        """Give up the writer lock (the directory is read-only from then on)."""
+        if self.lock is not None:
+            self.lock.release()
+
     def close(self) -> None:
         self.docs.close()
+        self.release()
 
     @staticmethod
     def wipe(path: Path) -> None:
-        """Delete a data directory's documents and indexes (for a full rebuild)."""
+        """Delete a data directory's documents and indexes (for a full rebuild; hold its writer lock)."""
         shutil.rmtree(path / "indexes", ignore_errors=True)
         for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
             (path / name).unlink(missing_ok=True)
+
+    @staticmethod
+    def drop_indexes(path: Path) -> None:
+        """Delete every index of a data directory, keeping its documents (they are re-encoded from the
+        store by the next build; hold its writer lock)."""
+        shutil.rmtree(path / "indexes", ignore_errors=True)
 
 
 def folder_name(encoder: str) -> str:

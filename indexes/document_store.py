@@ -31,14 +31,23 @@ INSERT OR IGNORE INTO counters VALUES ('next_iid', 0);
 class DocumentStore:
     """SQLite-backed map between document ids, FAISS int64 ids and document content."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        """Open (or create) the store; ``read_only`` opens an existing file without writing anything, and a
+        missing one as an empty store in memory (nothing is created on disk)."""
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        if read_only:
+            target = f"{path.resolve().as_uri()}?mode=ro" if path.is_file() else "file::memory:"
+            self._db = sqlite3.connect(target, uri=True, check_same_thread=False, isolation_level=None)
+            if not path.is_file():
+                self._db.executescript(_SCHEMA)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
         self._count = int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
 
     def __len__(self) -> int:

@@ -153,6 +153,13 @@ class SparseIndex:
     def is_empty(self) -> bool:
         return self.count == 0
 
+    def ids(self) -> np.ndarray:
+        """Every live (not removed) id the index holds (int64)."""
+        state = self._state
+        if state is None:
+            return np.zeros(0, dtype=np.int64)
+        return state.iids[~np.isin(state.iids, np.fromiter(state.tombstones, dtype=np.int64))]
+
     def build(self, iids: np.ndarray, texts: list[str]) -> None:
         """Replace the in-memory index with one over ``texts`` under ``iids`` (call ``save`` to persist)."""
         iids = self._check_new(iids, texts, None)

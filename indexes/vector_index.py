@@ -3,6 +3,13 @@
 Layout of an index folder: ``manifest.json`` plus ``index-<sha12>.faiss``. The manifest names the
 index file and its SHA-256, so replacing the manifest (atomically) is the commit point: a crash at
 any moment leaves the previous complete index in force.
+
+Small stores work for every kind: an IVF-PQ index stays exact (a flat index, ``form = "exact"`` in its
+manifest) until it holds ``train_threshold`` vectors (39 per cluster, FAISS's own minimum, and at least
+16 clusters' worth for the product quantiser), then it is trained on all of them (``form = "ivfpq"``).
+An approximate index (HNSW, IVF) that returns fewer than ``k`` ids although it holds more (HNSW's graph
+walk can miss nodes when ``k`` nears the number of vectors; IVF's probed lists can run short) answers
+those queries by exhaustive search over the same vectors instead.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from indexes.atomic import atomic_write_bytes, read_checked
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+POINTS_PER_CLUSTER = 39  # FAISS warns below this many training points per centroid
+PQ_MIN_CLUSTERS = 16  # 4-bit product-quantiser codebooks: 16 centroids each
+REBUILD = "re-encode it from the documents in the store: `retriever build --rebuild` (keeps every document)"
 
 
 class IndexConfig(BaseModel):
@@ -49,6 +59,7 @@ class IndexManifest(BaseModel):
     normalized: bool = True
     metric: str = "inner_product"
     kind: str
+    form: str = ""  # the FAISS form in use: the kind itself, or "exact" for an IVF-PQ index not yet trained
     count: int
     file: str
     sha256: str
@@ -77,6 +88,12 @@ class VectorIndex:
     def is_empty(self) -> bool:
         return self._index is None or self._index.ntotal == 0
 
+    @property
+    def form(self) -> str:
+        """The form in use: the configured kind, or "exact" while an IVF-PQ index awaits enough vectors."""
+        return "exact" if self.config.kind == "ivfpq" and self._index is not None and _is_flat(self._index) \
+            else self.config.kind
+
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Replace the in-memory index with a fresh one over ``vectors`` (call ``save`` to persist)."""
         if self.dimension is None and vectors.ndim == 2:
@@ -90,11 +107,15 @@ class VectorIndex:
             self._index = index
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        """Add vectors under the given ids (an empty or untrained index is built from them)."""
+        """Add vectors under the given ids (an empty or untrained index is built from them; an exact IVF-PQ
+        index that reaches ``train_threshold`` vectors is trained on all it holds)."""
         self._check(vectors)
         with self._lock:
             if self._index is None or not self._index.is_trained:
                 self.build(vectors, ids)
+            elif self.form == "exact" and self.count + len(vectors) >= train_threshold(self.config):
+                held, held_ids = _flat_contents(self._index)
+                self.build(np.vstack([held, vectors]), np.concatenate([held_ids, ids.astype(np.int64)]))
             else:
                 self._index.add_with_ids(vectors, ids.astype(np.int64))
 
@@ -109,6 +130,11 @@ class VectorIndex:
             except RuntimeError:  # HNSW cannot remove: the store drops those ids at search time
                 return 0
 
+    def ids(self) -> np.ndarray:
+        """Every id this index holds a vector for (removed-but-unremovable ones included: HNSW)."""
+        with self._lock:
+            return np.zeros(0, dtype=np.int64) if self._index is None else _ids_of(self._index)
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (scores, ids) per query vector; missing slots have id -1."""
         self._check(vectors)
@@ -116,7 +142,12 @@ class VectorIndex:
             if self._index is None or self._index.ntotal == 0:
                 n = len(vectors)
                 return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-            return self._index.search(vectors, min(k, self.count))
+            k = min(k, self.count)
+            scores, ids = self._index.search(vectors, k)
+            short = (ids < 0).any(axis=1)
+            if short.any():  # an approximate walk came back short: exhaustive search for those queries
+                scores[short], ids[short] = _exhaustive_search(self._index, vectors[short], k)
+            return scores, ids
 
     def save(self) -> IndexManifest:
         """Persist atomically: new index file first, then the manifest that points at it."""
@@ -127,7 +158,7 @@ class VectorIndex:
         digest = hashlib.sha256(data).hexdigest()
         name = f"index-{digest[:12]}.faiss"
         manifest = IndexManifest(
-            encoder=self.encoder, dimension=int(self.dimension or 0), kind=self.config.kind,
+            encoder=self.encoder, dimension=int(self.dimension or 0), kind=self.config.kind, form=self.form,
             count=self.count, file=name, sha256=digest,
         )
         old = self._read_manifest().file if self.exists else None
@@ -146,13 +177,13 @@ class VectorIndex:
             diff = ", ".join(f"{k}: index has {found[k]!r}, config wants {expected[k]!r}" for k in expected
                              if found[k] != expected[k])
             raise IndexMismatchError(f"index in {self.folder} does not match its expert ({diff}; it holds "
-                                     f"{manifest.count} {manifest.dimension}-d vectors); rebuild it")
+                                     f"{manifest.count} {manifest.dimension}-d vectors); {REBUILD}")
         path = self.folder / manifest.file
-        data = read_checked(path, manifest.sha256, "index")
+        data = read_checked(path, manifest.sha256, "index", REBUILD)
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         except RuntimeError as exc:
-            raise IndexCorruptError(f"index file {path} cannot be read: {exc}") from exc
+            raise IndexCorruptError(f"index file {path} cannot be read: {exc}; {REBUILD}") from exc
         _apply_search_params(index, self.config)
         with self._lock:
             self._index = index
@@ -164,18 +195,24 @@ class VectorIndex:
         try:
             return IndexManifest(**json.loads(path.read_text()))
         except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-            raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}") from exc
+            raise IndexCorruptError(f"index manifest {path} is corrupt: {exc}; {REBUILD}") from exc
 
     def _check(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or (self.dimension is not None and vectors.shape[1] != self.dimension):
             raise IndexMismatchError(f"vectors of shape {vectors.shape} do not fit the index in {self.folder} "
-                                     f"(dimension {self.dimension}, encoder {self.encoder!r}); rebuild it")
+                                     f"(dimension {self.dimension}, encoder {self.encoder!r}); {REBUILD}")
+
+
+def train_threshold(config: IndexConfig) -> int:
+    """Vectors an IVF-PQ index needs before it is trained (until then it is kept exact)."""
+    return POINTS_PER_CLUSTER * max(config.ivf_nlist, PQ_MIN_CLUSTERS)
 
 
 def _new_index(config: IndexConfig, dim: int, n: int) -> faiss.Index:
-    """An empty index of the configured kind, sized for about ``n`` vectors."""
+    """An empty index of the configured kind, sized for about ``n`` vectors (IVF-PQ: exact below
+    ``train_threshold``)."""
     ip = faiss.METRIC_INNER_PRODUCT
-    if config.kind == "flat":
+    if config.kind == "flat" or (config.kind == "ivfpq" and n < train_threshold(config)):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
     if config.kind == "hnsw":
         hnsw = faiss.IndexHNSWFlat(dim, config.hnsw_m, ip)
@@ -204,3 +241,48 @@ def _apply_search_params(index: faiss.Index, config: IndexConfig) -> None:
         inner.hnsw.efSearch = config.hnsw_ef_search
     if isinstance(inner, faiss.IndexIVF):
         inner.nprobe = config.ivf_nprobe
+
+
+def _ids_of(index: faiss.Index) -> np.ndarray:
+    """The ids held by an id-mapped index, or by a bare IVF index (ids kept in its inverted lists)."""
+    if isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    ivf = faiss.extract_index_ivf(index)
+    lists = ivf.invlists
+    assert lists is not None
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy() for i in range(ivf.nlist)
+             if lists.list_size(i)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _is_flat(index: faiss.Index) -> bool:
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    return isinstance(inner, faiss.IndexFlat)
+
+
+def _flat_contents(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
+    """Every vector of an id-mapped flat index with its id."""
+    assert isinstance(index, faiss.IndexIDMap2)
+    inner = faiss.downcast_index(index.index)
+    return inner.reconstruct_n(0, inner.ntotal), faiss.vector_to_array(index.id_map).astype(np.int64)
+
+
+def _exhaustive_search(index: faiss.Index, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` over every vector the index holds: its exact flat storage (HNSW, refined IVF-PQ, flat)
+    searched directly, or a bare IVF index with every list probed."""
+    if isinstance(index, faiss.IndexIDMap | faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        storage = inner if isinstance(inner, faiss.IndexFlat) else \
+            faiss.downcast_index(inner.storage) if isinstance(inner, faiss.IndexHNSW) else \
+            faiss.downcast_index(inner.refine_index) if isinstance(inner, faiss.IndexRefine) else None
+        if storage is not None:
+            scores, rows = storage.search(vectors, k)
+            id_map = faiss.vector_to_array(index.id_map).astype(np.int64)
+            return scores, np.where(rows >= 0, id_map[np.maximum(rows, 0)], -1)
+    ivf = faiss.extract_index_ivf(index)
+    probes = ivf.nprobe
+    ivf.nprobe = ivf.nlist
+    try:
+        return index.search(vectors, k)
+    finally:
+        ivf.nprobe = probes

@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING
 from core.errors import (
     ConfigError,
     CorpusError,
+    DataDirectoryLockedError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotBuiltError,
     InvalidRequestError,
     ModelNotFoundError,
+    ReadOnlyError,
     RetrieverError,
     UnknownExpertError,
 )
 from core.types import MODES, SPARSE, Document, ExpertInfo, Hit, Mode, Provenance, Route, SearchResult, Status
+from indexes.lock import WriterLock
 from retriever.api import Retriever
 from retriever.batching import QueryBatcher
 from retriever.config import Settings, load_settings
@@ -32,7 +35,7 @@ from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
 from retriever.pilots import PilotLibrary
 from retriever.router import PilotRouter
-from retriever.validation import Limits, check_encodable, valid_metadata
+from retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
 
 __version__ = version("router-retriever")
 
@@ -46,7 +49,8 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "Settings", "Status", "load_settings",
     "ConfigError", "CorpusError", "IndexCorruptError", "IndexMismatchError", "IndexNotBuiltError",
     "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
-    "DEFAULT_MEASURES", "HEADLINE", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
+    "DataDirectoryLockedError", "ReadOnlyError", "WriterLock",
+    "DEFAULT_MEASURES", "HEADLINE", "NOT_BLANK_PATTERN", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "split_spec",
     "valid_metadata", "weighted_fusion", *_TRAINING,

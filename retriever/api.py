@@ -17,7 +17,9 @@ import numpy as np
 
 from core.errors import InvalidRequestError, UnknownExpertError
 from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
+from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
+from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
 from retriever.encoders import EncoderSpec, encoder
 from retriever.experts import Expert, query_spec
@@ -45,10 +47,19 @@ RERANK = "rerank"  # the cross-encoder, as a source in provenance
 class Retriever:
     """Domain experts, their indexes and the pilot router of one data directory behind one search API."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, read_only: bool = False,
+                 writer_lock: WriterLock | None = None) -> None:
+        """Open the data directory for writing (its writer lock is taken here, or ``writer_lock`` is one
+        the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written."""
         self.settings = settings or load_settings()
-        self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse)
-        self._experts = {c.name: Expert.from_config(c, self._data_dir) for c in self.settings.experts}
+        self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse, read_only,
+                                       writer_lock)
+        self._gaps: dict[str, IndexGap] | None = None
+        try:  # loads the indexes: a corrupt one must not leave the writer lock held
+            self._experts = {c.name: Expert.from_config(c, self._data_dir) for c in self.settings.experts}
+        except BaseException:
+            self._data_dir.close()
+            raise
         self._router = QueryRouter(encoder(EncoderSpec(self.settings.router_model), "query"),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
                                    self.settings.router.aggregate, self.settings.batch_size)
@@ -56,9 +67,9 @@ class Retriever:
         self._indexer = Indexer(self._data_dir, list(self._experts.values()), self.settings.batch_size)
 
     @classmethod
-    def from_config(cls, path: Path | str | None = None, **overrides: Any) -> Retriever:
+    def from_config(cls, path: Path | str | None = None, *, read_only: bool = False, **overrides: Any) -> Retriever:
         """A retriever over a TOML config (default: the packaged demo config); ``overrides`` replace keys."""
-        return cls(load_settings(path, **overrides))
+        return cls(load_settings(path, **overrides), read_only=read_only)
 
     # ---- search --------------------------------------------------------------------------------
     def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
@@ -134,11 +145,20 @@ class Retriever:
         built = self._indexer.build(corpus, progress)
         if self.settings.domains and not (self.settings.data_dir / PILOTS_FILE).is_file():
             self.rebuild_pilots()
+        self._gaps = None
         return built
+
+    def repair(self, progress: bool = False) -> dict[str, int]:
+        """Re-encode only the stored documents that a built index lacks (``status().missing``); returns
+        documents encoded per document encoder. The service's writer does this at startup."""
+        repaired = self._indexer.repair(progress)
+        self._gaps = None
+        return repaired
 
     def rebuild_pilots(self) -> PilotLibrary:
         """Re-embed the pilot library from the configured domains (per ``router.pilots``) and save it."""
         settings = self.settings
+        self._data_dir.check_writable()
         if settings.router.pilots == "winner":
             library = winner_library(self._router.encoder, settings.domains, list(self._experts),
                                      lambda queries, name: self.search_many(queries, 10, expert=name, mode="dense"),
@@ -168,13 +188,26 @@ class Retriever:
         return library.describe() if library else []
 
     def status(self) -> Status:
-        """Documents, vectors per index, and the experts whose index is not built yet."""
+        """Documents, vectors per index, the experts whose index is not built yet, and how each built index
+        differs from the store (compared once when opened and after ``build``/``repair``: this process's
+        own writes keep them in step)."""
         documents = self.count()
+        if self._gaps is None:
+            self._gaps = self._data_dir.gaps()
+        gaps = self._gaps.values()
         counts = {name: index.count for name, index in self._data_dir.indexes.items()}
         return Status(documents, counts | {SPARSE: self._data_dir.sparse.count},
-                      tuple(name for name, e in self._experts.items() if e.index.is_empty and documents))
+                      tuple(name for name, e in self._experts.items() if e.index.is_empty and documents),
+                      missing={g.name: len(g.missing) for g in gaps if len(g.missing)},
+                      stale={g.name: len(g.stale) for g in gaps if len(g.stale)})
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this retriever was opened for reading only (it holds no writer lock)."""
+        return self._data_dir.read_only
 
     def close(self) -> None:
+        """Close the store and give up the writer lock."""
         self._data_dir.close()
 
     def __enter__(self) -> Retriever:

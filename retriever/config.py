@@ -156,19 +156,24 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] = os.en
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     raw.update({k: v for k, v in overrides.items() if v is not None})
     base = path.parent.resolve()
-    raw["data_dir"] = _relative_to(Path(os.path.expanduser(str(raw.get("data_dir", "data")))), base, path)
+    # Paths are anchored where they have the expected shape; anything else is left as written for the
+    # pydantic model to reject with a ConfigError naming the field (never an AttributeError here).
+    data_dir = raw.get("data_dir", "data")
+    if isinstance(data_dir, str | Path):
+        raw["data_dir"] = _relative_to(Path(os.path.expanduser(str(data_dir))), base, path)
     corpus = raw.get("corpus")
-    if isinstance(corpus, str | list):  # anything else is left for validation to reject
+    if isinstance(corpus, str | list):
         raw["corpus"] = [_portable(c, base) if isinstance(c, str) else c for c in ([corpus] if isinstance(corpus, str) else corpus)]
     for key in ("experts", "domains"):
-        for table in raw.get(key, []):
+        for table in raw.get(key, []) if isinstance(raw.get(key), list) else []:
             for field in ("model", "adapter", "document_model", "queries"):
-                if table.get(field):
+                if isinstance(table, dict) and isinstance(table.get(field), str) and table[field]:
                     table[field] = _portable(table[field], base)
     if isinstance(raw.get("limits", {}), dict):
         raw["limits"] = {**raw.get("limits", {}), **_limits_from_env(env)}
-    if raw.get("router", {}).get("model"):
-        raw["router"]["model"] = _portable(raw["router"]["model"], base)
+    router = raw.get("router")
+    if isinstance(router, dict) and isinstance(router.get("model"), str) and router["model"]:
+        router["model"] = _portable(router["model"], base)
     try:
         return Settings(**raw)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from core.types import SPARSE, Document
-from indexes.data_dir import DataDirectory
+from indexes.data_dir import SPARSE_FOLDER, DataDirectory
 from indexes.vector_index import VectorIndex
 from retriever.encoders import Encoder
 from retriever.experts import Expert
@@ -33,8 +33,10 @@ class Indexer:
         return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
 
     def build(self, corpus: Sequence[Document] | None, progress: bool) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, then encode the store into every missing vector index and
-        build the BM25 index if it is missing. Returns documents indexed per index (``bm25`` for BM25)."""
+        """Load ``corpus`` into an empty store, encode the store into every missing vector index, build the
+        BM25 index if it is missing, then re-index the documents a built index lacks (``repair``). Returns
+        documents indexed per index (``bm25`` for BM25)."""
+        self.data_dir.check_writable()
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
             corpus = list(corpus)
@@ -55,11 +57,39 @@ class Indexer:
                 sparse.build(iids, texts)
                 sparse.save()
                 built[SPARSE] = len(iids)
+        for name, count in self.repair(progress).items():
+            built[name] = built.get(name, 0) + count
         return built
+
+    def repair(self, progress: bool = False) -> dict[str, int]:
+        """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and
+        save that index; returns documents encoded per document encoder (empty when all agree)."""
+        self.data_dir.check_writable()
+        repaired: dict[str, int] = {}
+        with self.data_dir.write_lock:
+            gaps = self.data_dir.gaps()
+            for encoder, index in self.indexes:
+                gap = gaps.get(encoder.identity)
+                if gap is None or gap.consistent:
+                    continue
+                found = self.data_dir.docs.fetch(gap.missing.tolist())
+                iids = [i for i in gap.missing.tolist() if i in found]
+                index.add(encoder.encode([found[i].content for i in iids], self.batch_size, progress), np.asarray(iids))
+                index.save()
+                repaired[encoder.identity] = len(iids)
+            gap = gaps.get(SPARSE_FOLDER)
+            if gap is not None and not gap.consistent:
+                found = self.data_dir.docs.fetch(gap.missing.tolist())
+                iids = [i for i in gap.missing.tolist() if i in found]
+                self.data_dir.sparse.add(np.asarray(iids), [found[i].content for i in iids])
+                self.data_dir.sparse.save()
+                repaired[SPARSE] = len(iids)
+        return repaired
 
     def add(self, docs: Sequence[Document], progress: bool = False) -> int:
         """Add or replace valid documents in the store and every index, persisted before returning."""
         store = self.data_dir.docs
+        self.data_dir.check_writable()
         with self.data_dir.write_lock:
             iids = store.reserve_ids(len(docs))
             texts = [d.content for d in docs]
@@ -77,6 +107,7 @@ class Indexer:
     def delete(self, ids: Sequence[str]) -> list[str]:
         """Delete documents by id; returns the ids that were found and deleted."""
         store = self.data_dir.docs
+        self.data_dir.check_writable()
         with self.data_dir.write_lock:
             found = store.internal_ids(ids)
             store.delete(list(found))

@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import CorpusError, InvalidRequestError
 from core.types import MODES, Document, Mode
 
+WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # what str.strip() removes
+NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+"""A regular expression (the same in Python, JSON Schema and pydantic's Rust engine) that matches text
+with a character ``str.strip()`` keeps: the "not blank" rule of queries, ids and document content."""
+
 
 class Limits(BaseModel):
     """Request limits (the ``[limits]`` config table; ``RETRIEVER_MAX_*`` environment variables override)."""
@@ -54,10 +59,10 @@ def valid_queries(queries: object, limits: Limits) -> list[str]:
     return [valid_query(q, limits) for q in queries]
 
 
-def valid_top_k(top_k: object, limits: Limits) -> int:
+def valid_top_k(top_k: object, limits: Limits, name: str = "top_k") -> int:
     """An integer (not a bool) in ``1..max_top_k``."""
     if not isinstance(top_k, int) or isinstance(top_k, bool) or not 1 <= top_k <= limits.max_top_k:
-        raise InvalidRequestError(f"top_k must be an integer between 1 and {limits.max_top_k} (got {top_k!r})")
+        raise InvalidRequestError(f"{name} must be an integer between 1 and {limits.max_top_k} (got {top_k!r})")
     return top_k
 
 

@@ -3,7 +3,10 @@
 ``create_app(retriever_or_settings)`` builds the app. Given settings, the app opens the retriever in a
 background thread at startup (``/health`` answers at once, ``/ready`` once the indexes are loaded) and
 closes it at shutdown. Request bounds in the OpenAPI schema come from the same ``Limits`` the engine
-enforces. Run one process per data directory: writes are serialised inside that process.
+enforces. One writer per data directory: a server opened from settings takes the data directory's
+writer lock (``retriever serve`` takes it before it listens, so a second one fails at once), repairs on
+startup any document an index lacks, and serialises writes inside its process; ``read_only`` servers
+take no lock and answer writes with 405.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the request models (built per app from its
@@ -21,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retriever import MODES, Document, QueryBatcher, Retriever, RetrieverError, Settings, __version__
+from retriever import MODES, Document, QueryBatcher, Retriever, RetrieverError, Settings, WriterLock, __version__
 from service.auth import api_key_guard
 from service.errors import NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
@@ -60,11 +63,15 @@ class ServiceConfig:
 class RetrieverLoader:
     """The app's retriever: given at creation, or opened from settings in a background thread."""
 
-    def __init__(self, source: Retriever | Settings) -> None:
+    def __init__(self, source: Retriever | Settings, read_only: bool = False, writer_lock: WriterLock | None = None) -> None:
         self.retriever = source if isinstance(source, Retriever) else None
         self.settings = source.settings if isinstance(source, Retriever) else source
         self.owned = not isinstance(source, Retriever)
+        self.read_only = source.read_only if isinstance(source, Retriever) else read_only
+        self.writer_lock = writer_lock
         self.error: str | None = None
+        self.loading = "retriever is loading"
+        self.repaired: dict[str, int] = {}
         self._batcher: QueryBatcher | None = None
         self._batcher_lock = threading.Lock()
 
@@ -88,20 +95,38 @@ class RetrieverLoader:
 
     def get(self) -> Retriever:
         if self.retriever is None:
-            raise NotReadyError(f"retriever failed to load: {self.error}" if self.error else "retriever is loading")
+            raise NotReadyError(f"retriever failed to load: {self.error}" if self.error else self.loading)
         return self.retriever
 
     def readiness(self) -> ReadyResponse:
         try:
             state = self.get().status()
         except NotReadyError as exc:
-            return ReadyResponse(ready=False, detail=str(exc))
-        detail = f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`" if state.unbuilt else "ok"
-        return ReadyResponse(ready=not state.unbuilt, detail=detail, documents=state.documents, indexes=state.indexes)
+            return ReadyResponse(ready=False, detail=str(exc), read_only=self.read_only)
+        problems = [f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`"] if state.unbuilt else []
+        problems += [f"index {name} holds {state.indexes[name]} vectors but the store {state.documents} documents: "
+                     f"{count} stored documents have no vector and cannot be found (a writer re-encodes them: "
+                     "`retriever build`, or `retriever serve` without --read-only at startup)"
+                     for name, count in state.missing.items()]
+        if self.read_only and not state.documents:
+            problems.append(f"read-only over {self.settings.data_dir}, which holds no documents: run `retriever build`")
+        detail = "; ".join(problems) or "ok"
+        if self.repaired:
+            detail += "; at startup re-encoded " + ", ".join(f"{n} documents missing from index {name}"
+                                                             for name, n in self.repaired.items())
+        return ReadyResponse(ready=not problems, detail=detail, documents=state.documents, indexes=state.indexes,
+                             missing=state.missing, stale=state.stale, read_only=self.read_only)
 
     def _open(self) -> None:
         try:
-            self.retriever = Retriever(self.settings)
+            retriever = Retriever(self.settings, read_only=self.read_only, writer_lock=self.writer_lock)
+            state = retriever.status()
+            if state.missing and not retriever.read_only:  # stored but unfindable: re-encode those alone
+                self.loading = "retriever is loading: re-encoding " + ", ".join(
+                    f"{n} of {state.documents} documents missing from index {name} ({state.indexes[name]} vectors)"
+                    for name, n in state.missing.items())
+                self.repaired = retriever.repair()
+            self.retriever = retriever
         except Exception as exc:  # reported by /ready, the server stays up to say so
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -140,12 +165,15 @@ class BodyLimitMiddleware:
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)}
+WRITE_ERRORS = {**ERRORS, 405: {"model": ErrorResponse, "description": "Read-only server (`retriever serve --read-only`)"}}
 
 
-def create_app(source: Retriever | Settings, config: ServiceConfig | None = None) -> FastAPI:
-    """The service over a retriever (not closed by the app) or over settings (opened and closed by it)."""
+def create_app(source: Retriever | Settings, config: ServiceConfig | None = None, *, read_only: bool = False,
+               writer_lock: WriterLock | None = None) -> FastAPI:
+    """The service over a retriever (not closed by the app) or over settings (opened and closed by it, for
+    writing with ``writer_lock`` if the caller holds it already, else taking it; or ``read_only``)."""
     config = config or ServiceConfig.from_env()
-    loader = RetrieverLoader(source)
+    loader = RetrieverLoader(source, read_only, writer_lock)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -160,7 +188,7 @@ def create_app(source: Retriever | Settings, config: ServiceConfig | None = None
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app)
     metrics.track_documents(lambda: loader.retriever.count() if loader.retriever else 0)
-    guarded = [Depends(api_key_guard(config.api_keys))]
+    guarded = [Depends(api_key_guard(config.api_keys))] if config.api_keys else []  # no key: no scheme in OpenAPI
     _add_probe_routes(app, loader, metrics, guarded)
     models = request_models(loader.settings.limits, len(loader.settings.experts))
     _add_search_routes(app, loader, metrics, models, guarded)
@@ -223,14 +251,14 @@ def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, 
 
 def _add_document_routes(app: FastAPI, loader: RetrieverLoader, models: RequestModels, guarded: list) -> None:
     @app.post("/documents", response_model=DocumentsResponse, tags=["documents"], dependencies=guarded,
-              responses=ERRORS, summary="Add or replace documents; persisted and searchable on return")
+              responses=WRITE_ERRORS, summary="Add or replace documents; persisted and searchable on return")
     def add_documents(request: models.documents) -> DocumentsResponse:  # type: ignore[name-defined]
         retriever = loader.get()
         docs = [Document(id=d.id, title=d.title, text=d.text, metadata=d.metadata) for d in request.documents]
         return DocumentsResponse(upserted=retriever.add(docs), documents=retriever.count())
 
     @app.delete("/documents/{doc_id:path}", response_model=DeleteResponse, tags=["documents"],
-                dependencies=guarded, responses=ERRORS, summary="Delete a document; persisted on return")
+                dependencies=guarded, responses=WRITE_ERRORS, summary="Delete a document; persisted on return")
     def delete_document(doc_id: str) -> DeleteResponse:
         retriever = loader.get()
         if not retriever.delete([doc_id]):
@@ -243,7 +271,12 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RetrieverError)
     def engine_error(_: Request, exc: RetrieverError) -> JSONResponse:
-        return _error(http_status(exc), str(exc), type(exc).__name__)
+        code = http_status(exc)
+        return _error(code, str(exc), type(exc).__name__, headers={"Allow": ""} if code == 405 else None)
+
+    @app.exception_handler(Exception)
+    def unexpected_error(_: Request, exc: Exception) -> JSONResponse:  # a bug: still JSON, and logged by uvicorn
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has the details", "InternalError")
 
     @app.exception_handler(RequestValidationError)
     def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

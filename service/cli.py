@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from retriever import load_settings
+from retriever import WriterLock, load_settings
 
 
 def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -16,14 +16,25 @@ def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.Ar
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--read-only", action="store_true",
+                       help="serve searches without the data directory's writer lock (beside its one writer); "
+                            "writes answer 405. It serves the indexes as loaded at startup")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve the configured experts and indexes until interrupted (one process: writes stay serialised)."""
+    """Serve the configured experts and indexes until interrupted. The writer lock of the data directory is
+    taken before listening (a second writer fails here, naming the holder) and held until exit."""
     import uvicorn
 
     from service.app import ServiceConfig, create_app
 
-    app = create_app(load_settings(args.config, data_dir=args.data_dir), ServiceConfig.from_env())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    lock = None if args.read_only else WriterLock.acquire(
+        settings.data_dir, command=f"retriever serve --host {args.host} --port {args.port}")
+    try:
+        app = create_app(settings, ServiceConfig.from_env(), read_only=args.read_only, writer_lock=lock)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, workers=1)
+    finally:
+        if lock is not None:
+            lock.release()
     return 0

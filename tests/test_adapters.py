@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 
 from core.types import Document
-from retriever import Retriever
+from retriever import Retriever, load_settings
 from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
 from service.app import ServiceConfig, create_app
 
+from conftest import write_config
 from service_server import serve_in_thread
 
 KEY = "adapter-key"
@@ -26,9 +30,13 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="module")
-def url(retriever: Retriever) -> Iterator[str]:
-    """A read-only server over the session's built slice."""
-    with serve_in_thread(create_app(retriever, ServiceConfig(api_keys=(KEY,)))) as base_url:
+def url(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server over a writable copy of the session's built slice: these tests only read, but the client's
+    False for deleting an unknown id needs a writer (a read-only server answers every write 405)."""
+    folder = tmp_path_factory.mktemp("adapters")
+    shutil.copytree(built_config.parent / "data", folder / "data")
+    with closing(Retriever(load_settings(write_config(folder)))) as served, \
+            serve_in_thread(create_app(served, ServiceConfig(api_keys=(KEY,)))) as base_url:
         yield base_url
 
 

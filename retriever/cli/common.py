@@ -32,8 +32,9 @@ def settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, data_dir=args.data_dir)
 
 
-def open_retriever(args: argparse.Namespace) -> Retriever:
-    return Retriever(settings(args))
+def open_retriever(args: argparse.Namespace, read_only: bool = False) -> Retriever:
+    """The retriever the options name: a writer (holding the data directory's writer lock) or a reader."""
+    return Retriever(settings(args), read_only=read_only)
 
 
 def format_result(result: SearchResult) -> str:

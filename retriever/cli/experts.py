@@ -12,14 +12,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with open_retriever(args) as retriever:
+    with open_retriever(args, read_only=True) as retriever:  # a reader: lists a directory a server is writing
+        state = retriever.status()
         for info in retriever.experts():
             print(f"{info.name}: {info.description}")
             print(f"    query encoder: {info.query_encoder}")
             size = f"{info.dimension}-d, {info.index_documents} vectors" if info.dimension else "not built"
+            if state.missing.get(info.document_encoder):
+                size += (f"; {state.missing[info.document_encoder]} of the store's {state.documents} documents have "
+                         "no vector: run `retriever build`")
             print(f"    index: {info.document_encoder} ({info.index_kind}, {size})")
-            reach = f"routable (domains: {', '.join(info.domains)})" if info.routable else "not routable: no pilots " \
-                "(reachable with --expert or top-m fusion)"
+            reach = f"routable (domains: {', '.join(info.domains)})" if info.routable else (
+                f"not routable: no pilots; reach it with `--expert {info.name}` (the router and top-m fusion only "
+                f"choose among experts with pilots), or add a [[domains]] table with expert = \"{info.name}\" and "
+                "run `retriever pilots build`")
             print(f"    router: {reach}")
         for pilot in retriever.pilots():
             print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")

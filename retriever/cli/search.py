@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 
-from core.errors import InvalidRequestError
-from core.types import MODES
-from retriever.cli.common import command, format_result, open_retriever
+from core.errors import IndexNotBuiltError, InvalidRequestError
+from core.types import MODES, Status
+from retriever.cli.common import command, format_result, open_retriever, settings
+from retriever.validation import valid_top_k, valid_top_m
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +29,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     filters = dict(key_value(f) for f in args.filter)
-    with open_retriever(args) as retriever:
+    config = settings(args)  # flags first: nothing is opened or loaded for a bad one
+    valid_top_k(args.top_k, config.limits, "--top-k")
+    if args.top_m is not None:
+        valid_top_m(args.top_m, len(config.experts), "--top-m")
+    if args.expert is not None:
+        config.expert(args.expert)
+    with open_retriever(args, read_only=True) as retriever:  # a reader: runs beside a writer, creates nothing
+        if not retriever.count():
+            where = "does not exist" if not (config.data_dir / "docs.sqlite").is_file() else "holds no documents"
+            raise IndexNotBuiltError(f"nothing to search: the data directory {config.data_dir.resolve()} {where}. Run "
+                                     "`retriever build` (it loads the config's corpus, or --corpus DIR) with the same "
+                                     "--config/--data-dir, or point them at a built data directory")
+        for problem in stale_index_warnings(retriever.status()):
+            print(f"warning: {problem}", file=sys.stderr)
         result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters, args.mode, args.rerank)
     if args.json:
         print(json.dumps({**asdict(result), "route": {"expert": result.route.expert, **asdict(result.route)}}, indent=2))
     else:
         print(format_result(result))
     return 0
+
+
+def stale_index_warnings(state: Status) -> list[str]:
+    """What a reader should know about indexes that lag behind the store."""
+    return [f"index {name} holds {state.indexes[name]} vectors for {state.documents} documents: {count} stored "
+            "documents cannot be found until `retriever build` re-encodes them" for name, count in state.missing.items()]
 
 
 def key_value(text: str) -> tuple[str, object]:

@@ -1,0 +1,119 @@
+"""Issue #11, items 6 to 9: a CLI that tells the truth. Options go before or after the command; an empty
+or missing data directory says so and what to run; bad flags are refused before anything is opened or any
+model loads; `retriever experts` says which experts the router cannot reach and how to reach them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import retriever.encoders as encoders
+from retriever.cli import main
+from retriever.config import DEFAULT_CONFIG, load_settings
+from retriever.encoders import EncoderSpec
+from retriever.pilots import PilotLibrary
+
+from conftest import copy_small, small_config
+
+
+@pytest.fixture
+def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if any model is loaded."""
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(encoders, "_load", refuse)
+
+
+def test_options_go_before_or_after_the_command(small_built: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 6 (already done; this keeps it working): --config and --data-dir before or after the command;
+    given after it, they win over the ones before it."""
+    config = copy_small(small_built, tmp_path / "copy")
+    data = str(tmp_path / "copy" / "data")
+    elsewhere = str(tmp_path / "nowhere")
+    runs = [["--config", str(config), "search", "tape backup", "-k", "2", "--json"],
+            ["search", "--config", str(config), "--data-dir", data, "tape backup", "-k", "2", "--json"],
+            ["--config", str(config), "--data-dir", elsewhere, "search", "--data-dir", data, "tape backup", "-k", "2",
+             "--json"]]
+    outputs = []
+    for argv in runs:
+        assert main(argv) == 0, capsys.readouterr().err
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]["hits"]) == 2
+    assert not Path(elsewhere).exists()
+
+
+def test_search_without_data_says_what_to_run_and_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  no_models: None,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 7: `retriever search` from another directory (the packaged config's data dir is ./data/demo)
+    says there is nothing to search and what to run, creates no ./data/demo and loads no model."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["search", "pod keeps crashing"]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing to search: the data directory {tmp_path / 'data' / 'demo'} does not exist" in err
+    assert "Run `retriever build`" in err
+    assert not (tmp_path / "data").exists()
+    empty = small_config(tmp_path / "empty")
+    (tmp_path / "empty" / "data").mkdir()
+    assert main(["--config", str(empty), "build", "--corpus", str(_empty_corpus(tmp_path))]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(empty), "search", "anything"]) == 2
+    assert "holds no documents. Run `retriever build`" in capsys.readouterr().err
+
+
+def test_build_without_a_corpus_says_how_to_configure_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 7: `retriever build` with no corpus configured and an empty store says how to configure one
+    (it used to print "indexes up to date")."""
+    config = small_config(tmp_path)
+    assert main(["--config", str(config), "build"]) == 2
+    err = capsys.readouterr().err
+    assert "holds no documents and no corpus is configured: set `corpus = " in err
+    assert str(config) in err and "--corpus DIR|corpus.jsonl" in err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--top-k", "0"], "--top-k must be an integer between 1 and 100 (got 0)"),
+    (["-k", "101"], "--top-k must be an integer between 1 and 100 (got 101)"),
+    (["--top-m", "9"], "--top-m must be between 1 and 1 (got 9)"),
+    (["--top-m", "0"], "--top-m must be between 1 and 1 (got 0)"),
+    (["--expert", "legal"], "unknown expert 'legal'; configured: general"),
+])
+def test_bad_flags_are_refused_before_anything_opens(tmp_path: Path, no_models: None, flags: list[str], message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 8: flag values are checked against the settings' limits and the number of experts first: the
+    error names the flag, no model loads and the data directory is not even opened (nor created)."""
+    config = small_config(tmp_path)
+    assert main(["--config", str(config), "search", "x", *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not (tmp_path / "data").exists()
+
+
+def test_experts_says_the_general_expert_has_no_pilot_and_how_to_reach_it(tmp_path: Path, no_models: None,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 9: with the packaged default config (pilots for scifact, postgres and sre only) `general` is
+    listed as not routable, with the one way to reach it as configured (--expert; top-m fusion does not
+    reach it either) and how to make it routable."""
+    settings = load_settings(DEFAULT_CONFIG, data_dir=tmp_path)
+    rng = np.random.default_rng(0)
+    groups = [(d.name, d.expert, rng.normal(size=(3, 384))) for d in settings.domains]
+    PilotLibrary.from_vectors(groups, EncoderSpec(settings.router_model).identity).save(tmp_path / "pilots.npz")
+    assert main(["--data-dir", str(tmp_path), "experts"]) == 0
+    out = capsys.readouterr().out
+    general = out.split("general:")[1].split("\nscifact:")[0]
+    assert "router: not routable: no pilots; reach it with `--expert general`" in general
+    assert "top-m fusion only choose among experts with pilots" in general
+    assert 'add a [[domains]] table with expert = "general" and run `retriever pilots build`' in general
+    for name, domain in (("scifact", "science"), ("postgres", "database"), ("sre", "sre")):
+        assert f"{name}:" in out and f"router: routable (domains: {domain})" in out.split(f"{name}:")[1]
+
+
+def _empty_corpus(folder: Path) -> Path:
+    path = folder / "empty.jsonl"
+    path.write_text("")
+    return path
