@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InvalidRequestError, UnknownExpertError
+from core.errors import UnknownExpertError
 from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
@@ -83,9 +83,9 @@ class Retriever:
                     rerank: bool | None = None) -> list[SearchResult]:
         """Search a batch. ``mode`` (default: the config's ``[search] mode``): ``dense`` routes each query
         (or uses ``expert``) and searches the chosen expert(s), ``top_m`` > 1 fusing their lists; ``sparse``
-        is BM25 alone; ``hybrid`` fuses BM25 with the routed dense list. ``rerank`` (default: ``[rerank]
-        enabled``) rescores the top candidates with the cross-encoder. One router pass per batch, then one
-        encoder pass and one index search per chosen expert."""
+        is BM25 alone (``expert`` and ``top_m`` do not apply); ``hybrid`` fuses BM25 with the routed dense
+        list. ``rerank`` (default: ``[rerank] enabled``) rescores the top candidates with the cross-encoder.
+        One router pass per batch, then one encoder pass and one index search per chosen expert."""
         texts = valid_queries(queries, self.settings.limits)
         top_k = valid_top_k(top_k, self.settings.limits)
         mode = valid_mode(self.settings.search.mode if mode is None else mode)
@@ -234,9 +234,7 @@ class Retriever:
                   filters: Mapping[str, Any]) -> tuple[list[Route], list[dict[str, Ranked]]]:
         """Per query, its route and every first-stage list: the chosen experts' (dense, hybrid), BM25's
         (sparse, hybrid)."""
-        if mode == "sparse":
-            if expert is not None or top_m is not None:
-                raise InvalidRequestError("expert and top_m choose dense experts: use mode 'dense' or 'hybrid'")
+        if mode == "sparse":  # expert and top_m choose dense experts: BM25 alone has none to choose
             sparse = self._searcher.sparse(queries, depth, filters)
             return [Route(experts=(SPARSE,), scores={}, forced=True) for _ in queries], [{SPARSE: r} for r in sparse]
         routes, base_vectors = self._route(queries, expert, top_m)

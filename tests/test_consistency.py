@@ -76,13 +76,13 @@ def test_readers_report_the_documents_an_index_lacks(broken: tuple[Path, str], c
     config, name = broken
     with closing(Retriever(load_settings(config), read_only=True)) as reader:
         state = reader.status()
-        assert (state.documents, state.indexes, state.missing) == (31, {name: 30}, {name: 1})
+        assert (state.documents, state.indexes, state.missing) == (31, {name: 30, "bm25": 30}, {name: 1, "bm25": 1})
     settings = load_settings(config)
     with serve_in_thread(create_app(settings, ServiceConfig(), read_only=True)) as url:
         ready = _wait_loaded(url)
         body = ready.json()
         assert ready.status_code == 503 and not body["ready"]
-        assert (body["documents"], body["indexes"], body["missing"]) == (31, {name: 30}, {name: 1})
+        assert (body["documents"], body["indexes"], body["missing"]) == (31, {name: 30, "bm25": 30}, {name: 1, "bm25": 1})
         assert f"index {name} holds 30 vectors but the store 31 documents: 1 stored documents have no vector" in body["detail"]
     assert main(["--config", str(config), "experts"]) == 0
     assert "1 of the store's 31 documents have no vector: run `retriever build`" in capsys.readouterr().out
@@ -90,7 +90,7 @@ def test_readers_report_the_documents_an_index_lacks(broken: tuple[Path, str], c
     err = capsys.readouterr().err
     assert f"warning: index {name} holds 30 vectors for 31 documents: 1 stored documents cannot be found" in err
     with closing(Retriever(load_settings(config), read_only=True)) as reader:
-        assert reader.status().missing == {name: 1}
+        assert reader.status().missing == {name: 1, "bm25": 1}
 
 
 def test_the_writer_re_encodes_only_what_is_missing_at_startup(broken: tuple[Path, str], encoded: list[str]) -> None:
@@ -101,7 +101,7 @@ def test_the_writer_re_encodes_only_what_is_missing_at_startup(broken: tuple[Pat
         ready = _wait_loaded(url)
         body = ready.json()
         assert ready.status_code == 200 and body["ready"], body
-        assert (body["documents"], body["indexes"], body["missing"]) == (31, {name: 31}, {})
+        assert (body["documents"], body["indexes"], body["missing"]) == (31, {name: 31, "bm25": 31}, {})
         assert f"at startup re-encoded 1 documents missing from index {name}" in body["detail"]
         assert encoded == [LOST.content]
         hits = httpx.post(f"{url}/search", json={"query": LOST.text, "top_k": 1}, timeout=60).json()["hits"]

@@ -78,8 +78,8 @@ def test_weighted_fusion_normalises_each_list() -> None:
 def test_mode_errors(retriever: Retriever) -> None:
     with pytest.raises(InvalidRequestError, match="mode must be one of dense, sparse, hybrid"):
         retriever.search("x", mode="lexical")  # type: ignore[arg-type]
-    with pytest.raises(InvalidRequestError, match="use mode 'dense' or 'hybrid'"):
-        retriever.search("x", mode="sparse", expert="general")
+    sparse = retriever.search("vitamin D", mode="sparse", expert="sre", top_m=2)  # dense choices do not apply
+    assert sparse.route.experts == (SPARSE,) and all(h.expert == SPARSE for h in sparse.hits)
 
 
 def test_a_store_without_its_bm25_index_says_what_to_run(built_config: Path, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ def test_rebuild_after_a_corrupt_index_keeps_documents_added_through_the_api(
     assert main(["--config", str(config), "build", "--rebuild"]) == 0
     assert "re-encoding the 31 documents in the store into every index" in capsys.readouterr().out
     with closing(Retriever(load_settings(config), read_only=True)) as reader:
-        assert reader.count() == 31 and reader.status().indexes == {reader.experts()[0].document_encoder: 31}
+        assert reader.count() == 31 and reader.status().indexes == {reader.experts()[0].document_encoder: 31, "bm25": 31}
         assert reader.search(KEEP.text, top_k=1).hits[0].id == KEEP.id
         assert {h.id: h.text for h in reader.search(changed.content, top_k=3).hits}[changed.id] == changed.text
 
