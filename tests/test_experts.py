@@ -110,7 +110,8 @@ def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_sli
             "--from-corpus", "--out", str(out), "--max-steps", "2", "--batch-size", "8"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "trained tiny: 24 pairs, 2 steps" in printed and f'adapter = "{out.resolve()}"' in printed
+    # the corpus recipe: 3 sentences of each of 24 documents
+    assert "trained tiny: 72 pairs, 2 steps" in printed and f'adapter = "{out.resolve()}"' in printed
     assert {"adapter_config.json", "adapter_model.safetensors", "training.json", "loss.png"} <= {
         p.name for p in out.iterdir()}
     config = write_config(tmp_path, experts=printed.split("(then `retriever pilots build`):")[1])

