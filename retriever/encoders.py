@@ -111,7 +111,8 @@ class LoadedModel:
     @property
     def dimension(self) -> int:
         if isinstance(self.model, OnnxEmbedder):
-            return self.model.dimension
+            with self.lock:  # a graph that does not declare its width is asked by encoding one text
+                return self.model.dimension
         return int(self.model.get_embedding_dimension() or 0)
 
     def embed(self, texts: list[str], role: Role, prefix: str, batch_size: int, progress: bool) -> np.ndarray:
