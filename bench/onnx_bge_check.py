@@ -95,8 +95,8 @@ def main() -> None:
     run = {qid: {ids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
     result = evaluate(run, qrels)
     ndcg = 100 * result.headline
-    print(f"nDCG@10 {ndcg:.1f}  (published bge-small-en-v1.5: {PUBLISHED}; {ndcg - PUBLISHED:+.1f})  "
-          f"R@100 {100 * result.mean['R@100']:.1f}  RR@10 {100 * result.mean['RR@10']:.1f}")
+    print(f"nDCG@10 {ndcg:.2f}  (published bge-small-en-v1.5: {PUBLISHED}; {ndcg - PUBLISHED:+.2f})  "
+          f"R@100 {100 * result.mean['R@100']:.2f}  RR@10 {100 * result.mean['RR@10']:.2f}")
     print(f"documents: {len(corpus) / doc_seconds:.1f} docs/s ({doc_seconds:.0f} s, when encoded)  "
           f"queries: {len(qids) / query_seconds:.1f} queries/s ({query_seconds:.1f} s, batch {args.batch_size})")
 
