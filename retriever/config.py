@@ -31,7 +31,8 @@ class _Strict(BaseModel):
 
 
 class ExpertConfig(_Strict):
-    """One domain expert: a sentence-transformers model, optionally with a query-side LoRA adapter."""
+    """One domain expert: a sentence-transformers model, optionally with a query-side LoRA adapter, or
+    (``backend = "onnx"``) an ONNX Runtime model folder holding ``model.onnx`` and ``tokenizer.json``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -41,6 +42,20 @@ class ExpertConfig(_Strict):
     query_prefix: str = ""
     document_prefix: str = ""
     max_seq_length: int | None = Field(default=None, gt=0)
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch", description="torch: a sentence-transformers model; onnx: a folder with model.onnx and tokenizer.json")
+    pooling: Literal["mean", "cls"] | None = Field(
+        default=None, description="onnx only: token pooling; default: the folder's 1_Pooling/config.json, else mean")
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> ExpertConfig:
+        if self.backend == "onnx" and self.adapter:
+            raise ValueError(f"expert {self.name!r}: adapter is not supported with backend = \"onnx\" (yet): LoRA adapters "
+                             "are merged into torch weights; drop the adapter or use backend = \"torch\"")
+        if self.backend == "torch" and self.pooling is not None:
+            raise ValueError(f"expert {self.name!r}: pooling is an onnx backend option; a torch (sentence-transformers) "
+                             "model pools as its own folder says")
+        return self
 
 
 class DomainConfig(_Strict):

@@ -1,9 +1,11 @@
-"""Text encoders: sentence-transformers models loaded by path (optionally with a merged LoRA adapter),
-each loaded once, on first use, and shared by every encoder built on it.
+"""Text encoders: sentence-transformers models loaded by path (optionally with a merged LoRA adapter), or
+ONNX Runtime model folders (``backend = "onnx"``, ``retriever.onnx_encoder``), each loaded once, on first
+use, and shared by every encoder built on it.
 
 Nothing is downloaded: the hub is switched to offline mode unless the user set ``HF_HUB_OFFLINE``.
 A query or document prefix goes through sentence-transformers' own prompt argument
-(``encode_query`` / ``encode_document``), so models that define their own prompts keep them.
+(``encode_query`` / ``encode_document``), so models that define their own prompts keep them; the onnx
+backend prepends the configured prefix and nothing else.
 """
 
 from __future__ import annotations
@@ -22,27 +24,33 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 
-from core.errors import ModelNotFoundError
+from core.errors import ConfigError, ModelNotFoundError
 from retriever.locations import resolve_location
+from retriever.onnx_encoder import OnnxEmbedder, Pooling, check_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Role = Literal["query", "document"]
+Backend = Literal["torch", "onnx"]
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """What defines an encoder's output: model, adapter, text prefix and truncation length."""
+    """What defines an encoder's output: model, adapter, text prefix, truncation length, and the backend
+    that runs the model (with its pooling, for onnx: None reads it from the model folder)."""
 
     model: str
     adapter: str | None = None
     prefix: str = ""
     max_seq_length: int | None = None
+    backend: Backend = "torch"
+    pooling: Pooling | None = None
 
     @property
     def identity(self) -> str:
-        """A stable, machine-independent name of this encoder (stored in index manifests)."""
+        """A stable, machine-independent name of this encoder (stored in index manifests). Torch encoders
+        keep the name they always had (existing indexes and caches are keyed by it); onnx ones add theirs."""
         parts = [self.model]
         if self.adapter:
             parts.append(f"adapter={self.adapter}")
@@ -50,6 +58,10 @@ class EncoderSpec:
             parts.append(f"prefix={self.prefix!r}")
         if self.max_seq_length:
             parts.append(f"max_seq_length={self.max_seq_length}")
+        if self.backend != "torch":
+            parts.append(f"backend={self.backend}")
+            if self.pooling:
+                parts.append(f"pooling={self.pooling}")
         return "|".join(parts)
 
     @property
@@ -64,8 +76,13 @@ class EncoderSpec:
 
 def check_available(spec: EncoderSpec) -> None:
     """Refuse, without loading anything, a model folder or adapter that is not there (a model given by
-    name can only be checked by loading it, on first use)."""
+    name can only be checked by loading it, on first use). An onnx model must be a folder with its files."""
     location = resolve_location(spec.model)
+    if spec.backend == "onnx":
+        if spec.adapter:
+            raise ConfigError(f"adapter {spec.adapter!r} is not supported with the onnx backend (model {spec.model!r})")
+        check_model(Path(location), spec.model, spec.pooling)
+        return
     if _looks_like_path(spec.model, location) and not Path(location).is_dir():
         raise ModelNotFoundError(f"model folder not found: {location} (from {spec.model!r})")
     if spec.adapter and not (Path(resolve_location(spec.adapter)) / "adapter_config.json").is_file():
@@ -77,20 +94,47 @@ def _looks_like_path(model: str, location: str) -> bool:
 
 
 class LoadedModel:
-    """One sentence-transformers model in memory and the lock that serialises calls into it."""
+    """One model in memory (a sentence-transformers model, or an ONNX Runtime session and its tokenizer)
+    and the lock that serialises calls into it."""
 
-    def __init__(self, model: str, adapter: str | None, max_seq_length: int | None) -> None:
-        self.model = _load(model, adapter, max_seq_length)
+    def __init__(self, model: str, adapter: str | None, max_seq_length: int | None, backend: Backend = "torch",
+                 pooling: Pooling | None = None) -> None:
+        self.model: SentenceTransformer | OnnxEmbedder
+        if backend == "onnx":
+            if adapter:
+                raise ConfigError(f"adapter {adapter!r} is not supported with the onnx backend (model {model!r})")
+            self.model = OnnxEmbedder(Path(resolve_location(model)), model, pooling, max_seq_length)
+        else:
+            self.model = _load(model, adapter, max_seq_length)
         self.lock = threading.Lock()  # torch modules are not safe to call from several threads at once
 
+    @property
+    def dimension(self) -> int:
+        if isinstance(self.model, OnnxEmbedder):
+            with self.lock:  # a graph that does not declare its width is asked by encoding one text
+                return self.model.dimension
+        return int(self.model.get_embedding_dimension() or 0)
 
-_models: dict[tuple[str, str | None, int | None], LoadedModel] = {}
+    def embed(self, texts: list[str], role: Role, prefix: str, batch_size: int, progress: bool) -> np.ndarray:
+        """(n, dimension) float32 unit vectors of ``texts`` (not empty) as queries or documents."""
+        with self.lock:
+            if isinstance(self.model, OnnxEmbedder):
+                return self.model.embed(texts, prefix, batch_size, progress)
+            st = self.model
+            encode = st.encode_query if role == "query" else st.encode_document
+            vectors = encode(texts, prompt=prefix or None, batch_size=batch_size,
+                             show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+_models: dict[tuple[str, str | None, int | None, Backend, Pooling | None], LoadedModel] = {}
 _models_lock = threading.Lock()
 
 
 def loaded_model(spec: EncoderSpec) -> LoadedModel:
-    """The one shared in-memory model of a spec's (model, adapter, truncation), loaded on first call."""
-    key = (spec.model, spec.adapter, spec.max_seq_length)
+    """The one shared in-memory model of a spec's (model, adapter, truncation, backend, pooling), loaded
+    on first call."""
+    key = (spec.model, spec.adapter, spec.max_seq_length, spec.backend, spec.pooling)
     with _models_lock:
         if key not in _models:
             _models[key] = LoadedModel(*key)
@@ -111,7 +155,7 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        return int(loaded_model(self.spec).model.get_embedding_dimension() or 0)
+        return loaded_model(self.spec).dimension
 
     def shares_model_with(self, other: Encoder) -> bool:
         """Whether both give the same vectors for the same text (so one pass serves both)."""
@@ -122,12 +166,7 @@ class Encoder:
         loaded = loaded_model(self.spec)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        st = loaded.model
-        encode = st.encode_query if self.role == "query" else st.encode_document
-        with loaded.lock:
-            vectors = encode(list(texts), prompt=self.spec.prefix or None, batch_size=batch_size,
-                             show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return loaded.embed(list(texts), self.role, self.spec.prefix, batch_size, progress)
 
 
 @cache

@@ -32,9 +32,11 @@ class Expert:
 
 def query_spec(config: ExpertConfig) -> EncoderSpec:
     """The query encoder of an expert: its model, adapter, query prefix and truncation."""
-    return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length)
+    return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length, config.backend, config.pooling)
 
 
 def document_spec(config: ExpertConfig) -> EncoderSpec:
-    """The document encoder of an expert: its document model (default: its model) without adapter."""
-    return EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length)
+    """The document encoder of an expert: its document model (default: its model) without adapter, on the
+    expert's backend."""
+    return EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length,
+                       config.backend, config.pooling)
