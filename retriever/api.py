@@ -44,6 +44,16 @@ DENSE = "dense"  # the routed dense list, as a source of hybrid fusion
 RERANK = "rerank"  # the cross-encoder, as a source in provenance
 
 
+def router_spec(settings: Settings) -> EncoderSpec:
+    """The router's base encoder: ``[router] model`` (torch), or by default the first expert's model with its
+    backend and pooling, without adapter or prefix."""
+    if settings.router.model:
+        return EncoderSpec(settings.router.model)
+    first = settings.experts[0]
+    return EncoderSpec(first.model, max_seq_length=first.max_seq_length if first.backend == "onnx" else None,
+                       backend=first.backend, pooling=first.pooling)
+
+
 class Retriever:
     """Domain experts, their indexes and the pilot router of one data directory behind one search API."""
 
@@ -60,7 +70,7 @@ class Retriever:
         except BaseException:
             self._data_dir.close()
             raise
-        self._router = QueryRouter(encoder(EncoderSpec(self.settings.router_model), "query"),
+        self._router = QueryRouter(encoder(router_spec(self.settings), "query"),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
                                    self.settings.router.aggregate, self.settings.batch_size)
         self._searcher = Searcher(self._data_dir)
