@@ -115,11 +115,10 @@ class Retriever:
         """Documents of the store, by id, rescored by the cross-encoder: (id, score), best first (ids that
         are not in the store are left out)."""
         query = valid_query(query, self.settings.limits)
-        found = self._data_dir.docs.fetch(list(self._data_dir.docs.internal_ids(valid_ids(ids)).values()))
-        docs = sorted(found.values(), key=lambda d: list(ids).index(d.id))
-        config = self.settings.rerank
-        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc in docs])
-        return [(docs[i].id, float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+        iids = self._data_dir.docs.internal_ids(valid_ids(ids))
+        found = self._data_dir.docs.fetch(list(iids.values()))
+        docs = [found[iids[doc_id]] for doc_id in ids if doc_id in iids and iids[doc_id] in found]
+        return [(doc.id, score) for doc, score in self._rescored(query, docs)]
 
     def route(self, query: str, top_m: int | None = None) -> Route:
         """Which expert(s) the router picks for ``query``, with every routable expert's score."""
@@ -266,11 +265,15 @@ class Retriever:
 
     def _reranked(self, query: str, ranked: Ranked) -> tuple[Ranked, Ranked]:
         """(the list with its head rescored by the cross-encoder, that rescored head)."""
+        depth = self.settings.rerank.depth
+        rescored = self._rescored(query, [doc for doc, _ in ranked[:depth]])
+        return rescored + ranked[depth:], rescored
+
+    def _rescored(self, query: str, docs: list[Document]) -> Ranked:
+        """``docs`` with their cross-encoder scores, best first (ties keep the given order)."""
         config = self.settings.rerank
-        head = ranked[: config.depth]
-        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc, _ in head])
-        rescored = [(head[i][0], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
-        return rescored + ranked[config.depth:], rescored
+        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc in docs])
+        return [(docs[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
     def _rankings(self, queries: list[str], routes: list[Route], base_vectors: np.ndarray | None, top_k: int,
                   filters: Mapping[str, Any]) -> dict[str, dict[int, Ranked]]:
