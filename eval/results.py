@@ -54,6 +54,25 @@ class Comparison:
 
 
 @dataclass
+class HeldOutDomain:
+    """One leave-one-domain-out row: the collection's test queries routed without its domain, against the base."""
+
+    collection: str
+    domain: str
+    removed_expert: str
+    base_expert: str
+    queries: int
+    base: float
+    routed: float
+    routed_p: float | None
+    with_fallback: float
+    with_fallback_p: float | None
+    fallback_share: float
+    choices: dict[str, int]
+    in_domain: float  # the same queries routed with every domain configured
+
+
+@dataclass
 class SystemResult:
     """One row of the table."""
 
@@ -77,6 +96,9 @@ class Report:
     queries_encoded: int
     training_qids: dict[int, list[str]] = field(default_factory=dict)  # per fold: the routers' training queries
     routed_qids: dict[int, list[str]] = field(default_factory=dict)  # per fold: the test queries they routed
+    engine_router: str | None = None  # the row of the engine's own router (the config's [[domains]] pilots)
+    engine_router_versus: list[Comparison] = field(default_factory=list)  # against each expert and the dataset oracle
+    held_out_domains: list[HeldOutDomain] = field(default_factory=list)  # leave-one-domain-out
 
     def system(self, name: str) -> SystemResult:
         return next(row for row in self.systems if row.system == name)

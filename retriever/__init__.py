@@ -33,6 +33,7 @@ from retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora,
 from retriever.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
 from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
+from retriever.pilot_building import domain_queries
 from retriever.pilots import PilotLibrary
 from retriever.router import PilotRouter
 from retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
@@ -51,7 +52,7 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
     "DataDirectoryLockedError", "ReadOnlyError", "WriterLock",
     "DEFAULT_MEASURES", "HEADLINE", "NOT_BLANK_PATTERN", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
-    "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "evaluate", "iter_jsonl", "read_corpora",
+    "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "domain_queries", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "split_spec",
     "valid_metadata", "weighted_fusion", *_TRAINING,
 ]

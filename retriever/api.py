@@ -72,7 +72,7 @@ class Retriever:
             raise
         self._router = QueryRouter(encoder(router_spec(self.settings), "query"),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
-                                   self.settings.router.aggregate, self.settings.batch_size)
+                                   self.settings.router, self.settings.batch_size)
         self._searcher = Searcher(self._data_dir)
         self._indexer = Indexer(self._data_dir, list(self._experts.values()), self.settings.batch_size)
 

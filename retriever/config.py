@@ -59,15 +59,31 @@ class ExpertConfig(_Strict):
 
 
 class DomainConfig(_Strict):
-    """Training queries of one domain, used to build pilot embeddings.
+    """One routing domain and the queries its pilot embeddings are made from: real queries, or (for a
+    domain that has none) sentences of its corpus.
 
     ``queries`` is a text file (one query per line) or a BEIR folder with a split (``DIR:train``);
-    ``expert`` is the domain's own expert, which gets the domain's centroid in per-domain mode.
+    ``corpus`` is a BEIR folder or corpus.jsonl whose documents give ``pilot_queries`` pseudo-queries (one
+    sentence from each of that many sampled documents). ``expert`` is the domain's own expert.
     """
 
     name: str
-    queries: str
     expert: str
+    queries: str | None = Field(default=None, description="pilots from these queries (file, or BEIR DIR:split)")
+    corpus: str | None = Field(default=None, description="pilots from this corpus's sentences (no queries needed)")
+    pilot_queries: int = Field(default=300, gt=0, description="with corpus: documents sampled, one sentence each")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DomainConfig:
+        if (self.queries is None) == (self.corpus is None):
+            raise ValueError(f"domain {self.name!r}: give exactly one of queries (real queries) or corpus "
+                             "(pseudo-queries from its documents)")
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the pilots come from, as the pilot library records it."""
+        return f"queries: {self.queries}" if self.queries else f"corpus: {self.corpus} ({self.pilot_queries} sentences)"
 
 
 class RouterConfig(_Strict):
@@ -81,6 +97,11 @@ class RouterConfig(_Strict):
         description="domain: one centroid per domain for its expert; winner: the paper's library, each domain's "
         "training queries grouped by the expert that wins on them (needs qrels and built indexes)",
     )
+    fallback: str | None = Field(
+        default=None, description="expert for queries unlike every domain (e.g. the general model); none: always route")
+    fallback_percentile: float = Field(
+        default=5.0, ge=0.0, le=100.0, description="a query goes to the fallback expert when its similarity to every "
+        "pilot is below this percentile of the similarities of that pilot's own queries")
 
 
 class SearchConfig(_Strict):
@@ -145,6 +166,8 @@ class Settings(_Strict):
         for d in self.domains:
             if d.expert not in names:
                 raise ValueError(f"domain {d.name!r} names unknown expert {d.expert!r}")
+        if self.router.fallback is not None and self.router.fallback not in names:
+            raise ValueError(f"router.fallback names unknown expert {self.router.fallback!r}")
         return self
 
     @property
@@ -181,7 +204,7 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] = os.en
         raw["corpus"] = [_portable(c, base) if isinstance(c, str) else c for c in ([corpus] if isinstance(corpus, str) else corpus)]
     for key in ("experts", "domains"):
         for table in raw.get(key, []) if isinstance(raw.get(key), list) else []:
-            for field in ("model", "adapter", "document_model", "queries"):
+            for field in ("model", "adapter", "document_model", "queries", "corpus"):
                 if isinstance(table, dict) and isinstance(table.get(field), str) and table[field]:
                     table[field] = _portable(table[field], base)
     if isinstance(raw.get("limits", {}), dict):

@@ -1,9 +1,10 @@
-"""Building the pilot library from the configured domains' training queries.
+"""Building the pilot library from the configured domains' queries (real ones, or sentences of a
+domain's corpus where it has none).
 
 ``domain``: one centroid per domain, for the domain's own expert. ``winner`` (the paper's way): score
 every expert on every training query (nDCG@10 against the training qrels, searching the engine's own
 indexes), group each domain's queries by the expert that wins, one centroid per group. Domains given
-as plain query files (no qrels) count as won by their own expert.
+as plain query files or corpora (no qrels) count as won by their own expert.
 """
 
 from __future__ import annotations
@@ -12,20 +13,33 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from core.errors import ConfigError
 from core.types import SearchResult
 from retriever.config import DomainConfig
-from retriever.corpus import read_training_queries
+from retriever.corpus import Qrels, read_corpora, read_training_queries
 from retriever.encoders import Encoder
 from retriever.metrics import evaluate
 from retriever.pilots import PilotGroup, PilotLibrary
+from retriever.pseudo_queries import pilot_queries
 
 MEASURE = "nDCG@10"
 ForcedSearch = Callable[[list[str], str], list[SearchResult]]  # (queries, expert) -> top-10 results
 
 
+def domain_queries(domain: DomainConfig) -> tuple[dict[str, str], Qrels | None]:
+    """A domain's pilot queries by id, with their qrels where it has them: its ``queries``, or one
+    sentence of each of ``pilot_queries`` sampled documents of its ``corpus``."""
+    if domain.queries is not None:
+        return read_training_queries(domain.queries)
+    texts = pilot_queries(read_corpora([domain.corpus or ""]), domain.pilot_queries)
+    if not texts:
+        raise ConfigError(f"domain {domain.name!r}: its corpus {domain.corpus} has no sentence to make a pilot of")
+    return {str(n): text for n, text in enumerate(texts)}, None
+
+
 def domain_library(encoder: Encoder, domains: Sequence[DomainConfig], batch_size: int) -> PilotLibrary:
     """One centroid of each domain's training queries, labelled with the domain's expert."""
-    groups = [PilotGroup(d.name, d.expert, list(read_training_queries(d.queries)[0].values())) for d in domains]
+    groups = [PilotGroup(d.name, d.expert, list(domain_queries(d)[0].values())) for d in domains]
     return PilotLibrary.build(encoder, groups, batch_size)
 
 
@@ -34,7 +48,7 @@ def winner_library(encoder: Encoder, domains: Sequence[DomainConfig], experts: l
     """Score experts on every domain's training queries and build the winner-grouped pilot library."""
     vectors, labels, scores = [], [], []
     for domain in domains:
-        queries, qrels = read_training_queries(domain.queries)
+        queries, qrels = domain_queries(domain)
         texts = list(queries.values())
         vectors.append(encoder.encode(texts, batch_size))
         labels += [domain.name] * len(texts)

@@ -19,6 +19,8 @@ from core.errors import ConfigError, IndexCorruptError
 from indexes.atomic import atomic_write_bytes
 from retriever.encoders import Encoder
 
+PERCENTILES = np.arange(101)
+
 
 @dataclass(frozen=True)
 class PilotGroup:
@@ -38,6 +40,7 @@ class PilotLibrary:
     domains: tuple[str, ...]
     sizes: tuple[int, ...]
     encoder: str
+    quantiles: np.ndarray | None = None  # (pilots, 101): percentiles 0..100 of each group's own cosines to its pilot
 
     @classmethod
     def build(cls, encoder: Encoder, groups: Sequence[PilotGroup], batch_size: int = 32) -> PilotLibrary:
@@ -51,13 +54,15 @@ class PilotLibrary:
     @classmethod
     def from_vectors(cls, groups: Sequence[tuple[str, str, np.ndarray]], encoder: str) -> PilotLibrary:
         """One unit-norm centroid per (domain, expert, base vectors of its queries) group."""
-        centroids = [g.mean(axis=0) for _, _, g in groups]
+        centroids = np.stack([g.mean(axis=0) for _, _, g in groups])
+        units = (centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)).astype(np.float32)
         return cls(
-            vectors=np.stack([c / max(float(np.linalg.norm(c)), 1e-12) for c in centroids]).astype(np.float32),
+            vectors=units,
             experts=tuple(expert for _, expert, _ in groups),
             domains=tuple(domain for domain, _, _ in groups),
             sizes=tuple(len(g) for _, _, g in groups),
             encoder=encoder,
+            quantiles=np.stack([np.percentile(g @ u, PERCENTILES) for (_, _, g), u in zip(groups, units)]).astype(np.float32),
         )
 
     @classmethod
@@ -78,9 +83,23 @@ class PilotLibrary:
 
     def restricted_to(self, experts: Sequence[str]) -> PilotLibrary:
         """The pilots of the given experts only (after an expert was removed from the config)."""
-        keep = [i for i, e in enumerate(self.experts) if e in set(experts)]
+        return self._subset([i for i, e in enumerate(self.experts) if e in set(experts)])
+
+    def without_domain(self, domain: str) -> PilotLibrary:
+        """The pilots of every other domain (a domain left out, as if it had never been configured)."""
+        return self._subset([i for i, d in enumerate(self.domains) if d != domain])
+
+    def _subset(self, keep: list[int]) -> PilotLibrary:
         pick = lambda values: tuple(values[i] for i in keep)  # noqa: E731
-        return PilotLibrary(self.vectors[keep], pick(self.experts), pick(self.domains), pick(self.sizes), self.encoder)
+        return PilotLibrary(self.vectors[keep], pick(self.experts), pick(self.domains), pick(self.sizes), self.encoder,
+                            None if self.quantiles is None else self.quantiles[keep])
+
+    def floors(self, percentile: float) -> np.ndarray | None:
+        """Per pilot, the cosine below which only ``percentile`` % of its own queries fall (None for a
+        library saved before these were recorded)."""
+        if self.quantiles is None:
+            return None
+        return np.array([np.interp(percentile, PERCENTILES, q) for q in self.quantiles], dtype=np.float32)
 
     def describe(self) -> list[dict[str, object]]:
         return [{"expert": e, "domain": d, "queries": n} for e, d, n in zip(self.experts, self.domains, self.sizes)]
@@ -88,7 +107,10 @@ class PilotLibrary:
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
         meta = {"experts": self.experts, "domains": self.domains, "sizes": self.sizes, "encoder": self.encoder}
-        np.savez(buffer, vectors=self.vectors, meta=np.array(json.dumps(meta)))
+        arrays: dict[str, np.ndarray] = {"vectors": self.vectors, "meta": np.array(json.dumps(meta))}
+        if self.quantiles is not None:
+            arrays["quantiles"] = self.quantiles
+        np.savez(buffer, allow_pickle=False, **arrays)
         atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
@@ -97,7 +119,9 @@ class PilotLibrary:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 vectors = data["vectors"].astype(np.float32)
+                quantiles = data["quantiles"].astype(np.float32) if "quantiles" in data.files else None
         except (OSError, ValueError, KeyError) as exc:
             raise IndexCorruptError(f"pilot library {path} is corrupt: {exc}") from exc
-        return cls(vectors, tuple(meta["experts"]), tuple(meta["domains"]), tuple(meta["sizes"]), meta["encoder"])
+        return cls(vectors, tuple(meta["experts"]), tuple(meta["domains"]), tuple(meta["sizes"]), meta["encoder"],
+                   quantiles)
 

