@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.types import Document
-from retriever import Retriever, read_qrels, read_queries
+from retriever import Retriever, read_qrels, read_queries, resolve_location
 from retriever.api import PILOTS_FILE
 from retriever.cli import main
 from retriever.config import DEFAULT_CONFIG, load_settings
@@ -119,3 +119,25 @@ def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_sli
     vector = retriever.embed_queries(["statins and heart disease"], "tiny")
     assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
     retriever.close()
+
+
+def test_train_expert_takes_the_union_of_several_sources(tmp_path: Path, corpus_slice: list[Document],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A multi-task expert: qrels of one BEIR split plus pseudo-queries of two corpora, in one adapter."""
+    for name, docs in (("a", corpus_slice[:10]), ("b", corpus_slice[10:20])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "corpus.jsonl").write_text("".join(
+            json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n" for d in docs))
+    scifact = resolve_location("pkg:retriever/data/scifact-1k")
+    out = tmp_path / "multi"
+    args = ["--data-dir", str(tmp_path), "train-expert", "--name", "multi", "--train", f"{scifact}:train",
+            "--corpus", str(tmp_path / "a"), "--corpus", str(tmp_path / "b"), "--out", str(out), "--max-steps", "1",
+            "--batch-size", "8"]
+    assert main(args) == 0
+    qrels = read_qrels(Path(scifact), "train")
+    judged = sum(1 for q in qrels.values() for score in q.values() if score > 0)
+    assert f"trained multi: {judged + 60} pairs, 1 steps" in capsys.readouterr().out  # 3 sentences per document
+    description = json.loads((out / "training.json").read_text())["description"]
+    assert all(part in description for part in (f"{scifact}:train", str(tmp_path / "a"), str(tmp_path / "b")))
+    assert main(["--data-dir", str(tmp_path), "train-expert", "--name", "none", "--out", str(tmp_path / "none")]) == 2
+    assert "nothing to train on: give --train DATA" in capsys.readouterr().err
