@@ -215,7 +215,8 @@ _READY_CALL: _Call[bool] = _Call("GET", "/ready", _ok)
 
 
 def _route(data: Mapping[str, Any]) -> Route:
-    return Route(experts=tuple(data["experts"]), scores=dict(data["scores"]), forced=bool(data["forced"]))
+    return Route(experts=tuple(data["experts"]), scores=dict(data["scores"]), forced=bool(data["forced"]),
+                 fallback=bool(data.get("fallback", False)))
 
 
 def _result(data: Mapping[str, Any]) -> SearchResult:

@@ -146,10 +146,12 @@ class RouteOut(BaseModel):
     experts: list[str]
     scores: dict[str, float]
     forced: bool
+    fallback: bool = Field(default=False, description="unlike every domain's pilots: sent to the router's fallback expert")
 
     @classmethod
     def of(cls, route: Route) -> RouteOut:
-        return cls(expert=route.expert, experts=list(route.experts), scores=route.scores, forced=route.forced)
+        return cls(expert=route.expert, experts=list(route.experts), scores=route.scores, forced=route.forced,
+                   fallback=route.fallback)
 
 
 class ProvenanceOut(BaseModel):

@@ -114,7 +114,8 @@ def test_batch_equals_single_searches(http: httpx.Client, corpus_slice: list[Doc
 
 def test_forced_expert_fusion_and_ids_only(http: httpx.Client) -> None:
     forced = http.post("/search", json={"query": SRE_QUERY, "expert": "general", "top_k": 2}).json()
-    assert forced["route"] == {"expert": "general", "experts": ["general"], "scores": {}, "forced": True}
+    assert forced["route"] == {"expert": "general", "experts": ["general"], "scores": {}, "forced": True,
+                              "fallback": False}
     fused = http.post("/search", json={"query": SRE_QUERY, "route_top_m": 2, "with_text": False}).json()
     assert fused["route"]["experts"] == ["sre", "general"] and len(fused["hits"]) == 10
     assert all(h["text"] is None and h["title"] for h in fused["hits"])
