@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from eval.significance import paired_randomization_test
@@ -69,3 +70,14 @@ def test_paired_randomization_test():
     assert paired_randomization_test([0.5, 0.2], [0.5, 0.2]) is None  # nothing differs
     with pytest.raises(ValueError, match="same queries"):
         paired_randomization_test([0.1, 0.2], [0.1])
+
+
+def test_randomization_test_agrees_with_scipy_permutation_test():
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(1)
+    a = rng.random(300)
+    b = np.clip(a - 0.02 + rng.normal(0, 0.2, 300), 0, 1)
+    scipy_p = permutation_test((a, b), lambda u, v, axis: np.mean(u - v, axis=axis), permutation_type="samples",
+                               vectorized=True, n_resamples=10_000, random_state=0).pvalue
+    assert paired_randomization_test(a, b) == pytest.approx(scipy_p, abs=0.02)  # Monte Carlo error of 10,000 draws
