@@ -72,7 +72,10 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
             add(_engine_router_label(settings, fallback), "router",
                 {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])} for c in collections},
                 choices)
-    main_router = routers[0].label
+    # the dense list the hybrid rows fuse: the engine router's when the config has pilots (what the engine does),
+    # else the cross-fitted one-centroid-per-domain router
+    engine_label = _engine_router_label(settings, bool(settings.router.fallback))
+    main_router, routed_source = (engine_label, "engine-router") if library is not None else (routers[0].label, routers[0].name)
     for m in range(2, len(experts)):
         if m > top_m:
             break
@@ -86,7 +89,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
                                                       for q in c.table.qids} for c in collections})
     routed = systems[main_router].runs
     if bm25_runs:
-        add(f"hybrid: RRF of BM25 (pyserini) + {routers[0].name} routed dense", "fusion",
+        add(f"hybrid: RRF of BM25 (pyserini) + {routed_source} routed dense", "fusion",
             {c.name: {q: rrf([bm25_runs[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids} for c in collections})
     sparse = {c.name: c.sparse for c in collections}
     add(ENGINE_BM25, "baseline", sparse)
@@ -124,8 +127,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     results = [_result(name, system, collections, experts, oracle_ndcg) for name, system in systems.items()]
     queries = [(c.name, c.table.qids) for c in collections]
     compare_to_best_expert(results, queries)
-    engine_row = next((r for r in results if library is not None and r.system == _engine_router_label(
-        settings, bool(settings.router.fallback))), None)
+    engine_row = next((r for r in results if library is not None and r.system == engine_label), None)
 
     report = Report(
         collections=[CollectionInfo(c.name, c.spec, c.test.name, c.train.name if c.train else None, len(c.test.docs),

@@ -9,8 +9,9 @@ them. Test queries reach a router only as vectors to route.
   wins on them (best nDCG@10; a tie goes to the tied expert best on the domain on average); each
   group's mean base vector is one pilot (`PilotLibrary.from_winners`, shared with the engine). The
   engine's PilotRouter scores an expert by the mean (paper) or max (released code) cosine to its pilots.
-- pilot-domain: the engine's default library (`router.pilots = "domain"`): one centroid per domain,
-  labelled with the domain's best expert on its training queries.
+- pilot-domain: the engine's default library kind (`router.pilots = "domain"`): one centroid per domain,
+  labelled with the domain's best expert on its training queries (cross-fitted; the engine itself labels a
+  domain with its configured expert, evaluated in `eval.domains`).
 - dataset: DatasetRouter. Up to 100 sampled training queries per domain; a query goes to the best
   expert (on training queries) of the domain of its nearest sampled query.
 - knn: the k nearest training queries (cosine) vote for their best expert(s); k is chosen by
@@ -86,7 +87,7 @@ class PilotBaseline(Router):
         self.library_kind = library
         self.name = f"pilot-{aggregate}" if library == "winner" else f"pilot-{library}"
         self.label = {"pilot-mean": "RouterRetriever pilot router (mean)", "pilot-max": "pilot router (max over pilots)",
-                      }.get(self.name, "pilot router, one centroid per domain (engine default)")
+                      }.get(self.name, "pilot router, one centroid per domain (cross-fitted labels)")
 
     def fit(self, data: RoutingData) -> PilotBaseline:
         if self.library_kind == "domain":

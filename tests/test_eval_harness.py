@@ -66,7 +66,7 @@ def test_every_system_is_evaluated_on_the_same_queries(report):
     assert {"BM25 (engine, bm25s)", "hybrid (engine default): RRF of engine BM25 + routed dense",
             "retriever router (kNN per query: BM25 / routed dense / hybrid)"} <= set(names)
     if HAS_BM25:
-        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 (pyserini) + pilot-domain routed dense"} <= set(names)
+        assert {"BM25 (pyserini)", "hybrid: RRF of BM25 (pyserini) + engine-router routed dense"} <= set(names)
     for row in rows(report):
         assert len(row.collections["scifact-mini"].ndcg_per_query) == 16
         assert 0.0 <= row.average["nDCG@10"] <= 1.0
@@ -87,7 +87,7 @@ def test_hybrid_rows_fuse_the_engine_bm25_with_the_routed_dense_list(report):
     assert choice["training_ndcg"]["rrf" if choice["method"] == "rrf" else f"weighted {choice['dense_weight']}"] == best
     hybrid = by_name["hybrid (engine default): RRF of engine BM25 + routed dense"].ndcg_per_query
     sparse = by_name["BM25 (engine, bm25s)"].ndcg_per_query
-    routed = by_name["pilot router, one centroid per domain (engine default)"].ndcg_per_query
+    routed = by_name[report.engine_router].ndcg_per_query
     assert hybrid.keys() == sparse.keys() == routed.keys()
     picked = report.routers["retriever-knn"]["choices"]["scifact-mini"]
     assert sum(picked.values()) == 16 and set(picked) == {"bm25", "dense", "hybrid"}
