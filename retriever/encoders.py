@@ -99,10 +99,10 @@ def check_available(spec: EncoderSpec) -> None:
     location = resolve_location(spec.model)
     if spec.backend == "onnx" and not exports_torch(spec):
         check_model(Path(location), spec.model, spec.pooling)
-        for option, value in (("adapter", spec.adapter), ("quantize", spec.quantize if spec.quantize != "none" else None)):
-            if value:
-                raise ConfigError(f"{option} {value!r} needs a torch (sentence-transformers) model folder to export to ONNX; "
-                                  f"model {spec.model!r} is an ONNX folder already ({location})")
+        if spec.adapter or spec.quantize != "none":
+            option = f"adapter {spec.adapter!r}" if spec.adapter else f"quantize {spec.quantize!r}"
+            raise ConfigError(f"{option} needs a torch (sentence-transformers) model folder to export to ONNX; "
+                              f"model {spec.model!r} is an ONNX folder already ({location})")
         return
     if _looks_like_path(spec.model, location) and not Path(location).is_dir():
         raise ModelNotFoundError(f"model folder not found: {location} (from {spec.model!r})")
