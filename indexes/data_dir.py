@@ -18,13 +18,16 @@ from indexes.sparse_index import SparseConfig, SparseIndex
 from indexes.vector_index import IndexConfig, VectorIndex
 
 SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
+EXPORTS_FOLDER = "onnx"  # ONNX exports of torch models, one folder per key (written by the encoders)
 
 
 class DataDirectory:
     """Owns ``<data_dir>/docs.sqlite``, ``<data_dir>/indexes/<encoder>/`` and ``<data_dir>/indexes/bm25/``;
     experts sharing a document encoder share its index object. ``write_lock`` serialises writes within
     this process; the ``WriterLock`` (``indexes.lock``, taken here unless ``read_only``, or handed over as
-    ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder."""
+    ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder.
+    ``<data_dir>/onnx/`` (``exports``) is no data of its own but a cache of model exports, keyed by their
+    weights and written atomically by whichever process's encoder first needs one, readers included."""
 
     def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None, read_only: bool = False,
                  lock: WriterLock | None = None) -> None:
@@ -51,6 +54,11 @@ class DataDirectory:
                 index.load()
             self._indexes[encoder] = index
         return self._indexes[encoder]
+
+    @property
+    def exports(self) -> Path:
+        """Where ONNX exports of torch models are kept (written by the encoders that need them, not here)."""
+        return self.path / EXPORTS_FOLDER
 
     @property
     def indexes(self) -> dict[str, VectorIndex]:

@@ -22,7 +22,7 @@ from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
 from retriever.encoders import EncoderSpec, encoder
-from retriever.experts import Expert, query_spec
+from retriever.experts import Expert
 from retriever.indexer import Indexer
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
@@ -44,14 +44,14 @@ DENSE = "dense"  # the routed dense list, as a source of hybrid fusion
 RERANK = "rerank"  # the cross-encoder, as a source in provenance
 
 
-def router_spec(settings: Settings) -> EncoderSpec:
+def router_spec(settings: Settings, export_dir: Path | None = None) -> EncoderSpec:
     """The router's base encoder: ``[router] model`` (torch), or by default the first expert's model with its
-    backend and pooling, without adapter or prefix."""
+    backend, pooling and quantization (an export kept in ``export_dir``), without adapter or prefix."""
     if settings.router.model:
         return EncoderSpec(settings.router.model)
     first = settings.experts[0]
     return EncoderSpec(first.model, max_seq_length=first.max_seq_length if first.backend == "onnx" else None,
-                       backend=first.backend, pooling=first.pooling)
+                       backend=first.backend, pooling=first.pooling, quantize=first.quantize, export_dir=export_dir)
 
 
 class Retriever:
@@ -70,7 +70,7 @@ class Retriever:
         except BaseException:
             self._data_dir.close()
             raise
-        self._router = QueryRouter(encoder(router_spec(self.settings), "query"),
+        self._router = QueryRouter(encoder(router_spec(self.settings, self._data_dir.exports), "query"),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
                                    self.settings.router, self.settings.batch_size)
         self._searcher = Searcher(self._data_dir)
@@ -186,7 +186,7 @@ class Retriever:
         return [ExpertInfo(
             name=name, description=e.description, query_encoder=e.query_encoder.identity,
             document_encoder=e.document_encoder.identity,
-            query_fingerprint=query_spec(self.settings.expert(name)).fingerprint, dimension=e.index.dimension,
+            query_fingerprint=e.query_encoder.spec.fingerprint, dimension=e.index.dimension,
             index_documents=e.index.count, index_kind=self.settings.index.kind,
             domains=tuple(d for d, x in zip(library.domains, library.experts) if x == name) if library else (),
             routable=name in routable) for name, e in self._experts.items()]

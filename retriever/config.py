@@ -31,8 +31,9 @@ class _Strict(BaseModel):
 
 
 class ExpertConfig(_Strict):
-    """One domain expert: a sentence-transformers model, optionally with a query-side LoRA adapter, or
-    (``backend = "onnx"``) an ONNX Runtime model folder holding ``model.onnx`` and ``tokenizer.json``."""
+    """One domain expert: a sentence-transformers model, optionally with a query-side LoRA adapter, run by
+    torch or (``backend = "onnx"``) by ONNX Runtime: an ONNX model folder (``model.onnx``, ``tokenizer.json``),
+    or the torch model, adapter merged, exported once (``quantize = "int8"``: with int8 weights)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     model: str
@@ -43,15 +44,18 @@ class ExpertConfig(_Strict):
     document_prefix: str = ""
     max_seq_length: int | None = Field(default=None, gt=0)
     backend: Literal["torch", "onnx"] = Field(
-        default="torch", description="torch: a sentence-transformers model; onnx: a folder with model.onnx and tokenizer.json")
+        default="torch", description="torch: a sentence-transformers model; onnx: a folder with model.onnx and "
+        "tokenizer.json, or a sentence-transformers folder exported to ONNX (with its adapter merged) on first use")
     pooling: Literal["mean", "cls"] | None = Field(
         default=None, description="onnx only: token pooling; default: the folder's 1_Pooling/config.json, else mean")
+    quantize: Literal["none", "int8"] = Field(
+        default="none", description="onnx only, on an exported torch model: int8 weights (dynamic quantization)")
 
     @model_validator(mode="after")
     def _backend_options(self) -> ExpertConfig:
-        if self.backend == "onnx" and self.adapter:
-            raise ValueError(f"expert {self.name!r}: adapter is not supported with backend = \"onnx\" (yet): LoRA adapters "
-                             "are merged into torch weights; drop the adapter or use backend = \"torch\"")
+        if self.backend == "torch" and self.quantize != "none":
+            raise ValueError(f"expert {self.name!r}: quantize is an onnx backend option (it quantizes the ONNX export "
+                             "of a torch model); set backend = \"onnx\" or drop quantize")
         if self.backend == "torch" and self.pooling is not None:
             raise ValueError(f"expert {self.name!r}: pooling is an onnx backend option; a torch (sentence-transformers) "
                              "model pools as its own folder says")

@@ -1,6 +1,8 @@
 """Text encoders: sentence-transformers models loaded by path (optionally with a merged LoRA adapter), or
 ONNX Runtime model folders (``backend = "onnx"``, ``retriever.onnx_encoder``), each loaded once, on first
-use, and shared by every encoder built on it.
+use, and shared by every encoder built on it. On the onnx backend a torch (sentence-transformers) model
+folder, its adapter merged, is exported to ONNX on first use (``retriever.onnx_export``) and kept, by a key
+of its weights, in the spec's ``export_dir`` (a Retriever's: ``<data_dir>/onnx``).
 
 Nothing is downloaded: the hub is switched to offline mode unless the user set ``HF_HUB_OFFLINE``.
 A query or document prefix goes through sentence-transformers' own prompt argument
@@ -15,7 +17,7 @@ import hashlib
 import os
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +29,8 @@ import numpy as np
 
 from core.errors import ConfigError, ModelNotFoundError
 from retriever.locations import resolve_location
-from retriever.onnx_encoder import OnnxEmbedder, Pooling, check_model
+from retriever.onnx_encoder import OnnxEmbedder, Pooling, check_model, check_pipeline, model_file
+from retriever.onnx_export import Quantize, export_key, exported
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -39,7 +42,8 @@ Backend = Literal["torch", "onnx"]
 @dataclass(frozen=True)
 class EncoderSpec:
     """What defines an encoder's output: model, adapter, text prefix, truncation length, and the backend
-    that runs the model (with its pooling, for onnx: None reads it from the model folder)."""
+    that runs the model (for onnx: its pooling, None reading it from the model folder, and the quantization
+    of an exported torch model), plus where such exports are kept (not part of the identity)."""
 
     model: str
     adapter: str | None = None
@@ -47,6 +51,8 @@ class EncoderSpec:
     max_seq_length: int | None = None
     backend: Backend = "torch"
     pooling: Pooling | None = None
+    quantize: Quantize = "none"
+    export_dir: Path | None = None
 
     @property
     def identity(self) -> str:
@@ -63,6 +69,8 @@ class EncoderSpec:
             parts.append(f"backend={self.backend}")
             if self.pooling:
                 parts.append(f"pooling={self.pooling}")
+            if self.quantize != "none":
+                parts.append(f"quantize={self.quantize}")
         return "|".join(parts)
 
     @property
@@ -86,17 +94,45 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
 
 def check_available(spec: EncoderSpec) -> None:
     """Refuse, without loading anything, a model folder or adapter that is not there (a model given by
-    name can only be checked by loading it, on first use). An onnx model must be a folder with its files."""
+    name can only be checked by loading it, on first use). An onnx model must be a folder with its files,
+    or a torch model folder to export (the only kind that takes an adapter or quantization)."""
     location = resolve_location(spec.model)
-    if spec.backend == "onnx":
-        if spec.adapter:
-            raise ConfigError(f"adapter {spec.adapter!r} is not supported with the onnx backend (model {spec.model!r})")
+    if spec.backend == "onnx" and not exports_torch(spec):
         check_model(Path(location), spec.model, spec.pooling)
+        if spec.adapter or spec.quantize != "none":
+            option = f"adapter {spec.adapter!r}" if spec.adapter else f"quantize {spec.quantize!r}"
+            raise ConfigError(f"{option} needs a torch (sentence-transformers) model folder to export to ONNX; "
+                              f"model {spec.model!r} is an ONNX folder already ({location})")
         return
     if _looks_like_path(spec.model, location) and not Path(location).is_dir():
         raise ModelNotFoundError(f"model folder not found: {location} (from {spec.model!r})")
     if spec.adapter and not (Path(resolve_location(spec.adapter)) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"LoRA adapter not found: {spec.adapter} has no adapter_config.json")
+    if spec.backend == "onnx":  # a pipeline the onnx encoder cannot reproduce is refused before exporting
+        check_pipeline(Path(location), spec.pooling)
+
+
+def exports_torch(spec: EncoderSpec) -> bool:
+    """Whether an onnx spec's model is a torch (sentence-transformers) folder, exported on first use."""
+    folder = Path(resolve_location(spec.model))
+    return spec.backend == "onnx" and model_file(folder) is None and (folder / "config.json").is_file()
+
+
+def export_path(spec: EncoderSpec) -> Path:
+    """Where the ONNX export of an onnx spec's torch model is kept: ``<export_dir>/<key>``, the key naming the
+    model, the adapter's weights (``fingerprint``) and the quantization; prefix and truncation do not change it."""
+    if spec.export_dir is None:
+        raise ConfigError(f"model {spec.model!r} is a torch model: the onnx backend exports it to ONNX, and needs an "
+                          "export_dir to keep the export in (a Retriever gives <data_dir>/onnx)")
+    return spec.export_dir / export_key(EncoderSpec(spec.model, spec.adapter).fingerprint, spec.quantize)
+
+
+def onnx_folder(spec: EncoderSpec) -> Path:
+    """The ONNX folder an onnx spec runs: its model folder, or its torch model's export (made on first use)."""
+    folder = Path(resolve_location(spec.model))
+    if not exports_torch(spec):
+        return folder
+    return exported(export_path(spec), folder, lambda: _load(spec.model, spec.adapter, None), spec.quantize)
 
 
 def _looks_like_path(model: str, location: str) -> bool:
@@ -107,15 +143,13 @@ class LoadedModel:
     """One model in memory (a sentence-transformers model, or an ONNX Runtime session and its tokenizer)
     and the lock that serialises calls into it."""
 
-    def __init__(self, model: str, adapter: str | None, max_seq_length: int | None, backend: Backend = "torch",
-                 pooling: Pooling | None = None) -> None:
+    def __init__(self, spec: EncoderSpec) -> None:
         self.model: SentenceTransformer | OnnxEmbedder
-        if backend == "onnx":
-            if adapter:
-                raise ConfigError(f"adapter {adapter!r} is not supported with the onnx backend (model {model!r})")
-            self.model = OnnxEmbedder(Path(resolve_location(model)), model, pooling, max_seq_length)
+        if spec.backend == "onnx":
+            check_available(spec)
+            self.model = OnnxEmbedder(onnx_folder(spec), spec.model, spec.pooling, spec.max_seq_length)
         else:
-            self.model = _load(model, adapter, max_seq_length)
+            self.model = _load(spec.model, spec.adapter, spec.max_seq_length)
         self.lock = threading.Lock()  # torch modules are not safe to call from several threads at once
 
     @property
@@ -137,17 +171,16 @@ class LoadedModel:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-_models: dict[tuple[str, str | None, int | None, Backend, Pooling | None], LoadedModel] = {}
+_models: dict[EncoderSpec, LoadedModel] = {}
 _models_lock = threading.Lock()
 
 
 def loaded_model(spec: EncoderSpec) -> LoadedModel:
-    """The one shared in-memory model of a spec's (model, adapter, truncation, backend, pooling), loaded
-    on first call."""
-    key = (spec.model, spec.adapter, spec.max_seq_length, spec.backend, spec.pooling)
+    """The one shared in-memory model of a spec without its prefix (applied per text), loaded on first call."""
+    key = replace(spec, prefix="")
     with _models_lock:
         if key not in _models:
-            _models[key] = LoadedModel(*key)
+            _models[key] = LoadedModel(key)
         return _models[key]
 
 

