@@ -31,10 +31,9 @@ def engine_routes(settings: Settings, library: PilotLibrary, experts: list[str],
     return router.route(vectors.astype(np.float32))
 
 
-def _ndcg(c: EvalCollection, routes: list[Route]) -> np.ndarray:
-    """Per test query, the nDCG@10 of the expert its route picked."""
-    column = {e: j for j, e in enumerate(c.table.experts)}
-    scores = c.table.scores()
+def _ndcg(scores: np.ndarray, experts: list[str], routes: list[Route]) -> np.ndarray:
+    """Per query, the nDCG@10 (``scores``: queries x ``experts``) of the expert its route picked."""
+    column = {e: j for j, e in enumerate(experts)}
     return np.array([scores[i, column[r.expert]] for i, r in enumerate(routes)])
 
 
@@ -50,11 +49,12 @@ def leave_one_domain_out(settings: Settings, library: PilotLibrary, collections:
             continue
         kept = [e for e in experts if e != domain.expert]
         held_out = library.without_domain(domain.name)
-        base = c.table.scores()[:, experts.index(base_expert)]
-        plain = _ndcg(c, engine_routes(settings, held_out, kept, c.table.vectors, fallback=False))
+        scores = c.table.scores()
+        base = scores[:, c.table.experts.index(base_expert)]
+        plain = _ndcg(scores, c.table.experts, engine_routes(settings, held_out, kept, c.table.vectors, fallback=False))
         guarded_routes = engine_routes(settings, held_out, kept, c.table.vectors, fallback=True)
-        guarded = _ndcg(c, guarded_routes)
-        in_domain = _ndcg(c, engine_routes(settings, library, experts, c.table.vectors, fallback=True))
+        guarded = _ndcg(scores, c.table.experts, guarded_routes)
+        in_domain = _ndcg(scores, c.table.experts, engine_routes(settings, library, experts, c.table.vectors, fallback=True))
         chosen = [r.expert for r in guarded_routes]
         rows.append(HeldOutDomain(
             c.name, domain.name, domain.expert, base_expert, len(c.table.qids), float(base.mean()),

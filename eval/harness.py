@@ -204,13 +204,15 @@ def versus_rows(row: SystemResult, results: list[SystemResult], queries: list[tu
     """``row`` against every single expert and the dataset oracle: average nDCG@10 difference and its paired
     randomization-test p-value (differences averaged per collection)."""
     domains = [name for name, qids in queries for _ in qids]
-
-    def per_query(r: SystemResult) -> list[float]:
-        return [r.collections[name].ndcg_per_query.get(q, 0.0) for name, qids in queries for q in qids]
-
     others = [r for r in results if r.kind == "expert" or r.system == DATASET_ORACLE]
     return [Comparison(o.system, row.average[HEADLINE] - o.average[HEADLINE],
-                       paired_randomization_test(per_query(row), per_query(o), domains), None) for o in others]
+                       paired_randomization_test(_per_query(row, queries), _per_query(o, queries), domains), None)
+            for o in others]
+
+
+def _per_query(row: SystemResult, queries: list[tuple[str, list[str]]]) -> list[float]:
+    """A row's nDCG@10 of every query, collection by collection (0 for a query it did not answer)."""
+    return [row.collections[name].ndcg_per_query.get(q, 0.0) for name, qids in queries for q in qids]
 
 
 def compare_to_best_expert(results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> None:
@@ -223,15 +225,11 @@ def compare_to_best_expert(results: list[SystemResult], queries: list[tuple[str,
     best = max(experts, key=lambda r: r.average[HEADLINE])
     oracle = next((r for r in results if r.system == QUERY_ORACLE), None)
     domains = [name for name, qids in queries for _ in qids]
-
-    def per_query(row: SystemResult) -> list[float]:
-        return [row.collections[name].ndcg_per_query.get(q, 0.0) for name, qids in queries for q in qids]
-
-    base, best_per_query = best.average[HEADLINE], per_query(best)
+    base, best_per_query = best.average[HEADLINE], _per_query(best, queries)
     headroom = oracle.average[HEADLINE] - base if oracle else 0.0
     for row in results:
         delta = row.average[HEADLINE] - base
-        row.vs_best_expert = Comparison(best.system, delta, paired_randomization_test(per_query(row), best_per_query, domains),
+        row.vs_best_expert = Comparison(best.system, delta, paired_randomization_test(_per_query(row, queries), best_per_query, domains),
                                         delta / headroom if headroom > TIE and row.kind != "expert" else None)
 
 
