@@ -163,7 +163,7 @@ def workload(settings: Settings) -> list[str]:
     """The corpus's own queries (real claims) plus the demo's SRE queries, so both experts get traffic."""
     queries = list(DEMO_QUERIES)
     for spec in settings.corpus:
-        folder = Path(resolve_location(spec))
+        folder = Path(resolve_location(spec.path))
         if (folder / "queries.jsonl").is_file():
             queries += list(read_queries(folder).values())
     return queries

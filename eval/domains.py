@@ -10,7 +10,7 @@ import numpy as np
 from eval.protocol import EvalCollection
 from eval.results import HeldOutDomain
 from eval.significance import paired_randomization_test
-from retriever import PilotLibrary, PilotRouter, Route, Settings, domain_queries
+from retriever import PilotLibrary, PilotRouter, Route, Settings, domain_queries, router_identity
 
 
 def config_library(settings: Settings, collections: list[EvalCollection]) -> PilotLibrary | None:
@@ -20,7 +20,7 @@ def config_library(settings: Settings, collections: list[EvalCollection]) -> Pil
         return None
     runs = collections[0].runs
     groups = [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains]
-    return PilotLibrary.from_vectors(groups, settings.router_model)
+    return PilotLibrary.from_vectors(groups, router_identity(settings))
 
 
 def engine_routes(settings: Settings, library: PilotLibrary, experts: list[str], vectors: np.ndarray,

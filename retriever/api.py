@@ -21,8 +21,8 @@ from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
-from retriever.encoders import EncoderSpec, encoder
-from retriever.experts import Expert
+from retriever.encoders import encoder
+from retriever.experts import Expert, router_spec
 from retriever.indexer import Indexer
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
@@ -42,16 +42,6 @@ from retriever.validation import (
 PILOTS_FILE = "pilots.npz"
 DENSE = "dense"  # the routed dense list, as a source of hybrid fusion
 RERANK = "rerank"  # the cross-encoder, as a source in provenance
-
-
-def router_spec(settings: Settings, export_dir: Path | None = None) -> EncoderSpec:
-    """The router's base encoder: ``[router] model`` (torch), or by default the first expert's model with its
-    backend, pooling and quantization (an export kept in ``export_dir``), without adapter or prefix."""
-    if settings.router.model:
-        return EncoderSpec(settings.router.model)
-    first = settings.experts[0]
-    return EncoderSpec(first.model, max_seq_length=first.max_seq_length if first.backend == "onnx" else None,
-                       backend=first.backend, pooling=first.pooling, quantize=first.quantize, export_dir=export_dir)
 
 
 class Retriever:
@@ -285,8 +275,8 @@ class Retriever:
         rankings: dict[str, dict[int, Ranked]] = {}
         for name, rows in positions.items():
             expert = self._experts[name]
-            if base_vectors is not None and expert.query_encoder.shares_model_with(self._router.encoder):
-                vectors = base_vectors[rows]  # the router's pass is this expert's pass
+            if base_vectors is not None and expert.query_encoder.follows(self._router.encoder):
+                vectors = expert.query_encoder.mapped(base_vectors[rows])  # the router's pass is this expert's pass
             else:
                 vectors = expert.query_encoder.encode([queries[i] for i in rows], self.settings.batch_size)
             rankings[name] = dict(zip(rows, self._searcher.dense(expert, vectors, top_k, filters)))

@@ -18,6 +18,7 @@ from core.errors import ConfigError, UnknownExpertError
 from core.types import SPARSE, Mode
 from indexes.sparse_index import SparseConfig
 from indexes.vector_index import IndexConfig
+from retriever.corpus import CorpusSource
 from retriever.fusion import RRF_K, Fusion
 from retriever.locations import split_spec
 from retriever.validation import Limits
@@ -50,6 +51,9 @@ class ExpertConfig(_Strict):
         default=None, description="onnx only: token pooling; default: the folder's 1_Pooling/config.json, else mean")
     quantize: Literal["none", "int8"] = Field(
         default="none", description="onnx only, on an exported torch model: int8 weights (dynamic quantization)")
+    query_map: str | None = Field(
+        default=None, description="a linear map of the query vectors (`retriever train-expert --linear`): a domain "
+        "expert on any model family, the document side and index unchanged")
 
     @model_validator(mode="after")
     def _backend_options(self) -> ExpertConfig:
@@ -94,6 +98,9 @@ class RouterConfig(_Strict):
     """The pilot router: base model for the routing pass, aggregation and default top-m."""
 
     model: str | None = Field(default=None, description="base encoder; default: the first expert's model")
+    expert: str | None = Field(
+        default=None, description="route on this expert's own query pass (its model, prefix and backend, without "
+        "its query map): the experts that only add a query map to it then cost no second pass")
     aggregate: Literal["mean", "max"] = "mean"
     top_m: int = Field(default=1, gt=0)
     pilots: Literal["domain", "winner"] = Field(
@@ -135,7 +142,9 @@ class Settings(_Strict):
     """The whole configuration of one retrieval service."""
 
     data_dir: Path = Path("data")
-    corpus: list[str] = Field(default=[], description="BEIR folders or corpus.jsonl files, loaded together")
+    corpus: list[CorpusSource] = Field(
+        default=[], description="BEIR folders or corpus.jsonl files, loaded together; a table {path, id_prefix} "
+        "prefixes that corpus's document ids (collections whose ids collide)")
     experts: list[ExpertConfig]
     domains: list[DomainConfig] = []
     index: IndexConfig = IndexConfig()
@@ -149,7 +158,9 @@ class Settings(_Strict):
     @field_validator("corpus", mode="before")
     @classmethod
     def _corpus_list(cls, corpus: object) -> object:
-        return [corpus] if isinstance(corpus, str) else corpus
+        """One location or a list; each a location or a ``{path, id_prefix}`` table."""
+        entries = [corpus] if isinstance(corpus, str) else corpus
+        return [{"path": e} if isinstance(e, str) else e for e in entries] if isinstance(entries, list) else entries
 
     @field_validator("experts")
     @classmethod
@@ -172,11 +183,11 @@ class Settings(_Strict):
                 raise ValueError(f"domain {d.name!r} names unknown expert {d.expert!r}")
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback names unknown expert {self.router.fallback!r}")
+        if self.router.expert is not None and self.router.expert not in names:
+            raise ValueError(f"router.expert names unknown expert {self.router.expert!r}")
+        if self.router.expert is not None and self.router.model is not None:
+            raise ValueError("router.model and router.expert both name the routing pass: give one")
         return self
-
-    @property
-    def router_model(self) -> str:
-        return self.router.model or self.experts[0].model
 
     def expert(self, name: str) -> ExpertConfig:
         """The configuration of expert ``name``."""
@@ -205,10 +216,10 @@ def load_settings(path: Path | str | None = None, env: Mapping[str, str] = os.en
         raw["data_dir"] = _relative_to(Path(os.path.expanduser(str(data_dir))), base, path)
     corpus = raw.get("corpus")
     if isinstance(corpus, str | list):
-        raw["corpus"] = [_portable(c, base) if isinstance(c, str) else c for c in ([corpus] if isinstance(corpus, str) else corpus)]
+        raw["corpus"] = [_anchored_corpus(c, base) for c in ([corpus] if isinstance(corpus, str) else corpus)]
     for key in ("experts", "domains"):
         for table in raw.get(key, []) if isinstance(raw.get(key), list) else []:
-            for field in ("model", "adapter", "document_model", "queries", "corpus"):
+            for field in ("model", "adapter", "document_model", "query_map", "queries", "corpus"):
                 if isinstance(table, dict) and isinstance(table.get(field), str) and table[field]:
                     table[field] = _portable(table[field], base)
     if isinstance(raw.get("limits", {}), dict):
@@ -240,6 +251,15 @@ def _relative_to(data_dir: Path, base: Path, config: Path) -> Path:
     if data_dir.is_absolute():
         return data_dir
     return data_dir if config.resolve() == DEFAULT_CONFIG.resolve() else base / data_dir
+
+
+def _anchored_corpus(entry: object, base: Path) -> object:
+    """A corpus entry with its path anchored: a string, or a ``{path, id_prefix}`` table."""
+    if isinstance(entry, str):
+        return _portable(entry, base)
+    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+        return {**entry, "path": _portable(entry["path"], base)}
+    return entry
 
 
 def _portable(spec: str, base: Path) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import CorpusError
@@ -72,10 +72,28 @@ def read_corpus(path: Path) -> list[Document]:
     return docs
 
 
-def read_corpora(specs: Sequence[str]) -> list[Document]:
-    """The documents of several corpora (paths or ``pkg:`` locations), in order; ids unique across all."""
-    docs = [doc for spec in specs for doc in read_corpus(Path(resolve_location(spec)))]
-    check_unique_ids(docs, " + ".join(specs))
+@dataclass(frozen=True)
+class CorpusSource:
+    """One corpus of a configuration: its path (or ``pkg:`` location) and a prefix for its document ids, so
+    collections that number their documents alike (1, 2, ...) can be loaded together."""
+
+    path: str
+    id_prefix: str = ""
+
+
+def read_corpora(specs: Sequence[str | CorpusSource]) -> list[Document]:
+    """The documents of several corpora (paths, ``pkg:`` locations or sources with an id prefix), in order;
+    ids unique across all."""
+    sources = [CorpusSource(s) if isinstance(s, str) else s for s in specs]
+    docs = [replace(doc, id=source.id_prefix + doc.id) if source.id_prefix else doc
+            for source in sources for doc in read_corpus(Path(resolve_location(source.path)))]
+    try:
+        check_unique_ids(docs, " + ".join(s.path for s in sources))
+    except CorpusError as exc:
+        if len(sources) < 2:
+            raise
+        raise CorpusError(f'{exc}; give each corpus its own id prefix: corpus = [{{path = "...", id_prefix = "name/"}}, '
+                          "...]") from exc
     return docs
 
 

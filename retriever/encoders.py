@@ -31,6 +31,7 @@ from core.errors import ConfigError, ModelNotFoundError
 from retriever.locations import resolve_location
 from retriever.onnx_encoder import OnnxEmbedder, Pooling, check_model, check_pipeline, model_file
 from retriever.onnx_export import Quantize, export_key, exported
+from retriever.query_map import check_query_map, load_query_map, map_file
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -53,6 +54,7 @@ class EncoderSpec:
     pooling: Pooling | None = None
     quantize: Quantize = "none"
     export_dir: Path | None = None
+    query_map: str | None = None
 
     @property
     def identity(self) -> str:
@@ -71,19 +73,25 @@ class EncoderSpec:
                 parts.append(f"pooling={self.pooling}")
             if self.quantize != "none":
                 parts.append(f"quantize={self.quantize}")
+        if self.query_map:
+            parts.append(f"query_map={self.query_map}")
         return "|".join(parts)
 
     @property
     def fingerprint(self) -> str:
-        """The identity plus a hash of the adapter's weights: changes when an adapter is retrained in place."""
-        if not self.adapter:
-            return self.identity
-        weights = Path(resolve_location(self.adapter)) / "adapter_model.safetensors"
-        try:
-            stat = weights.stat()
-        except OSError:
-            return f"{self.identity}|weights=missing"
-        return f"{self.identity}|weights={_file_digest(str(weights), stat.st_mtime_ns, stat.st_size)}"
+        """The identity plus a hash of the adapter's and the query map's weights: changes when either is
+        retrained in place."""
+        files = [Path(resolve_location(self.adapter)) / "adapter_model.safetensors"] if self.adapter else []
+        files += [map_file(self.query_map)] if self.query_map else []
+        return "|".join([self.identity, *(f"weights={_weights_digest(f)}" for f in files)])
+
+
+def _weights_digest(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return "missing"
+    return _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=256)
@@ -93,9 +101,11 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> str:
 
 
 def check_available(spec: EncoderSpec) -> None:
-    """Refuse, without loading anything, a model folder or adapter that is not there (a model given by
-    name can only be checked by loading it, on first use). An onnx model must be a folder with its files,
+    """Refuse, without loading anything, a model folder, adapter or query map that is not there (a model given
+    by name can only be checked by loading it, on first use). An onnx model must be a folder with its files,
     or a torch model folder to export (the only kind that takes an adapter or quantization)."""
+    if spec.query_map:
+        check_query_map(spec.query_map)
     location = resolve_location(spec.model)
     if spec.backend == "onnx" and not exports_torch(spec):
         check_model(Path(location), spec.model, spec.pooling)
@@ -176,8 +186,9 @@ _models_lock = threading.Lock()
 
 
 def loaded_model(spec: EncoderSpec) -> LoadedModel:
-    """The one shared in-memory model of a spec without its prefix (applied per text), loaded on first call."""
-    key = replace(spec, prefix="")
+    """The one shared in-memory model of a spec without its prefix and query map (applied per call), loaded
+    on first call."""
+    key = replace(spec, prefix="", query_map=None)
     with _models_lock:
         if key not in _models:
             _models[key] = LoadedModel(key)
@@ -200,16 +211,21 @@ class Encoder:
     def dimension(self) -> int:
         return loaded_model(self.spec).dimension
 
-    def shares_model_with(self, other: Encoder) -> bool:
-        """Whether both give the same vectors for the same text (so one pass serves both)."""
-        return self.spec == other.spec
+    def follows(self, other: Encoder) -> bool:
+        """Whether this encoder's vectors are ``other``'s, after this one's query map if it has one (so
+        ``other``'s pass serves both)."""
+        return other.spec.query_map is None and replace(self.spec, query_map=None) == other.spec
+
+    def mapped(self, vectors: np.ndarray) -> np.ndarray:
+        """This encoder's vectors from those of its model's pass: its query map applied, if any."""
+        return load_query_map(self.spec.query_map).apply(vectors) if self.spec.query_map else vectors
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed ``texts``; returns an (n, dimension) float32 array of unit vectors."""
         loaded = loaded_model(self.spec)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return loaded.embed(list(texts), self.role, self.spec.prefix, batch_size, progress)
+        return self.mapped(loaded.embed(list(texts), self.role, self.spec.prefix, batch_size, progress))
 
 
 @cache

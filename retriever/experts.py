@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexes.data_dir import DataDirectory
 from indexes.vector_index import VectorIndex
-from retriever.config import ExpertConfig
+from retriever.config import ExpertConfig, Settings
 from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
 
 
@@ -36,11 +36,29 @@ class Expert:
                    data_dir.index_for(document_encoder.identity))
 
 
+def router_spec(settings: Settings, export_dir: Path | None = None) -> EncoderSpec:
+    """The router's base encoder: ``[router] model`` (torch), ``[router] expert``'s query encoder without its query
+    map, or by default the first expert's model with its backend, pooling and quantization (an export kept in
+    ``export_dir``), without adapter or prefix."""
+    if settings.router.model:
+        return EncoderSpec(settings.router.model)
+    if settings.router.expert:
+        return replace(query_spec(settings.expert(settings.router.expert), export_dir), query_map=None)
+    first = settings.experts[0]
+    return EncoderSpec(first.model, max_seq_length=first.max_seq_length if first.backend == "onnx" else None,
+                       backend=first.backend, pooling=first.pooling, quantize=first.quantize, export_dir=export_dir)
+
+
+def router_identity(settings: Settings) -> str:
+    """The identity of the router's base encoder (what its pilot vectors and cached query vectors are keyed by)."""
+    return router_spec(settings).identity
+
+
 def query_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderSpec:
-    """The query encoder of an expert: its model, adapter, query prefix and truncation, on its backend
-    (a torch model on the onnx backend is exported into ``export_dir``)."""
+    """The query encoder of an expert: its model, adapter, query prefix, truncation and query map, on its
+    backend (a torch model on the onnx backend is exported into ``export_dir``)."""
     return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length, config.backend,
-                       config.pooling, config.quantize, export_dir)
+                       config.pooling, config.quantize, export_dir, config.query_map)
 
 
 def document_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderSpec:

@@ -13,7 +13,7 @@ import pytest
 import retriever.encoders as encoders
 from retriever.cli import main
 from retriever.config import DEFAULT_CONFIG, load_settings
-from retriever.encoders import EncoderSpec
+from retriever.experts import router_identity
 from retriever.pilots import PilotLibrary
 
 from conftest import copy_small, small_config
@@ -102,7 +102,7 @@ def test_experts_says_the_general_expert_has_no_pilot_and_how_to_reach_it(tmp_pa
     settings = load_settings(DEFAULT_CONFIG, data_dir=tmp_path)
     rng = np.random.default_rng(0)
     groups = [(d.name, d.expert, rng.normal(size=(3, 384))) for d in settings.domains]
-    PilotLibrary.from_vectors(groups, EncoderSpec(settings.router_model).identity).save(tmp_path / "pilots.npz")
+    PilotLibrary.from_vectors(groups, router_identity(settings)).save(tmp_path / "pilots.npz")
     assert main(["--data-dir", str(tmp_path), "experts"]) == 0
     out = capsys.readouterr().out
     general = out.split("general:")[1].split("\nscifact:")[0]

