@@ -17,6 +17,15 @@ if [ ! -f experts-beir5/multitask/adapter_model.safetensors ]; then
     --corpus "$BEIR/cranfield" --corpus "$BEIR/cisi" --corpus "$BEIR/med" --max-steps 1500 --out experts-beir5/multitask
   rm -f experts-beir5/multitask/loss.png
 fi
+# linear query maps over bge-small (another model family: its ONNX graph takes no LoRA): the same pairs as the
+# MiniLM experts, its own vectors cached in data/beir5/cache/vectors
+train_map() { [ -f "experts-beir5/$1/query_map.safetensors" ] || retriever --config configs/beir5.toml train-expert \
+  --name "$1" --linear bge --out "experts-beir5/$1" "${@:2}"; }
+train_map bge-scifact --train "$BEIR/scifact:train"
+for domain in cisi cranfield med arguana; do train_map "bge-$domain" --train "$BEIR/$domain" --from-corpus; done
+train_map bge-multitask --train "$BEIR/scifact:train" --corpus "$BEIR/arguana" --corpus "$BEIR/cranfield" \
+  --corpus "$BEIR/cisi" --corpus "$BEIR/med" --max-steps 500
+rm -f experts-beir5/bge-*/loss.png
 for d in scifact arguana; do retriever data add "$BEIR/$d"; done
 retriever --config configs/beir5.toml eval beir/scifact/test beir/arguana "$BEIR/cranfield" "$BEIR/cisi" "$BEIR/med" \
   --out runs/eval/results/beir5 --check "$@"
