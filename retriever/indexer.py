@@ -13,7 +13,7 @@ import numpy as np
 
 from core.types import SPARSE, Document
 from indexes.data_dir import SPARSE_FOLDER, DataDirectory
-from indexes.vector_index import VectorIndex
+from indexes.sharded_index import DenseIndex
 from retriever.encoders import Encoder
 from retriever.experts import Expert
 from retriever.validation import check_unique_ids
@@ -26,9 +26,9 @@ class Indexer:
         self.data_dir = data_dir
         self.batch_size = batch_size
         unique = {e.document_encoder.identity: (e.document_encoder, e.index) for e in experts}
-        self.indexes: list[tuple[Encoder, VectorIndex]] = list(unique.values())
+        self.indexes: list[tuple[Encoder, DenseIndex]] = list(unique.values())
 
-    def missing(self) -> list[tuple[Encoder, VectorIndex]]:
+    def missing(self) -> list[tuple[Encoder, DenseIndex]]:
         """Vector indexes that have not been built for the documents in the store."""
         return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
 
