@@ -33,6 +33,7 @@ def flat_contents(data_dir: Path, model: str) -> tuple[np.ndarray, np.ndarray]:
     folder = data_dir / "indexes" / folder_name(model)
     manifest = json.loads((folder / MANIFEST).read_text())
     index = faiss.read_index(str(folder / manifest["file"]))
+    assert isinstance(index, faiss.IndexIDMap2)
     inner = faiss.downcast_index(index.index)
     return inner.reconstruct_n(0, inner.ntotal), faiss.vector_to_array(index.id_map).astype(np.int64)
 
