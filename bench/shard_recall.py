@@ -1,7 +1,8 @@
 """Recall@10 of sharded approximate indexes (HNSW, IVF-PQ) against exact flat search, on real vectors: the
 flat index of a built data directory (every document vector with its key) and the test queries of a BEIR
 folder, encoded by that index's model. For each kind and shard count: recall@10 of the merged top-10
-against the flat top-10, and milliseconds per query (all queries in one batch).
+against the flat top-10, milliseconds per query (all queries in one batch), and the saved index files'
+size per document (scaled to a million documents).
 
     python bench/shard_recall.py --data-dir DIR --queries ../shared/data/beir/scifact [--shards 1 2 4]
 
@@ -55,18 +56,20 @@ def main() -> None:
     exact.build(vectors, ids)
     truth = exact.search(queries, K)[1]
     print(f"{len(ids)} documents, {len(queries)} queries; recall@{K} against exact flat search\n")
-    print("| kind | shards | recall@10 | ms/query |\n|---|---|---|---|")
+    print("| kind | shards | recall@10 | ms/query | MB per 1M documents |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("flat", "hnsw", "ivfpq"):
             for shards in args.shards:
                 config = IndexConfig(kind=kind, shards=shards)
-                index = ShardedIndex(Path(tmp), args.model, config) if shards > 1 else \
-                    VectorIndex(Path(tmp), args.model, config)
+                folder = Path(tmp) / f"{kind}-{shards}"
+                index = ShardedIndex(folder, args.model, config) if shards > 1 else VectorIndex(folder, args.model, config)
                 index.build(vectors, ids)
                 start = time.perf_counter()
                 found = index.search(queries, K)[1]
                 ms = 1000 * (time.perf_counter() - start) / len(queries)
-                print(f"| {index.form} | {shards} | {recall(found, truth):.4f} | {ms:.3f} |")
+                index.save()
+                per_million = sum(f.stat().st_size for f in folder.rglob("*.faiss")) / len(ids)
+                print(f"| {index.form} | {shards} | {recall(found, truth):.4f} | {ms:.3f} | {per_million:,.0f} |")
 
 
 if __name__ == "__main__":
