@@ -18,7 +18,7 @@ from retriever.api import Retriever
 from retriever.cli.common import command, settings
 from retriever.config import DEFAULT_CONFIG
 from retriever.corpus import read_corpora
-from retriever.ray_cluster import ray_cluster
+from retriever.ray_cluster import import_ray, ray_cluster
 from retriever.ray_encoding import RayEncoding
 
 SHOWN = 10  # ids listed when --reset would remove documents
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise RetrieverError("--reset re-encodes everything already: use --reset or --rebuild, not both")
     if args.reset and not corpus_specs:
         raise ConfigError(_no_corpus(args, "--reset re-reads the corpus, but none is configured"))
+    if args.ray is not None:
+        import_ray()  # without the extra: refused before anything is opened
     with WriterLock.acquire(config.data_dir, command=_command(args)) as lock:  # before anything is read or wiped
         corpus: list[Document] | None = None
         if args.reset:
