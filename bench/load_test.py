@@ -1,12 +1,15 @@
 """Load test of the REST service on loopback, against the Python retriever called directly, in one run.
 
-    python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D]
+    python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D] [--ray 1 2]
 
 Builds missing indexes of the configured corpus, starts ``python -m service.cli serve`` on 127.0.0.1
 over the same data, drives ``POST /search`` with N concurrent clients (one keep-alive connection each)
 for the duration, then searches in-process from N threads for the same duration, through the same
 ``QueryBatcher`` the service uses (so the ratio is the HTTP layer's cost). Prints
-throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. Exits 1 on errors.
+throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. ``--ray N ...``
+adds, between the two, the same app on Ray Serve (a local Ray cluster of this process, N read-only
+replicas of one CPU each, ``service.ray_serve``) and its ratios to the single-process service. Exits 1 on
+errors.
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from retriever import QueryBatcher, Retriever, Settings, load_settings, read_corpora, read_queries, resolve_location
+from retriever import (
+    QueryBatcher,
+    Retriever,
+    Settings,
+    import_ray,
+    load_settings,
+    read_corpora,
+    read_queries,
+    resolve_location,
+)
 from retriever.cli.demo import DEMO_QUERIES
 
 HOST = "127.0.0.1"  # loopback only, by design
@@ -145,10 +157,32 @@ def service(config: Path | None, data_dir: Path) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+@contextmanager
+def ray_service(settings: Settings, replicas: int) -> Iterator[str]:
+    """The same app on Ray Serve (``replicas`` read-only replicas) on a free loopback port, once ready; Ray
+    must be initialised."""
+    from service.app import ServiceConfig
+    from service.ray_serve import DEPLOYMENT, serve_application
+
+    serve = import_ray("ray.serve")
+    with closing(socket.socket()) as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    serve.start(http_options={"host": HOST, "port": port})
+    try:
+        scaled = settings.model_copy(update={"ray": settings.ray.model_copy(update={"replicas": replicas})})
+        serve.run(serve_application(scaled, ServiceConfig(), read_only=True), name=DEPLOYMENT, route_prefix="/")
+        url = f"http://{HOST}:{port}"
+        wait_ready(url)
+        yield url
+    finally:
+        serve.shutdown()
+
+
+def wait_ready(url: str, process: subprocess.Popen | None = None, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise SystemExit(f"service exited with status {process.returncode}")
         try:
             if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
@@ -176,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per phase")
     parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--ray", type=int, nargs="*", default=[], metavar="REPLICAS",
+                        help="also measure the app on Ray Serve with these replica counts")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION_S:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --duration 0..{MAX_DURATION_S} seconds")
@@ -188,18 +224,33 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.duration:.0f} s per phase, top_k={args.top_k}")
     with service(args.config, settings.data_dir) as url:
         http = measure("service", args.clients, args.duration, http_caller(url, args.top_k), queries)
+    on_ray = []
+    if args.ray:
+        ray = import_ray()
+        ray.init(log_to_driver=False)
+        try:
+            for replicas in args.ray:
+                with ray_service(settings, replicas) as url:
+                    on_ray.append(measure(f"ray x{replicas}", args.clients, args.duration, http_caller(url, args.top_k),
+                                          queries))
+        finally:
+            ray.shutdown()
     batcher = QueryBatcher(retriever)
     direct = measure("direct", args.clients, args.duration, direct_caller(batcher, args.top_k), queries)
     batcher.close()
     retriever.close()
 
     print(f"{'mode':<8} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    print(http.row())
-    print(direct.row())
+    for phase in (http, *on_ray, direct):
+        print(phase.row())
     print(f"service overhead: throughput x{direct.throughput / http.throughput:.2f} lower, "
           f"p50 latency x{http.percentile(50) / direct.percentile(50):.2f}, "
           f"p99 latency x{http.percentile(99) / direct.percentile(99):.2f} (service / direct)")
-    return 1 if http.errors or direct.errors else 0
+    for phase in on_ray:
+        print(f"{phase.name} overhead: throughput x{http.throughput / phase.throughput:.2f} lower, "
+              f"p50 latency x{phase.percentile(50) / http.percentile(50):.2f}, "
+              f"p99 latency x{phase.percentile(99) / http.percentile(99):.2f} (Ray Serve / service)")
+    return 1 if any(phase.errors for phase in (http, *on_ray, direct)) else 0
 
 
 if __name__ == "__main__":

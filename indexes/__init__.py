@@ -6,6 +6,7 @@ Depends only on ``core`` (types and errors); the engine (``retriever``) depends 
 from indexes.data_dir import DataDirectory
 from indexes.document_store import DocumentStore
 from indexes.lock import WriterLock
+from indexes.sharded_index import ShardedIndex
 from indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
 
-__all__ = ["DataDirectory", "DocumentStore", "IndexConfig", "IndexManifest", "VectorIndex", "WriterLock"]
+__all__ = ["DataDirectory", "DocumentStore", "IndexConfig", "IndexManifest", "ShardedIndex", "VectorIndex", "WriterLock"]

@@ -14,8 +14,9 @@ from core.errors import ReadOnlyError
 from indexes.consistency import IndexGap, KeyedIndex, compare
 from indexes.document_store import DocumentStore
 from indexes.lock import LOCK_FILE, WriterLock
+from indexes.sharded_index import DenseIndex, open_index
 from indexes.sparse_index import SparseConfig, SparseIndex
-from indexes.vector_index import IndexConfig, VectorIndex
+from indexes.vector_index import IndexConfig
 
 SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
 EXPORTS_FOLDER = "onnx"  # ONNX exports of torch models, one folder per key (written by the encoders)
@@ -40,19 +41,17 @@ class DataDirectory:
         except BaseException:
             self.release()
             raise
-        self._indexes: dict[str, VectorIndex] = {}
+        self._indexes: dict[str, DenseIndex] = {}
         self.sparse = SparseIndex(path / "indexes" / SPARSE_FOLDER, sparse or SparseConfig())
         if self.sparse.exists:
             self.sparse.load()
         self.write_lock = threading.RLock()
 
-    def index_for(self, encoder: str) -> VectorIndex:
-        """The index of a document encoder, loaded from disk when it exists there."""
+    def index_for(self, encoder: str) -> DenseIndex:
+        """The index of a document encoder (sharded when ``[index] shards`` > 1), loaded from disk when it
+        exists there."""
         if encoder not in self._indexes:
-            index = VectorIndex(self.path / "indexes" / folder_name(encoder), encoder, self.config)
-            if index.exists:
-                index.load()
-            self._indexes[encoder] = index
+            self._indexes[encoder] = open_index(self.path / "indexes" / folder_name(encoder), encoder, self.config)
         return self._indexes[encoder]
 
     @property
@@ -61,7 +60,7 @@ class DataDirectory:
         return self.path / EXPORTS_FOLDER
 
     @property
-    def indexes(self) -> dict[str, VectorIndex]:
+    def indexes(self) -> dict[str, DenseIndex]:
         return dict(self._indexes)
 
     @property

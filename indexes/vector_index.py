@@ -48,6 +48,7 @@ class IndexConfig(BaseModel):
     ivf_nprobe: int = Field(default=16, gt=0)
     pq_m: int = Field(default=16, gt=0)
     pq_refine: bool = True
+    shards: int = Field(default=1, ge=1, description="1 = one index; N = N shards by a hash of the document key")
 
 
 class IndexManifest(BaseModel):
@@ -151,26 +152,31 @@ class VectorIndex:
 
     def save(self) -> IndexManifest:
         """Persist atomically: new index file first, then the manifest that points at it."""
+        old = self._read_manifest().file if self.exists else None
+        manifest = self.write_file()
+        atomic_write_bytes(self.folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
+        if old and old != manifest.file:
+            (self.folder / old).unlink(missing_ok=True)
+        return manifest
+
+    def write_file(self) -> IndexManifest:
+        """Write the index file (atomically, named by its hash) and return the manifest that would commit it;
+        nothing is committed until a manifest naming it replaces the old one (``save``, or a sharded index's)."""
         with self._lock:
             if self._index is None:
                 raise IndexNotBuiltError(f"index {self.folder} has nothing to save: build it first")
             data = faiss.serialize_index(self._index).tobytes()
+            form, count = self.form, self.count
         digest = hashlib.sha256(data).hexdigest()
         name = f"index-{digest[:12]}.faiss"
-        manifest = IndexManifest(
-            encoder=self.encoder, dimension=int(self.dimension or 0), kind=self.config.kind, form=self.form,
-            count=self.count, file=name, sha256=digest,
-        )
-        old = self._read_manifest().file if self.exists else None
         atomic_write_bytes(self.folder / name, data)
-        atomic_write_bytes(self.folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
-        if old and old != name:
-            (self.folder / old).unlink(missing_ok=True)
-        return manifest
+        return IndexManifest(encoder=self.encoder, dimension=int(self.dimension or 0), kind=self.config.kind, form=form,
+                             count=count, file=name, sha256=digest)
 
-    def load(self) -> IndexManifest:
-        """Load from disk, refusing an index of another encoder/dimension/kind or a corrupt file."""
-        manifest = self._read_manifest()
+    def load(self, manifest: IndexManifest | None = None) -> IndexManifest:
+        """Load from disk (the file ``manifest`` names, by default the folder's own manifest's), refusing an
+        index of another encoder/dimension/kind or a corrupt file."""
+        manifest = manifest or self._read_manifest()
         expected = {"encoder": self.encoder, "kind": self.config.kind}
         found = {k: getattr(manifest, k) for k in expected}
         if found != expected:

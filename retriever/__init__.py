@@ -36,6 +36,7 @@ from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
 from retriever.pilot_building import domain_queries
 from retriever.pilots import PilotLibrary
+from retriever.ray_cluster import import_ray, ray_cluster
 from retriever.router import PilotRouter
 from retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
 
@@ -55,7 +56,7 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "DEFAULT_MEASURES", "HEADLINE", "NOT_BLANK_PATTERN", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "domain_queries", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "router_identity", "split_spec",
-    "valid_metadata", "weighted_fusion", *_TRAINING,
+    "valid_metadata", "weighted_fusion", "import_ray", "ray_cluster", *_TRAINING,
 ]
 
 

@@ -23,7 +23,7 @@ from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
 from retriever.encoders import encoder
 from retriever.experts import Expert, router_spec
-from retriever.indexer import Indexer
+from retriever.indexer import DocumentEncoding, Indexer
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
 from retriever.reranker import cross_encoder
@@ -138,10 +138,12 @@ class Retriever:
         """Number of documents in the store."""
         return len(self._data_dir.docs)
 
-    def build(self, corpus: Sequence[Document] | None = None, progress: bool = True) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, encode every missing index, and build the pilot library
-        if domains are configured and none is saved. Returns documents encoded per document encoder."""
-        built = self._indexer.build(corpus, progress)
+    def build(self, corpus: Sequence[Document] | None = None, progress: bool = True,
+              encode: DocumentEncoding | None = None) -> dict[str, int]:
+        """Load ``corpus`` into an empty store, encode every missing index (with ``encode``, e.g. on a Ray
+        cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
+        configured and none is saved. Returns documents encoded per document encoder."""
+        built = self._indexer.build(corpus, progress, encode)
         if self.settings.domains and not (self.settings.data_dir / PILOTS_FILE).is_file():
             self.rebuild_pilots()
         self._gaps = None

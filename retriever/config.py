@@ -138,6 +138,17 @@ class RerankConfig(_Strict):
     max_length: int = Field(default=512, gt=0, description="tokens per (query, document) pair")
 
 
+class RayConfig(_Strict):
+    """Running on a Ray cluster (``[ray]``; the ``[ray]`` extra): ``retriever build --ray`` and ``serve --ray``."""
+
+    actors: int = Field(default=2, gt=0, description="encoding actors of a build, each holding one loaded model")
+    actor_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each encoding actor")
+    rows_per_batch: int = Field(default=256, gt=0, description="documents Ray hands an actor at a time (the model "
+                                "encodes them in batches of the top-level batch_size)")
+    replicas: int = Field(default=1, gt=0, description="service replicas of `serve --ray` (more than one: read-only)")
+    replica_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each service replica")
+
+
 class Settings(_Strict):
     """The whole configuration of one retrieval service."""
 
@@ -153,6 +164,7 @@ class Settings(_Strict):
     sparse: SparseConfig = SparseConfig()
     rerank: RerankConfig = RerankConfig()
     limits: Limits = Limits()
+    ray: RayConfig = RayConfig()
     batch_size: int = Field(default=32, gt=0)
 
     @field_validator("corpus", mode="before")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from indexes.data_dir import DataDirectory
-from indexes.vector_index import VectorIndex
+from indexes.sharded_index import DenseIndex
 from retriever.config import ExpertConfig, Settings
 from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
 
@@ -24,7 +24,7 @@ class Expert:
     description: str
     query_encoder: Encoder
     document_encoder: Encoder
-    index: VectorIndex
+    index: DenseIndex
 
     @classmethod
     def from_config(cls, config: ExpertConfig, data_dir: DataDirectory) -> Expert:

@@ -7,16 +7,20 @@ unindexed document.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from core.types import SPARSE, Document
 from indexes.data_dir import SPARSE_FOLDER, DataDirectory
-from indexes.vector_index import VectorIndex
+from indexes.sharded_index import DenseIndex
 from retriever.encoders import Encoder
 from retriever.experts import Expert
 from retriever.validation import check_unique_ids
+
+# how a build encodes the whole store for one document encoder: in this process (``Encoder.encode``), or
+# elsewhere with the same result (``retriever.ray_encoding``); takes the texts and the progress flag
+DocumentEncoding = Callable[[Encoder, list[str], bool], np.ndarray]
 
 
 class Indexer:
@@ -26,16 +30,18 @@ class Indexer:
         self.data_dir = data_dir
         self.batch_size = batch_size
         unique = {e.document_encoder.identity: (e.document_encoder, e.index) for e in experts}
-        self.indexes: list[tuple[Encoder, VectorIndex]] = list(unique.values())
+        self.indexes: list[tuple[Encoder, DenseIndex]] = list(unique.values())
 
-    def missing(self) -> list[tuple[Encoder, VectorIndex]]:
+    def missing(self) -> list[tuple[Encoder, DenseIndex]]:
         """Vector indexes that have not been built for the documents in the store."""
         return [(e, i) for e, i in self.indexes if not i.exists] if len(self.data_dir.docs) else []
 
-    def build(self, corpus: Sequence[Document] | None, progress: bool) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, encode the store into every missing vector index, build the
-        BM25 index if it is missing, then re-index the documents a built index lacks (``repair``). Returns
-        documents indexed per index (``bm25`` for BM25)."""
+    def build(self, corpus: Sequence[Document] | None, progress: bool,
+              encode: DocumentEncoding | None = None) -> dict[str, int]:
+        """Load ``corpus`` into an empty store, encode the store into every missing vector index (with
+        ``encode``, by default in this process), build the BM25 index if it is missing, then re-index the
+        documents a built index lacks (``repair``). Returns documents indexed per index (``bm25`` for BM25)."""
+        encode = encode or self._encode_here
         self.data_dir.check_writable()
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
@@ -50,7 +56,7 @@ class Indexer:
             texts = [d.content for _, batch in chunks for d in batch]
             iids = np.asarray([i for ids, _ in chunks for i in ids])
             for encoder, index in missing:
-                index.build(encoder.encode(texts, self.batch_size, progress), iids)
+                index.build(encode(encoder, texts, progress), iids)
                 index.save()
                 built[encoder.identity] = len(iids)
             if not sparse.exists:
@@ -60,6 +66,9 @@ class Indexer:
         for name, count in self.repair(progress).items():
             built[name] = built.get(name, 0) + count
         return built
+
+    def _encode_here(self, encoder: Encoder, texts: list[str], progress: bool) -> np.ndarray:
+        return encoder.encode(texts, self.batch_size, progress)
 
     def repair(self, progress: bool = False) -> dict[str, int]:
         """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and

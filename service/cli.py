@@ -4,9 +4,10 @@ entry point group, so the engine's CLI does not import the service)."""
 from __future__ import annotations
 
 import argparse
+import threading
 from collections.abc import Callable
 
-from retriever import WriterLock, load_settings
+from retriever import Settings, WriterLock, import_ray, load_settings, ray_cluster
 
 
 def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -19,6 +20,9 @@ def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.Ar
     serve.add_argument("--read-only", action="store_true",
                        help="serve searches without the data directory's writer lock (beside its one writer); "
                             "writes answer 405. It serves the indexes as loaded at startup")
+    serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                       help="serve on a Ray cluster through Ray Serve ([ray] replicas; the [ray] extra): ADDRESS as "
+                            "ray.init takes it ('auto': the cluster `ray start` runs here), none: a local one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from service.app import ServiceConfig, create_app
 
     settings = load_settings(args.config, data_dir=args.data_dir)
+    if args.ray is not None:
+        return _run_on_ray(args, settings)
     lock = None if args.read_only else WriterLock.acquire(
         settings.data_dir, command=f"retriever serve --host {args.host} --port {args.port}")
     try:
@@ -37,4 +43,26 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             lock.release()
+    return 0
+
+
+def _run_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve through Ray Serve's HTTP proxy on ``--host``/``--port`` until interrupted (the replicas take the
+    writer lock themselves, or serve read-only: ``service.ray_serve``)."""
+    from service.app import ServiceConfig
+    from service.ray_serve import DEPLOYMENT, serve_application
+
+    serve = import_ray("ray.serve")
+    with ray_cluster(args.ray):
+        serve.start(http_options={"host": args.host, "port": args.port})
+        try:
+            serve.run(serve_application(settings, ServiceConfig.from_env(), args.read_only), name=DEPLOYMENT,
+                      route_prefix="/")
+            print(f"serving on http://{args.host}:{args.port} through Ray Serve ({settings.ray.replicas} replicas); "
+                  "Ctrl-C stops", flush=True)
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            serve.shutdown()
     return 0

@@ -5,6 +5,7 @@ model loads; `retriever experts` says which experts the router cannot reach and 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,17 @@ def test_build_without_a_corpus_says_how_to_configure_one(tmp_path: Path, capsys
     err = capsys.readouterr().err
     assert "holds no documents and no corpus is configured: set `corpus = " in err
     assert str(config) in err and "--corpus DIR|corpus.jsonl" in err
+
+
+def test_ray_flags_without_ray_say_which_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """``build --ray`` where Ray is not installed: refused before the data directory is opened or created."""
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the [ray] extra imports
+    config = small_config(tmp_path)
+    assert main(["--config", str(config), "build", "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --ray needs ray") and "pip install 'router-retriever[ray]'" in err
+    assert not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("flags, message", [

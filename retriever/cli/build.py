@@ -1,6 +1,7 @@
 """``retriever build``: load the configured corpus into an empty store, encode every missing index and
-re-encode the documents a built index lacks. ``--rebuild`` re-encodes every index from the store (never
-losing a document); ``--reset`` re-reads the corpus, and first lists what that would remove."""
+re-encode the documents a built index lacks (``--ray``: the encoding on a Ray cluster). ``--rebuild``
+re-encodes every index from the store (never losing a document); ``--reset`` re-reads the corpus, and
+first lists what that would remove."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from retriever.api import Retriever
 from retriever.cli.common import command, settings
 from retriever.config import DEFAULT_CONFIG
 from retriever.corpus import read_corpora
+from retriever.ray_cluster import import_ray, ray_cluster
+from retriever.ray_encoding import RayEncoding
 
 SHOWN = 10  # ids listed when --reset would remove documents
 
@@ -33,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "them, if documents the corpus lacks (or holds differently) would be removed")
     parser.add_argument("--discard-added", action="store_true",
                         help="with --reset: remove those documents too")
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="encode on a Ray cluster ([ray] actors, one model each; the [ray] extra): ADDRESS as "
+                             "ray.init takes it ('auto': the cluster `ray start` runs here), none: a local one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise RetrieverError("--reset re-encodes everything already: use --reset or --rebuild, not both")
     if args.reset and not corpus_specs:
         raise ConfigError(_no_corpus(args, "--reset re-reads the corpus, but none is configured"))
+    if args.ray is not None:
+        import_ray()  # without the extra: refused before anything is opened
     with WriterLock.acquire(config.data_dir, command=_command(args)) as lock:  # before anything is read or wiped
         corpus: list[Document] | None = None
         if args.reset:
@@ -69,7 +77,11 @@ def run(args: argparse.Namespace) -> int:
                       f"re-encoding the {missing} that have none")
             if args.rebuild:
                 print(f"re-encoding the {count} documents in the store into every index")
-            built = retriever.build(corpus)
+            if args.ray is None:
+                built = retriever.build(corpus)
+            else:
+                with ray_cluster(args.ray):
+                    built = retriever.build(corpus, encode=RayEncoding(config.ray, config.batch_size))
             for encoder, encoded in built.items():
                 print(f"encoded {encoded} documents into the index of {encoder}")
             print(f"{retriever.count()} documents in {config.data_dir}; indexes up to date")

@@ -1,0 +1,161 @@
+"""One document encoder's index split into N shards, each a ``VectorIndex`` in its own folder, searched in
+parallel and merged to one top-k (``[index] shards = N``; 1 keeps the single unsharded index).
+
+A document's shard is fixed by a stable hash (BLAKE2b) of its store key, the int64 id every index is keyed
+by: ``add`` and ``remove`` go to the owning shard only. (The index layer never sees string ids: an index is
+written before the store rows that name its keys, so a key is all there is when a vector arrives.)
+
+Layout: ``shards.json`` plus ``shard-000/ ... shard-<N-1>/``, each holding ``index-<sha12>.faiss`` files.
+``save`` writes every shard's file atomically, then replaces ``shards.json`` (each shard's file, checksum
+and count): that manifest is the one commit point of the whole shard set, so a crash leaves the previous
+complete set in force; files it no longer names are removed after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from core.errors import IndexCorruptError, IndexMismatchError
+from indexes.atomic import atomic_write_bytes
+from indexes.vector_index import MANIFEST, REBUILD, IndexConfig, IndexManifest, VectorIndex
+
+SHARDS_MANIFEST = "shards.json"
+FORMAT_VERSION = 1
+MISSING_SCORE = np.finfo(np.float32).min  # FAISS's score for an empty inner-product slot
+
+
+class ShardsManifest(BaseModel):
+    """The committed shard set: one index manifest per shard, in shard order."""
+
+    format_version: int = FORMAT_VERSION
+    encoder: str
+    kind: str
+    shards: list[IndexManifest]
+
+
+class ShardedIndex:
+    """Vectors of one document encoder in ``config.shards`` FAISS shards, keyed by the store's int64 ids."""
+
+    def __init__(self, folder: Path, encoder: str, config: IndexConfig) -> None:
+        self.folder = folder
+        self.encoder = encoder
+        self.config = config
+        self.shards = [VectorIndex(folder / f"shard-{i:03d}", encoder, config) for i in range(config.shards)]
+        self._pool = ThreadPoolExecutor(max_workers=config.shards, thread_name_prefix="shard")
+
+    @property
+    def exists(self) -> bool:
+        return (self.folder / SHARDS_MANIFEST).is_file()
+
+    @property
+    def dimension(self) -> int | None:
+        return next((s.dimension for s in self.shards if s.dimension is not None), None)
+
+    @property
+    def count(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    @property
+    def is_empty(self) -> bool:
+        return all(s.is_empty for s in self.shards)
+
+    @property
+    def form(self) -> str:
+        """The shards' forms ("flat", or "exact+ivfpq" while only some IVF-PQ shards hold enough to train)."""
+        return "+".join(sorted({s.form for s in self.shards}))
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Replace every shard with a fresh one over its part of ``vectors`` (call ``save`` to persist)."""
+        for shard, rows in zip(self.shards, _split(ids, len(self.shards))):
+            shard.build(vectors[rows], ids[rows])
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add each vector to the shard that owns its id (a shard given none is still built, empty)."""
+        for shard, rows in zip(self.shards, _split(ids, len(self.shards))):
+            if len(rows) or shard.count == 0:
+                shard.add(vectors[rows], ids[rows])
+
+    def remove(self, ids: list[int]) -> int:
+        """Remove ids from their owning shards; returns how many were removed (HNSW: none)."""
+        keys = np.asarray(ids, dtype=np.int64)
+        return sum(shard.remove(keys[rows].tolist()) for shard, rows in zip(self.shards, _split(keys, len(self.shards)))
+                   if len(rows))
+
+    def ids(self) -> np.ndarray:
+        """Every id any shard holds a vector for."""
+        return np.concatenate([s.ids() for s in self.shards])
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, ids) per query vector over every shard (searched in parallel, FAISS releasing the
+        GIL), merged by score, ties by id; missing slots have id -1."""
+        k = min(k, self.count)
+        parts = list(self._pool.map(lambda shard: shard.search(vectors, k), [s for s in self.shards if s.count]))
+        if not parts:
+            n = len(vectors)
+            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
+        scores = np.hstack([p[0] for p in parts])
+        ids = np.hstack([p[1] for p in parts])
+        scores = np.where(ids < 0, MISSING_SCORE, scores)
+        order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=-1)[:, :k]
+        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def save(self) -> ShardsManifest:
+        """Persist atomically: every shard's file, then ``shards.json`` naming them all; then old files go."""
+        manifest = ShardsManifest(encoder=self.encoder, kind=self.config.kind,
+                                  shards=[shard.write_file() for shard in self.shards])
+        atomic_write_bytes(self.folder / SHARDS_MANIFEST, manifest.model_dump_json(indent=2).encode())
+        for shard, committed in zip(self.shards, manifest.shards):
+            for old in shard.folder.glob("index-*.faiss"):
+                if old.name != committed.file:
+                    old.unlink(missing_ok=True)
+        return manifest
+
+    def load(self) -> ShardsManifest:
+        """Load every shard the manifest names, refusing another shard count, encoder or kind, or a corrupt file."""
+        path = self.folder / SHARDS_MANIFEST
+        try:
+            manifest = ShardsManifest(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, ValidationError, TypeError) as exc:
+            raise IndexCorruptError(f"shard manifest {path} is corrupt: {exc}; {REBUILD}") from exc
+        if len(manifest.shards) != len(self.shards):
+            raise IndexMismatchError(f"index in {self.folder} has {len(manifest.shards)} shards, config wants "
+                                     f"shards = {len(self.shards)}; {REBUILD}")
+        for shard, committed in zip(self.shards, manifest.shards):
+            shard.load(committed)
+        return manifest
+
+
+DenseIndex = VectorIndex | ShardedIndex
+
+
+def open_index(folder: Path, encoder: str, config: IndexConfig) -> DenseIndex:
+    """The index of ``folder`` as ``config`` lays it out (sharded when ``shards`` > 1), loaded when it exists;
+    a folder laid out the other way is refused."""
+    index: DenseIndex = ShardedIndex(folder, encoder, config) if config.shards > 1 else VectorIndex(folder, encoder, config)
+    other = MANIFEST if config.shards > 1 else SHARDS_MANIFEST
+    if (folder / other).is_file():
+        found = "a single unsharded index" if config.shards > 1 else "a sharded index"
+        raise IndexMismatchError(f"index in {folder} is {found}, config wants shards = {config.shards}; {REBUILD}")
+    if index.exists:
+        index.load()
+    return index
+
+
+def shard_of(ids: np.ndarray, shards: int) -> np.ndarray:
+    """The owning shard of each int64 id: BLAKE2b (8 bytes) of its little-endian bytes, modulo ``shards``
+    (the same on every machine and run, unlike Python's salted ``hash``)."""
+    keys = np.asarray(ids, dtype="<i8")
+    return np.fromiter((int.from_bytes(hashlib.blake2b(key.tobytes(), digest_size=8).digest(), "little") % shards
+                        for key in keys), dtype=np.int64, count=len(keys))
+
+
+def _split(ids: np.ndarray, shards: int) -> list[np.ndarray]:
+    """Row numbers of ``ids`` per owning shard, in their order."""
+    owners = shard_of(ids, shards)
+    return [np.flatnonzero(owners == i) for i in range(shards)]

