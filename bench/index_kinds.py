@@ -16,7 +16,7 @@ Two vector sets:
   vectors' dimension, queried with --synthetic-queries vectors drawn from the same mixture. Flat latency
   is also measured on the first --flat-sizes vectors of it (the mixture is drawn up to the largest).
 
-    python bench/index_kinds.py [--corpora runs/eval/corpora] [--config configs/beir5.toml]
+    python -u bench/index_kinds.py [--corpora runs/eval/corpora] [--config configs/beir5.toml]
         [--experts general,bge] [--sets real,synthetic] [--synthetic-size 1000000] [--threads 2]
 """
 
@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,9 +194,9 @@ def recall_at_k(ids: np.ndarray, truth: np.ndarray) -> float:
     return float((ids[:, :, None] == truth[:, None, :]).any(axis=2).sum(axis=1).mean() / truth.shape[1])
 
 
-def measure(vs: VectorSet, configs: list[IndexConfig], single: int, workdir: Path) -> list[Row]:
-    """Every configuration on one set (flat first: its batch answer is the exact top-k)."""
-    rows: list[Row] = []
+def measure(vs: VectorSet, configs: list[IndexConfig], single: int, workdir: Path) -> Iterator[Row]:
+    """Every configuration on one set, one row each as it is measured (flat first: its batch answer is the
+    exact top-k)."""
     built: dict[IndexConfig, tuple[Path, float, int]] = {}
     truth = np.zeros((0, K), dtype=np.int64)
     for config in tqdm(configs, desc=vs.name, unit="config"):
@@ -213,8 +213,7 @@ def measure(vs: VectorSet, configs: list[IndexConfig], single: int, workdir: Pat
         qps = len(vs.queries) / (time.perf_counter() - start)
         if config.kind == "flat":
             truth = ids
-        rows.append(Row(config.kind, params(config), form, build_s, size / 2**20, recall_at_k(ids, truth), p50, p95, qps))
-    return rows
+        yield Row(config.kind, params(config), form, build_s, size / 2**20, recall_at_k(ids, truth), p50, p95, qps)
 
 
 def flat_scaling(documents: np.ndarray, queries: np.ndarray, sizes: Iterable[int], single: int) -> list[tuple[int, float, float, float]]:
@@ -230,15 +229,16 @@ def flat_scaling(documents: np.ndarray, queries: np.ndarray, sizes: Iterable[int
     return out
 
 
-def print_rows(vs: VectorSet, rows: list[Row], single: int) -> None:
+def report(vs: VectorSet, configs: list[IndexConfig], single: int, workdir: Path) -> None:
+    """Print one set's table, each row as soon as it is measured."""
     print(f"\n### {vs.name}: {vs.description}")
     print(f"(single-query latency over {min(single, len(vs.queries))} queries; throughput: one batch of "
           f"{len(vs.queries)})\n")
     print("| kind | parameters | form | build s | size MiB | recall@10 | p50 ms | p95 ms | batch q/s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r.kind} | {r.params} | {r.form} | {r.build_s:.1f} | {r.size_mb:.1f} | {r.recall:.3f} | "
-              f"{r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.qps:,.0f} |")
+    for r in measure(vs, configs, single, workdir):
+        tqdm.write(f"| {r.kind} | {r.params} | {r.form} | {r.build_s:.1f} | {r.size_mb:.1f} | {r.recall:.3f} | "
+                   f"{r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.qps:,.0f} |")
 
 
 def ints(text: str) -> list[int]:
@@ -275,7 +275,7 @@ def main() -> None:
         if "real" in sets:
             settings = load_settings(args.config)
             for vs in real_sets(args.corpora, settings, args.experts.split(","), args.queries_per_collection, args.seed):
-                print_rows(vs, measure(vs, configs, args.single, Path(tmp)), args.single)
+                report(vs, configs, args.single, Path(tmp))
         if "synthetic" in sets:
             documents, queries = synthetic_vectors(max([args.synthetic_size, *args.flat_sizes]), args.synthetic_queries,
                                                    args.dim, args.clusters, args.noise, args.seed)
@@ -283,7 +283,7 @@ def main() -> None:
                            f"SYNTHETIC: {args.synthetic_size:,} unit vectors, {args.dim}-d, a Gaussian mixture of "
                            f"{args.clusters} centres (noise {args.noise}, seed {args.seed}); {len(queries):,} queries "
                            "from the same mixture")
-            print_rows(vs, measure(vs, configs, args.single, Path(tmp)), args.single)
+            report(vs, configs, args.single, Path(tmp))
             print(f"\n### flat (exact) latency by corpus size, on the synthetic mixture ({len(queries)} queries)\n")
             print("| vectors | p50 ms | p95 ms | batch q/s |")
             print("|---|---|---|---|")
