@@ -12,8 +12,8 @@ Two vector sets:
   by ``retriever eval`` over configs/beir5.toml), pooled over its collections, one set per expert named by
   --experts (its document encoder), queried with the collections' real test queries encoded by that
   expert's query encoder (a seeded sample of at most --queries-per-collection per collection);
-- synthetic: --synthetic-size unit vectors of a seeded Gaussian mixture (--clusters centres) of the real
-  vectors' dimension, queried with --synthetic-queries vectors drawn from the same mixture. Flat latency
+- synthetic: --synthetic-size unit vectors of a seeded Gaussian mixture (--clusters centres) of --dim
+  dimensions (384, as the real vectors), queried with --synthetic-queries vectors drawn from the same mixture. Flat latency
   is also measured on the first --flat-sizes vectors of it (the mixture is drawn up to the largest).
 
     python -u bench/index_kinds.py [--corpora runs/eval/corpora] [--config configs/beir5.toml]
@@ -150,6 +150,7 @@ def build_key(config: IndexConfig) -> IndexConfig:
 
 
 def params(config: IndexConfig) -> str:
+    """The parameters of a configuration that matter for its kind, as a table cell."""
     if config.kind == "hnsw":
         return f"M={config.hnsw_m} efC={config.hnsw_ef_construction} efSearch={config.hnsw_ef_search}"
     if config.kind == "ivfpq":
@@ -242,6 +243,7 @@ def report(vs: VectorSet, configs: list[IndexConfig], single: int, workdir: Path
 
 
 def ints(text: str) -> list[int]:
+    """A comma-separated list of integers (an argparse type)."""
     return [int(x) for x in text.split(",") if x]
 
 
