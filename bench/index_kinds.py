@@ -13,8 +13,9 @@ Two vector sets:
   --experts (its document encoder), queried with the collections' real test queries encoded by that
   expert's query encoder (a seeded sample of at most --queries-per-collection per collection);
 - synthetic: --synthetic-size unit vectors of a seeded Gaussian mixture (--clusters centres) of --dim
-  dimensions (384, as the real vectors), queried with --synthetic-queries vectors drawn from the same mixture. Flat latency
-  is also measured on the first --flat-sizes vectors of it (the mixture is drawn up to the largest).
+  dimensions (384, as the real vectors), queried with --synthetic-queries vectors drawn from the same
+  mixture. Flat latency is also measured on the first --flat-sizes vectors of it (the mixture is drawn up
+  to the largest).
 
     python -u bench/index_kinds.py [--corpora runs/eval/corpora] [--config configs/beir5.toml]
         [--experts general,bge] [--sets real,synthetic] [--synthetic-size 1000000] [--threads 2]
