@@ -36,17 +36,19 @@ REBUILD = "re-encode it from the documents in the store: `retriever build --rebu
 
 
 class IndexConfig(BaseModel):
-    """FAISS index kind and its parameters (exact inner product by default); the ``[index]`` config table."""
+    """FAISS index kind and its parameters (exact inner product by default); the ``[index]`` config table.
+    The HNSW and IVF-PQ defaults give recall@10 >= 0.98 against flat on 17,750 real 384-d document vectors
+    (README, "Index kinds"; ``bench/index_kinds.py``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
     hnsw_m: int = Field(default=32, gt=1)
     hnsw_ef_construction: int = Field(default=200, gt=0)
-    hnsw_ef_search: int = Field(default=128, gt=0)
+    hnsw_ef_search: int = Field(default=64, gt=0)
     ivf_nlist: int = Field(default=0, ge=0, description="0 = 4*sqrt(n) clusters")
-    ivf_nprobe: int = Field(default=16, gt=0)
-    pq_m: int = Field(default=16, gt=0)
+    ivf_nprobe: int = Field(default=64, gt=0)
+    pq_m: int = Field(default=64, gt=0, description="sub-quantisers; must divide the dimension")
     pq_refine: bool = True
     shards: int = Field(default=1, ge=1, description="1 = one index; N = N shards by a hash of the document key")
 
