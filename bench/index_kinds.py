@@ -38,7 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
-from retriever import Settings, load_settings, read_queries
+from retriever import Settings, load_settings, read_queries, resolve_location
 from retriever.encoders import encoder
 from retriever.experts import document_spec, query_spec
 
@@ -95,8 +95,8 @@ def test_queries(settings: Settings, per_collection: int, seed: int) -> list[str
     """A seeded sample of at most ``per_collection`` test queries of each configured corpus."""
     rng = np.random.default_rng(seed)
     texts: list[str] = []
-    for folder in settings.corpus:
-        queries = list(read_queries(Path(folder), "test").values())
+    for source in settings.corpus:
+        queries = list(read_queries(Path(resolve_location(source.path)), "test").values())
         chosen = rng.choice(len(queries), size=min(per_collection, len(queries)), replace=False)
         texts += [queries[i] for i in sorted(chosen)]
     return texts
