@@ -8,10 +8,11 @@ model, the index, the searches) is its own. Ours: one ``general`` expert, exact 
 ``mode="dense"`` (one expert, no pilots: no router pass); its build also writes the SQLite document store
 and the BM25 index, which it always builds. txtai: ``Embeddings(path=<model folder>, content=True)`` (its
 default transformers mean pooling, normalized; content in SQLite, as ours keeps it) on faiss forced to
-``IDMap,Flat`` (exact; its default turns to IVF above 5,000 rows). ``--int8`` adds ours on the onnx
-backend, int8 (its export counts as load time).
+``IDMap,Flat`` (exact; its default turns to IVF above 5,000 rows). Left alone, txtai reads up to the
+tokenizer's 512 tokens per text and ours the model's ``max_seq_length`` (256): ``--max-length`` sets both.
+``--int8`` adds ours on the onnx backend, int8 (its export counts as load time).
 
-    python bench/txtai_compare.py [--docs N] [--threads 1] [--batch 32] [--int8] [--repeat 1]
+    python bench/txtai_compare.py [--docs N] [--max-length 256] [--threads 1] [--batch 32] [--int8] [--repeat 1]
 
 ``--docs N`` keeps the first N documents and the test queries with a relevant document among them.
 Needs the ``[bench]`` extra (txtai); ``--int8`` the ``[onnx]`` one.
@@ -86,9 +87,10 @@ def workload(folder: Path, docs: int | None) -> tuple[list[Document], dict[str, 
     return corpus, {qid: text for qid, text in read_queries(folder, "test").items() if qid in qrels}, qrels
 
 
-def ours(data_dir: Path, options: dict[str, Any]) -> Engine:
+def ours(data_dir: Path, options: dict[str, Any], max_length: int | None) -> Engine:
     """This engine with one expert on the model, loaded (and for onnx exported) before returning."""
-    settings = Settings(data_dir=data_dir, experts=[ExpertConfig(name="general", model=MODEL, **options)],
+    expert = ExpertConfig(name="general", model=MODEL, max_seq_length=max_length, **options)
+    settings = Settings(data_dir=data_dir, experts=[expert],
                         search=SearchConfig(mode="dense"))
     retriever = Retriever(settings)
     retriever.embed_documents(["warm-up"], "general")
@@ -101,12 +103,12 @@ def ours(data_dir: Path, options: dict[str, Any]) -> Engine:
                   search=lambda query: search_batch([query])[0], search_batch=search_batch)
 
 
-def txtai() -> Engine:
+def txtai(max_length: int | None) -> Engine:
     """txtai ``Embeddings`` on the same model folder, exact faiss, content stored; the model loads here."""
     from txtai import Embeddings
 
     embeddings = Embeddings(path=resolve_location(MODEL), content=True, backend="faiss",
-                            faiss={"components": "IDMap,Flat"})
+                            faiss={"components": "IDMap,Flat"}, maxlength=max_length)
 
     def ranking(results: Sequence[dict[str, Any]]) -> Ranking:
         return {r["id"]: float(r["score"]) for r in results}
@@ -129,7 +131,7 @@ def percentiles_ms(seconds: Sequence[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def measure(name: str, folder: Path, docs: int | None, threads: int, batch: int) -> Figures:
+def measure(name: str, folder: Path, docs: int | None, threads: int, batch: int, max_length: int | None) -> Figures:
     """Load, build, search and score one engine in this process."""
     import faiss
     import torch
@@ -140,7 +142,7 @@ def measure(name: str, folder: Path, docs: int | None, threads: int, batch: int)
     corpus, queries, qrels = workload(folder, docs)
     texts = list(queries.values())
     with tempfile.TemporaryDirectory() as data_dir:
-        make = txtai if name == "txtai" else partial(ours, Path(data_dir), ENGINES[name])
+        make = partial(txtai, max_length) if name == "txtai" else partial(ours, Path(data_dir), ENGINES[name], max_length)
         engine, load_s, _ = timed(make)
         _, build_s, build_cpu_s = timed(partial(engine.build, corpus))
         for query in texts[:WARM_UP]:
@@ -160,7 +162,8 @@ def measure(name: str, folder: Path, docs: int | None, threads: int, batch: int)
 def in_subprocess(name: str, args: argparse.Namespace) -> Figures:
     """``measure`` of one engine in a fresh interpreter (its own peak RSS), read back as JSON."""
     command = [sys.executable, __file__, "--engine", name, "--threads", str(args.threads), "--batch", str(args.batch),
-               "--data", str(args.data)] + (["--docs", str(args.docs)] if args.docs else [])
+               "--data", str(args.data)]
+    command += [f"{option}={value}" for option, value in {"--docs": args.docs, "--max-length": args.max_length}.items() if value]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -193,16 +196,19 @@ def main() -> None:
     parser.add_argument("--docs", type=int, help="only the first DOCS documents (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch, faiss and ONNX Runtime threads, the same for all")
     parser.add_argument("--batch", type=int, default=32, help="queries per batch search")
+    parser.add_argument("--max-length", type=int, help="tokens read per text by both engines (default: each its own: "
+                        "ours the model's max_seq_length, 256; txtai the tokenizer's model_max_length, 512)")
     parser.add_argument("--int8", action="store_true", help="also ours on the onnx backend, int8")
     parser.add_argument("--repeat", type=int, default=1, help="rounds, the engines' order reversed every other round; "
                         "each figure's median is printed after the rounds")
     parser.add_argument("--engine", choices=list(ENGINES), help=argparse.SUPPRESS)  # the subprocess's one engine
     args = parser.parse_args()
     if args.engine:
-        print(json.dumps(asdict(measure(args.engine, args.data, args.docs, args.threads, args.batch))))
+        print(json.dumps(asdict(measure(args.engine, args.data, args.docs, args.threads, args.batch, args.max_length))))
         return
     corpus, queries, _ = workload(args.data, args.docs)
-    print(f"{MODEL} on {args.data.name}: {len(corpus)} documents, {len(queries)} test queries; {args.threads} thread(s), "
+    print(f"{MODEL} on {args.data.name}: {len(corpus)} documents, {len(queries)} test queries; max length "
+          f"{args.max_length or 'each engine its own'}; {args.threads} thread(s), "
           f"batch {args.batch}, top {TOP_K}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     order = [name for name in ENGINES if args.int8 or name != "ours int8"]
     rounds = []
