@@ -182,7 +182,8 @@ def _result(name: str, system: System, collections: list[EvalCollection], expert
         if system.choices is not None:
             chosen = system.choices[c.name]
             col = {e: j for j, e in enumerate(experts)}
-            got = np.array([c.table.scores()[i, col[e]] for i, e in enumerate(chosen)])
+            table = c.table.scores()
+            got = np.array([table[i, col[e]] for i, e in enumerate(chosen)])
             entry.oracle_agreement = float(np.mean(got >= oracle_ndcg[c.name] - TIE))
             entry.choices = dict(zip(c.table.qids, chosen))
             entry.chosen_counts = {e: chosen.count(e) for e in experts}

@@ -214,10 +214,15 @@ class ExpertTable:
     runs: dict[str, Run]
     per_query: dict[str, dict[str, dict[str, float]]]  # expert -> qid -> measure -> value
     vectors: np.ndarray  # base-model query vectors, rows in qids order
+    _scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def scores(self, measure: str = HEADLINE) -> np.ndarray:
-        """(queries, experts) array of one measure."""
-        return np.array([[self.per_query[e][q][measure] for e in self.experts] for q in self.qids])
+        """(queries, experts) array of one measure (built once per measure)."""
+        if measure not in self._scores:
+            table = np.array([[self.per_query[e][q][measure] for e in self.experts] for q in self.qids])
+            table.flags.writeable = False  # shared by every caller
+            self._scores[measure] = table
+        return self._scores[measure]
 
 
 def expert_table(runs: CorpusRuns, collection: str, split: str, queries: dict[str, str],
