@@ -220,12 +220,7 @@ def train_query_adapter(
                 queries = [pairs[i].query for i in batch.tolist()]
                 q = F.normalize(st(st.preprocess(queries))["sentence_embedding"], dim=-1)
                 loss = _contrastive_loss(q, queries, targets[batch], doc_emb, positives, negatives, scale)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                report.steps += 1
-                report.losses.append(round(loss.item(), 5))
+                _step(loss, optimizer, schedule, report)
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
             report.epochs_completed = epoch + 1
@@ -290,12 +285,7 @@ def train_query_map(
                 break
             loss = _contrastive_loss(mapped(query_emb[batch]), [pairs[i].query for i in batch.tolist()], targets[batch],
                                      doc_emb, positives, "all", scale)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            report.steps += 1
-            report.losses.append(round(loss.item(), 5))
+            _step(loss, optimizer, schedule, report)
         report.epochs_completed += 1
     report.complete = True
     report.wall_time_s = round(time.perf_counter() - started, 2)
@@ -393,6 +383,17 @@ def _warmup_linear(total_steps: int, warmup_fraction: float = 0.1):
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return factor
+
+
+def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+          report: TrainingReport) -> None:
+    """One optimisation step on ``loss``, counted (with the loss) in the report."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    report.steps += 1
+    report.losses.append(round(loss.item(), 5))
 
 
 def _contrastive_loss(
