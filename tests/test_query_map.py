@@ -89,7 +89,7 @@ def test_linear_needs_a_configured_expert_without_a_map(tmp_path: Path, small_bu
     config = copy_small(small_built, tmp_path / "engine")
     corpus = small_config(tmp_path / "corpus", corpus_slice[:10]).parent / "corpus.jsonl"
     done = _cli(config, "train-expert", "--name", "x", "--linear", "nope", "--train", str(corpus), "--from-corpus")
-    assert done.returncode != 0 and "'nope' is not a configured expert; configured: general" in done.stderr
+    assert done.returncode != 0 and "--linear: unknown expert 'nope'; configured: general" in done.stderr
     assert "Traceback" not in done.stderr
 
 

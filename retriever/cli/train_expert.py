@@ -113,10 +113,10 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
     from retriever.training import encode_cached, train_query_map
 
     config = settings(args)
-    base = next((e for e in config.experts if e.name == args.linear), None)
-    if base is None:
-        raise UnknownExpertError(f"--linear {args.linear!r} is not a configured expert; configured: "
-                                 f"{', '.join(e.name for e in config.experts)}")
+    try:
+        base = config.expert(args.linear)
+    except UnknownExpertError as exc:
+        raise UnknownExpertError(f"--linear: {exc}") from exc
     if base.query_map:
         raise RetrieverError(f"expert {base.name!r} has a query map already; train on an expert without one")
     exports, cache = config.data_dir / EXPORTS_FOLDER, config.data_dir / "cache" / "vectors"
