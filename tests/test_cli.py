@@ -4,6 +4,7 @@ model loads; `retriever experts` says which experts the router cannot reach and 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -129,3 +130,23 @@ def _empty_corpus(folder: Path) -> Path:
     path = folder / "empty.jsonl"
     path.write_text("")
     return path
+
+
+def test_demo_builds_with_every_build_option_at_its_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`retriever demo` builds first through `build.run`: it must hand over every option build reads (a
+    build option added without the demo knowing of it once broke `retriever demo`)."""
+    from retriever.cli import build
+
+    seen: dict[str, object] = {}
+
+    def fake_build(args: object) -> int:
+        seen.update(vars(args))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(build, "run", fake_build)
+    with pytest.raises(SystemExit):
+        main(["--data-dir", str(tmp_path / "demo"), "demo"])
+    parser = argparse.ArgumentParser()
+    build._add_options(parser)
+    assert {k: seen[k] for k in vars(parser.parse_args([]))} == vars(parser.parse_args([]))
+    assert seen["data_dir"] == tmp_path / "demo"

@@ -25,8 +25,19 @@ SHOWN = 10  # ids listed when --reset would remove documents
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = command(sub, "build", run, "load the corpus into an empty store, encode every missing index and "
-                     "re-encode documents an index lacks")
+    _add_options(command(sub, "build", run, "load the corpus into an empty store, encode every missing index and "
+                         "re-encode documents an index lacks"))
+
+
+def with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` of another command (its config and data directory) plus every build option at its default:
+    how a command that builds as part of its work (``demo``) calls ``run``."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_options(parser)
+    return argparse.Namespace(**{**vars(parser.parse_args([])), **vars(args)})
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", help="BEIR folder or corpus.jsonl (default: the config's corpus)")
     parser.add_argument("--rebuild", action="store_true",
                         help="re-encode every index from the documents in the store (after a corrupt or mismatched "

@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = settings(args)
     print(f"demo data directory: {config.data_dir} (experts: {', '.join(e.name for e in config.experts)})")
-    build.run(argparse.Namespace(**{**vars(args), "corpus": None, "rebuild": False, "reset": False,
-                                    "discard_added": False}))
+    build.run(build.with_defaults(args))
     print("\nThe demo corpus holds science abstracts (SciFact) and PostgreSQL documentation; it has no Kubernetes "
           "documents, so the SRE question's hits show what the SRE encoder finds without them.")
     with open_retriever(args, read_only=True) as retriever:
