@@ -32,15 +32,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
 from indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
-from retriever import Settings, load_settings, read_queries, resolve_location
-from retriever.encoders import encoder
-from retriever.experts import document_spec, query_spec
+
+if TYPE_CHECKING:  # the engine (encoders, config) is imported by the real sets alone: the synthetic one needs FAISS
+    from retriever import Settings
 
 K = 10
 DEFAULTS = IndexConfig()
@@ -93,6 +94,8 @@ def cached_documents(corpora: Path, encoder_identity: str) -> tuple[np.ndarray, 
 
 def test_queries(settings: Settings, per_collection: int, seed: int) -> list[str]:
     """A seeded sample of at most ``per_collection`` test queries of each configured corpus."""
+    from retriever import read_queries, resolve_location
+
     rng = np.random.default_rng(seed)
     texts: list[str] = []
     for source in settings.corpus:
@@ -104,6 +107,9 @@ def test_queries(settings: Settings, per_collection: int, seed: int) -> list[str
 
 def real_sets(corpora: Path, settings: Settings, experts: list[str], per_collection: int, seed: int) -> list[VectorSet]:
     """One set per expert: its document encoder's cached vectors and the real test queries it encodes."""
+    from retriever.encoders import encoder
+    from retriever.experts import document_spec, query_spec
+
     texts = test_queries(settings, per_collection, seed)
     sets = []
     for name in experts:
@@ -137,17 +143,19 @@ def synthetic_vectors(n: int, n_queries: int, dim: int, clusters: int, noise: fl
     return mixture(n, centres, noise, rng), mixture(n_queries, centres, noise, rng)
 
 
-def sweep(ef_search: list[int], nprobe: list[int], pq_m: list[int]) -> list[IndexConfig]:
-    """Flat, HNSW at each efSearch, IVF-PQ of each pq_m without and with exact refinement at each nprobe."""
-    return ([IndexConfig(kind="flat")]
-            + [IndexConfig(kind="hnsw", hnsw_ef_search=ef) for ef in ef_search]
-            + [IndexConfig(kind="ivfpq", pq_m=m, ivf_nprobe=p, pq_refine=refine)
-               for m in pq_m for refine in (False, True) for p in nprobe])
+def sweep(kinds: list[str], ef_search: list[int], nprobe: list[int], pq_m: list[int], refine: list[int]) -> list[IndexConfig]:
+    """Flat (always: the reference), HNSW at each efSearch, IVF-PQ of each pq_m at each nprobe without
+    refinement (refine factor 0) or re-ranking that many x k candidates exactly."""
+    ivfpq = [IndexConfig(kind="ivfpq", pq_m=m, ivf_nprobe=p, pq_refine=r > 0, pq_refine_factor=max(r, 1))
+             for m in pq_m for r in refine for p in nprobe]
+    return ([IndexConfig(kind="flat")] + [IndexConfig(kind="hnsw", hnsw_ef_search=ef) for ef in ef_search] * ("hnsw" in kinds)
+            + ivfpq * ("ivfpq" in kinds))
 
 
 def build_key(config: IndexConfig) -> IndexConfig:
     """The configuration with its search-time knobs at their defaults: configs sharing it share one build."""
-    return config.model_copy(update={"hnsw_ef_search": DEFAULTS.hnsw_ef_search, "ivf_nprobe": DEFAULTS.ivf_nprobe})
+    return config.model_copy(update={"hnsw_ef_search": DEFAULTS.hnsw_ef_search, "ivf_nprobe": DEFAULTS.ivf_nprobe,
+                                     "pq_refine_factor": DEFAULTS.pq_refine_factor})
 
 
 def params(config: IndexConfig) -> str:
@@ -156,7 +164,8 @@ def params(config: IndexConfig) -> str:
         return f"M={config.hnsw_m} efC={config.hnsw_ef_construction} efSearch={config.hnsw_ef_search}"
     if config.kind == "ivfpq":
         nlist = config.ivf_nlist or "4*sqrt(n)"
-        return f"nlist={nlist} pq_m={config.pq_m} nprobe={config.ivf_nprobe} refine={config.pq_refine}"
+        refine = f"{config.pq_refine_factor}x" if config.pq_refine else "no"
+        return f"nlist={nlist} pq_m={config.pq_m} nprobe={config.ivf_nprobe} refine={refine}"
     return ""
 
 
@@ -264,6 +273,8 @@ def main() -> None:
     parser.add_argument("--ef-search", type=ints, default=[16, 32, 64, 128, 256])
     parser.add_argument("--nprobe", type=ints, default=[8, 16, 32, 64, 128])
     parser.add_argument("--pq-m", type=ints, default=[16, 32, 64], help="IVF-PQ sub-quantisers (each divides the dimension)")
+    parser.add_argument("--kinds", default="hnsw,ivfpq", help="index kinds measured beside flat")
+    parser.add_argument("--refine", type=ints, default=[0, 4], help="IVF-PQ refine factors: 0 = none, F = F x k re-ranked")
     parser.add_argument("--single", type=int, default=300, help="queries timed one at a time")
     parser.add_argument("--threads", type=int, default=2, help="FAISS OpenMP threads (the cores are shared)")
     parser.add_argument("--seed", type=int, default=0)
@@ -271,11 +282,13 @@ def main() -> None:
 
     faiss.omp_set_num_threads(args.threads)
     sets = args.sets.split(",")
-    configs = sweep(args.ef_search, args.nprobe, args.pq_m)
+    configs = sweep(args.kinds.split(","), args.ef_search, args.nprobe, args.pq_m, args.refine)
     print(f"# index kinds, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} CPUs, {args.threads} FAISS "
           f"threads, faiss {faiss.__version__}, k={K}; recall@10 against the flat index")
     with tempfile.TemporaryDirectory(prefix="index-kinds-") as tmp:
         if "real" in sets:
+            from retriever import load_settings
+
             settings = load_settings(args.config)
             for vs in real_sets(args.corpora, settings, args.experts.split(","), args.queries_per_collection, args.seed):
                 report(vs, configs, args.single, Path(tmp))

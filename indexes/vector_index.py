@@ -50,6 +50,7 @@ class IndexConfig(BaseModel):
     ivf_nprobe: int = Field(default=64, gt=0)
     pq_m: int = Field(default=64, gt=0, description="sub-quantisers; must divide the dimension")
     pq_refine: bool = True
+    pq_refine_factor: int = Field(default=64, gt=0, description="refined IVF-PQ: re-rank this many x top_k candidates")
     shards: int = Field(default=1, ge=1, description="1 = one index; N = N shards by a hash of the document key")
 
 
@@ -240,10 +241,10 @@ def _new_index(config: IndexConfig, dim: int, n: int) -> faiss.Index:
 
 
 def _apply_search_params(index: faiss.Index, config: IndexConfig) -> None:
-    """Set query-time knobs (efSearch, nprobe) on the index or the one it wraps."""
+    """Set query-time knobs (efSearch, nprobe, the refinement depth) on the index or the one it wraps."""
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
     if isinstance(inner, faiss.IndexRefine):
-        inner.k_factor = 4
+        inner.k_factor = config.pq_refine_factor
         inner = faiss.downcast_index(inner.base_index)
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = config.hnsw_ef_search
