@@ -98,12 +98,18 @@ class QueryRouter:
         router = self._pilot_router()
         if router is None:
             if len(self.experts) > 1:
-                raise ConfigError("no pilot library: configure [[domains]] and run `retriever build` "
-                                  "(or `retriever pilots build`), or name an expert")
+                raise ConfigError(self._no_library())
             only = self.experts[0]
             return [Route(experts=(only,), scores={only: 1.0}) for _ in queries], None
         vectors = self.encoder.encode(queries, batch_size=self.batch_size)
         return router.route(vectors, top_m), vectors
+
+    def _no_library(self) -> str:
+        if self.pilots_path.is_file():
+            return (f"the pilot library {self.pilots_path} was embedded by {PilotLibrary.load(self.pilots_path).encoder!r}, "
+                    f"not by the router's encoder {self.encoder.identity!r}: run `retriever build` (or `retriever pilots "
+                    "build`), or name an expert")
+        return "no pilot library: configure [[domains]] and run `retriever build` (or `retriever pilots build`), or name an expert"
 
     def _pilot_router(self) -> PilotRouter | None:
         if self._router is None and self.pilots_path.is_file():

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InvalidRequestError, UnknownExpertError
+from core.errors import ConfigError, InvalidRequestError, UnknownExpertError
 from core.types import Document
 from retriever import Retriever, load_settings, read_corpus, read_qrels
+from retriever.api import PILOTS_FILE
 from retriever.fusion import reciprocal_rank_fusion
+from retriever.pilots import PilotLibrary
 
 from conftest import DEMO_CORPUS, SCIFACT, write_config
 
@@ -141,3 +143,18 @@ def test_demo_corpus_is_a_slice_of_real_scifact() -> None:
     assert shipped and all(full[doc.id] == doc for doc in shipped)
     shipped_qrels, qrels = read_qrels(DEMO_CORPUS, "test"), read_qrels(SCIFACT, "test")
     assert shipped_qrels and all(qrels[q][d] == grade for q, judged in shipped_qrels.items() for d, grade in judged.items())
+
+
+def test_a_pilot_library_of_another_router_encoder_is_named_then_rebuilt(fresh_retriever: Retriever) -> None:
+    """A library embedded by another encoder (e.g. the config moved from torch to onnx) is not used: a search
+    names both encoders and the fix; `build` replaces it with one of the router's encoder."""
+    path = fresh_retriever.settings.data_dir / PILOTS_FILE
+    saved = PilotLibrary.load(path)
+    PilotLibrary.from_vectors([("science", "scifact", saved.vectors[:3])], "another-encoder").save(path)
+    reopened = Retriever(fresh_retriever.settings, read_only=True)
+    with pytest.raises(ConfigError, match="was embedded by 'another-encoder', not by the router's encoder"):
+        reopened.search("vitamin D and cancer")
+    reopened.close()
+    fresh_retriever.build(None, progress=False)
+    assert PilotLibrary.load(path).encoder == saved.encoder
+    assert fresh_retriever.route("Kubernetes pod eviction and node drain").expert == "sre"
