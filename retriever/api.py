@@ -21,7 +21,7 @@ from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
-from retriever.encoders import encoder
+from retriever.encoders import encoder, prepare_export
 from retriever.experts import Expert, router_spec
 from retriever.indexer import DocumentEncoding, Indexer
 from retriever.pilot_building import domain_library, winner_library
@@ -142,9 +142,12 @@ class Retriever:
               encode: DocumentEncoding | None = None) -> dict[str, int]:
         """Load ``corpus`` into an empty store, encode every missing index (with ``encode``, e.g. on a Ray
         cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
-        configured and none is saved. Returns documents encoded per document encoder."""
+        configured and none of the router's encoder is saved; on the onnx backend, every query encoder's
+        export is made here too, so that no first query pays for one. Returns documents encoded per document encoder."""
         built = self._indexer.build(corpus, progress, encode)
-        if self.settings.domains and not (self.settings.data_dir / PILOTS_FILE).is_file():
+        for expert in self._experts.values():
+            prepare_export(expert.query_encoder.spec)
+        if self.settings.domains and self._router.library is None:  # none, or one of another router encoder
             self.rebuild_pilots()
         self._gaps = None
         return built

@@ -145,6 +145,13 @@ def onnx_folder(spec: EncoderSpec) -> Path:
     return exported(export_path(spec), folder, lambda: _load(spec.model, spec.adapter, None), spec.quantize)
 
 
+def prepare_export(spec: EncoderSpec) -> None:
+    """Export an onnx spec's torch model now if it is one and its export is missing (so that no query pays
+    for it later); nothing for any other spec."""
+    if exports_torch(spec):
+        onnx_folder(spec)
+
+
 def _looks_like_path(model: str, location: str) -> bool:
     return location.startswith((".", "/", "~")) or model.startswith("pkg:") or Path(location).exists()
 

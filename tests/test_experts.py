@@ -34,7 +34,11 @@ def test_shipped_default_routes_each_domain_to_its_expert(tmp_path: Path, built_
                                                              test_queries: dict[str, str]) -> None:
     data_dir = _copy_data(built_config, tmp_path)
     (data_dir / PILOTS_FILE).unlink()  # the test config's pilots label science as 'general'
-    retriever = Retriever(load_settings(DEFAULT_CONFIG, data_dir=data_dir))
+    shipped = load_settings(DEFAULT_CONFIG, data_dir=data_dir)
+    assert {e.backend for e in shipped.experts} == {"onnx"}  # shipped on ONNX Runtime: tests/test_onnx_export.py
+    # checks that its fp32 exports give torch's vectors; on torch here, so that the slice built once serves
+    retriever = Retriever(shipped.model_copy(update={"experts": [e.model_copy(update={"backend": "torch"})
+                                                                 for e in shipped.experts]}))
     infos = {info.name: info for info in retriever.experts()}
     assert infos["scifact"].document_encoder == infos["general"].document_encoder  # the base index is reused
     assert retriever.build(None, progress=False) == {}  # builds the pilots, encodes no document

@@ -14,7 +14,8 @@ import pytest
 
 from core.errors import ConfigError, ModelNotFoundError
 from retriever import Retriever, load_settings, read_corpus, read_queries, resolve_location
-from retriever.encoders import EncoderSpec, encoder, export_path, loaded_model, onnx_folder
+from retriever import api
+from retriever.encoders import EncoderSpec, encoder, export_path, loaded_model, onnx_folder, prepare_export
 from retriever.onnx_encoder import OnnxEmbedder
 from retriever.onnx_export import Quantize
 
@@ -137,13 +138,17 @@ def test_a_crash_midway_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.Mon
     assert not export_path(spec).exists() and list(export_path(spec).parent.iterdir()) == []
 
 
-def test_an_onnx_lora_expert_builds_and_searches_its_own_index(root: Path) -> None:
+def test_an_onnx_lora_expert_builds_and_searches_its_own_index(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = [d for d in read_corpus(DEMO_CORPUS) if d.title][:20]
+    prepared: list[EncoderSpec] = []
+    monkeypatch.setattr(api, "prepare_export", lambda spec: (prepared.append(spec), prepare_export(spec)))
     with Retriever(load_settings(write_config(root, experts=EXPERT))) as retriever:
         info = retriever.experts()[0]
         assert info.query_encoder == f"{MINILM}|adapter={SCIFACT}|backend=onnx"
         assert info.document_encoder == f"{MINILM}|backend=onnx"  # not the torch index's identity (MINILM alone)
         assert retriever.build(corpus, progress=False) == {info.document_encoder: 20, "bm25": 20}
+        assert [spec.identity for spec in prepared] == [info.query_encoder]  # the build exported the query side too
+        assert export_path(prepared[0]).is_dir()
         for doc in corpus[:3]:
             assert retriever.search(doc.title, top_k=3, expert="scifact", mode="dense").hits[0].id == doc.id
     exported = {p.name for p in (root / "data" / "onnx").iterdir()}
