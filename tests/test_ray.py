@@ -177,6 +177,9 @@ def test_a_killed_encoder_replica_costs_503s_never_500s(served: tuple[str, Path]
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+    after = [code for code, _, sent_after in answers if sent_after]
+    print(f"killed-replica test: {len(answers)} answers, after the kill {after.count(200)} x 200, "
+          f"{after.count(503)} x 503; failures {failures}")
     assert not failures
     assert {code for code, _, _ in answers} <= {200, 503}, answers
     assert all(retry == "1" for code, retry, _ in answers if code == 503)
