@@ -14,16 +14,18 @@ from contextlib import closing
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError
+from core.errors import ConfigError, UnavailableError
 from core.types import Document
-from retriever import Retriever
+from retriever import LocalParts, Retriever
 from retriever.client import RetrieverClient
 from retriever.config import load_settings
+from retriever.encoders import Encoder, EncoderSpec
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config
@@ -312,6 +314,43 @@ def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -
         assert ready.status_code == 503 and "not built: run `retriever build`" in ready.json()["detail"]
         search = http.post("/search", json={"query": "vitamin D"})
         assert search.status_code == 503 and "not built" in search.json()["detail"]
+
+
+class DownEncoder(Encoder):
+    """A query encoder whose replica elsewhere is gone: what ``retriever.ray_parts.RemoteEncoder`` raises then."""
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        raise UnavailableError("the query encoder did not answer within 1 s; retry shortly")
+
+
+class DownEncoders(LocalParts):
+    """Indexes here, every query encoder unavailable (the ``Parts`` seam, without Ray)."""
+
+    def query_encoder(self, spec: EncoderSpec) -> Encoder:
+        return DownEncoder(spec, "query")
+
+
+def test_an_unavailable_part_answers_503_with_retry_after(built_config: Path, corpus_slice: list[Document]) -> None:
+    """A part that runs elsewhere and is down (a Serve deployment restarting) gives 503 with Retry-After on the
+    searches that need it, while what does not need it (BM25 alone, experts, probes) still answers."""
+    app = create_app(load_settings(built_config), ServiceConfig(), read_only=True, parts=DownEncoders())
+    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+        _wait_loaded(http)
+        for path, body in [("/search", {"query": "vitamin D"}), ("/route", {"query": "vitamin D"}),
+                           ("/search/batch", {"queries": ["vitamin D", SRE_QUERY]})]:
+            response = http.post(path, json=body)
+            assert response.status_code == 503 and response.headers["retry-after"] == "1", response.text
+            assert response.json()["error"] == "UnavailableError"
+        sparse = http.post("/search", json={"query": corpus_slice[7].title, "mode": "sparse", "top_k": 1})
+        assert sparse.status_code == 200 and sparse.json()["hits"][0]["id"] == corpus_slice[7].id
+        assert http.get("/experts").status_code == 200 and http.get("/ready").status_code == 200
+
+
+def _wait_loaded(http: httpx.Client) -> None:
+    deadline = time.monotonic() + 120
+    while http.get("/ready").json()["detail"].startswith("retriever is loading"):
+        assert time.monotonic() < deadline, "the retriever did not load"
+        time.sleep(0.05)
 
 
 def test_documents_survive_a_restart(built_config: Path, tmp_path: Path) -> None:
