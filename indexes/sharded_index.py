@@ -120,7 +120,7 @@ class ShardedIndex:
 
 class DenseIndex(Protocol):
     """What the engine asks of one document encoder's vector index: a ``VectorIndex``, a ``ShardedIndex``, or
-    an index whose shards are searched elsewhere (``service.ray_serve``: Serve deployments, read-only)."""
+    an index whose shards are searched elsewhere (``retriever.ray_parts``: Serve deployments, read-only)."""
 
     @property
     def exists(self) -> bool: ...
