@@ -18,6 +18,7 @@ Every replica opens the data directory itself (one machine, or a shared volume).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -39,6 +40,10 @@ class RetrieverReplica:
     def __serve_build_asgi_app__(self) -> FastAPI:  # Serve's hook for an ingress whose app is made per replica
         return self.service_app
 
+    def pid(self) -> int:
+        """This replica's process (through a deployment handle: for tests that kill it)."""
+        return os.getpid()
+
 
 class SplitIngressReplica:
     """One ingress replica of the split service: the app over a read-only retriever whose query encoders and
@@ -51,6 +56,9 @@ class SplitIngressReplica:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return self.service_app
+
+    def pid(self) -> int:
+        return os.getpid()
 
 
 def serve_application(settings: Settings, service: ServiceConfig, read_only: bool) -> Any:
