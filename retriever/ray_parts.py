@@ -125,8 +125,9 @@ def answer(response: Any, timeout_s: float, what: str) -> Any:
     serve_exceptions = import_ray("ray.serve.exceptions")
     try:
         return response.result(timeout_s=timeout_s)
-    except RetrieverError:  # Ray raises a part's own exception as an instance of its class
-        raise
+    except RetrieverError as exc:  # a part's own engine error, which Ray raises as an instance of its class
+        cause = getattr(exc, "cause", None)  # the error itself, its message without the remote traceback
+        raise (cause if isinstance(cause, RetrieverError) else exc) from None
     except TimeoutError as exc:
         response.cancel()
         raise UnavailableError(f"{what} did not answer within {timeout_s:g} s; retry shortly") from exc
