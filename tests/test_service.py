@@ -392,6 +392,23 @@ def test_api_contract(built_config: Path, tmp_path: Path, mode: schemathesis.Gen
             _fuzz(strategy)
 
 
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_api_contract_on_ray_serve(served: Served, http: httpx.Client, mode: schemathesis.GenerationMode) -> None:
+    """The same contract checks through Serve's proxy and the split deployments (with the key; the module's
+    read-only service, so schema-valid writes, which answer 405 there, are left out)."""
+    if not served.on_ray:
+        pytest.skip("test_api_contract covers the uvicorn server")
+    if HAS_RERANKER:
+        http.post("/search", json={"query": "warm up", "mode": "hybrid", "rerank": True})  # load the cross-encoder
+    api = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+    for operation in [result.ok() for result in api.get_all_operations()]:
+        if mode == schemathesis.GenerationMode.NEGATIVE and operation.method.upper() != "POST":
+            continue
+        if mode == schemathesis.GenerationMode.POSITIVE and operation.path.startswith("/documents"):
+            continue  # 405 on the split service (test_writes_answer_405_when_split)
+        _fuzz(operation.as_strategy(mode, headers={"X-API-Key": KEY}))
+
+
 def _unique_ids(case: schemathesis.Case) -> bool:
     ids = [doc.get("id") for doc in case.body["documents"]] if isinstance(case.body, dict) else []
     return len(ids) == len(set(ids))
