@@ -29,7 +29,7 @@ from retriever.cli import main
 from retriever.client import RetrieverClient
 from service.app import ServiceConfig, create_app
 
-from conftest import small_config
+from conftest import copy_small, small_config
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
@@ -135,6 +135,31 @@ def test_every_route_answers_through_ray_serve(served: tuple[str, Path], corpus_
                        json={"documents": [{"id": "new", "text": "a new abstract"}]})
     assert write.status_code == 405 and "read-only" in write.json()["detail"]
     assert httpx.get(f"{url}/metrics", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_the_whole_app_per_replica_takes_writes(served: tuple[str, Path], small_built: Path, tmp_path: Path) -> None:
+    """``[ray] split = false``: each replica is the whole app; a single one is the data directory's writer, so
+    documents added and deleted through Serve are found and gone at once (a second application beside the
+    split one, under its own route prefix)."""
+    from service.ray_serve import serve_application
+
+    config = copy_small(small_built, tmp_path)
+    config.write_text(config.read_text() + "\n[ray]\nsplit = false\nreplicas = 1\nreplica_cpus = 0.25\n")
+    serve.run(serve_application(load_settings(config), ServiceConfig(api_keys=(KEY,)), read_only=False),
+              name="whole", route_prefix="/whole")
+    try:
+        url = served[0] + "/whole"
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the whole-app replica did not get ready"
+            time.sleep(0.5)
+        doc = Document(id="kafka-1", title="Kafka consumer lag", text="Consumer group lag grows when partitions stall.")
+        with RetrieverClient(url, api_key=KEY) as client:
+            assert client.add_documents([doc]) == 1
+            assert client.search("Kafka consumer group lag", top_k=1).hits[0].id == doc.id
+            assert client.delete_document(doc.id) and not client.delete_document(doc.id)
+    finally:
+        serve.delete("whole")
 
 
 def test_a_killed_encoder_replica_costs_503s_never_500s(served: tuple[str, Path], corpus_slice: list[Document]) -> None:
