@@ -1,15 +1,16 @@
 """Load test of the REST service on loopback, against the Python retriever called directly, in one run.
 
-    python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D] [--ray 1 2]
+    python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D] [--ray 1 2 [--ray-whole-app]]
 
 Builds missing indexes of the configured corpus, starts ``python -m service.cli serve`` on 127.0.0.1
 over the same data, drives ``POST /search`` with N concurrent clients (one keep-alive connection each)
 for the duration, then searches in-process from N threads for the same duration, through the same
 ``QueryBatcher`` the service uses (so the ratio is the HTTP layer's cost). Prints
 throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. ``--ray N ...``
-adds, between the two, the same app on Ray Serve (a local Ray cluster of this process, N read-only
-replicas of one CPU each, ``service.ray_serve``) and its ratios to the single-process service. Exits 1 on
-errors.
+adds, between the two, the same app on Ray Serve (a local Ray cluster of this process, ``service.ray_serve``,
+read-only) and its ratios to the single-process service: split into its deployments (the config's
+``[ray] split``, the default), N replicas of every deployment (ingress, router, encoders, shards); with
+``--ray-whole-app``, N replicas of the whole app. Exits 1 on errors.
 """
 
 from __future__ import annotations
@@ -158,9 +159,10 @@ def service(config: Path | None, data_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def ray_service(settings: Settings, replicas: int) -> Iterator[str]:
-    """The same app on Ray Serve (``replicas`` read-only replicas) on a free loopback port, once ready; Ray
-    must be initialised."""
+def ray_service(settings: Settings, replicas: int, whole_app: bool = False) -> Iterator[str]:
+    """The same app on Ray Serve, read-only, on a free loopback port, once ready: ``replicas`` replicas of every
+    deployment of the split layout, or of the whole app (``whole_app``, or ``[ray] split = false``); Ray must
+    be initialised."""
     from service.app import ServiceConfig
     from service.ray_serve import DEPLOYMENT, serve_application
 
@@ -170,7 +172,9 @@ def ray_service(settings: Settings, replicas: int) -> Iterator[str]:
         port = probe.getsockname()[1]
     serve.start(http_options={"host": HOST, "port": port})
     try:
-        scaled = settings.model_copy(update={"ray": settings.ray.model_copy(update={"replicas": replicas})})
+        counts = {"replicas": replicas, "router_replicas": replicas, "encoder_replicas": replicas,
+                  "shard_replicas": replicas, "split": settings.ray.split and not whole_app}
+        scaled = settings.model_copy(update={"ray": settings.ray.model_copy(update=counts)})
         serve.run(serve_application(scaled, ServiceConfig(), read_only=True), name=DEPLOYMENT, route_prefix="/")
         url = f"http://{HOST}:{port}"
         wait_ready(url)
@@ -212,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--ray", type=int, nargs="*", default=[], metavar="REPLICAS",
                         help="also measure the app on Ray Serve with these replica counts")
+    parser.add_argument("--ray-whole-app", action="store_true",
+                        help="with --ray: replicas of the whole app ([ray] split = false) instead of the split layout")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION_S:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --duration 0..{MAX_DURATION_S} seconds")
@@ -230,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ray.init(log_to_driver=False)
         try:
             for replicas in args.ray:
-                with ray_service(settings, replicas) as url:
+                with ray_service(settings, replicas, args.ray_whole_app) as url:
                     on_ray.append(measure(f"ray x{replicas}", args.clients, args.duration, http_caller(url, args.top_k),
                                           queries))
         finally:

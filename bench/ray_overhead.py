@@ -1,6 +1,7 @@
 """What Ray Serve adds to one request, apart from the engine: sequential ``GET /health`` (no search work)
 against the same app under uvicorn in this process and on Ray Serve (one replica, a local Ray cluster of
-this process), both on loopback, in one run; p50 and p99 of each and their difference.
+this process; the config's ``[ray]`` layout, split by default, whose parts /health does not call), both on
+loopback, in one run; p50 and p99 of each and their difference.
 
     python bench/ray_overhead.py [--config C] [--data-dir D] [--requests 300]
 """

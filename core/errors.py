@@ -47,3 +47,8 @@ class DataDirectoryLockedError(RetrieverError):
 
 class ReadOnlyError(RetrieverError):
     """A write through a retriever opened read-only (``read_only=True``, ``retriever serve --read-only``)."""
+
+
+class UnavailableError(RetrieverError):
+    """A part of the engine that runs elsewhere (a Ray Serve deployment: a query encoder, an index shard) died or
+    did not answer in time: the request may be retried shortly."""

@@ -6,6 +6,7 @@ import hashlib
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,9 @@ from indexes.vector_index import IndexConfig
 
 SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
 EXPORTS_FOLDER = "onnx"  # ONNX exports of torch models, one folder per key (written by the encoders)
+# opens one document encoder's vector index (folder, encoder identity, config): ``open_index`` loads it here;
+# another opener may return an index searched elsewhere (a Serve deployment per shard)
+IndexOpener = Callable[[Path, str, IndexConfig], DenseIndex]
 
 
 class DataDirectory:
@@ -28,13 +32,15 @@ class DataDirectory:
     this process; the ``WriterLock`` (``indexes.lock``, taken here unless ``read_only``, or handed over as
     ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder.
     ``<data_dir>/onnx/`` (``exports``) is no data of its own but a cache of model exports, keyed by their
-    weights and written atomically by whichever process's encoder first needs one, readers included."""
+    weights and written atomically by whichever process's encoder first needs one, readers included.
+    ``open_dense`` opens each vector index (default ``open_index``: loaded into this process)."""
 
     def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None, read_only: bool = False,
-                 lock: WriterLock | None = None) -> None:
+                 lock: WriterLock | None = None, open_dense: IndexOpener = open_index) -> None:
         self.path = path
         self.config = config
         self.read_only = read_only
+        self.open_dense = open_dense
         self.lock = None if read_only else lock or WriterLock.acquire(path)
         try:
             self.docs = DocumentStore(path / "docs.sqlite", read_only=read_only)
@@ -51,7 +57,7 @@ class DataDirectory:
         """The index of a document encoder (sharded when ``[index] shards`` > 1), loaded from disk when it
         exists there."""
         if encoder not in self._indexes:
-            self._indexes[encoder] = open_index(self.path / "indexes" / folder_name(encoder), encoder, self.config)
+            self._indexes[encoder] = self.open_dense(self.path / "indexes" / folder_name(encoder), encoder, self.config)
         return self._indexes[encoder]
 
     @property

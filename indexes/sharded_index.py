@@ -17,6 +17,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -95,15 +96,8 @@ class ShardedIndex:
         """Top-``k`` (scores, ids) per query vector over every shard (searched in parallel, FAISS releasing the
         GIL), merged by score, ties by id; missing slots have id -1."""
         k = min(k, self.count)
-        parts = list(self._pool.map(lambda shard: shard.search(vectors, k), [s for s in self.shards if s.count]))
-        if not parts:
-            n = len(vectors)
-            return np.zeros((n, 0), dtype=np.float32), np.zeros((n, 0), dtype=np.int64)
-        scores = np.hstack([p[0] for p in parts])
-        ids = np.hstack([p[1] for p in parts])
-        scores = np.where(ids < 0, MISSING_SCORE, scores)
-        order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=-1)[:, :k]
-        return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+        return merged(list(self._pool.map(lambda shard: shard.search(vectors, k), [s for s in self.shards if s.count])),
+                      len(vectors), k)
 
     def save(self) -> ShardsManifest:
         """Persist atomically: every shard's file, then ``shards.json`` naming them all; then old files go."""
@@ -118,26 +112,58 @@ class ShardedIndex:
 
     def load(self) -> ShardsManifest:
         """Load every shard the manifest names, refusing another shard count, encoder or kind, or a corrupt file."""
-        path = self.folder / SHARDS_MANIFEST
-        try:
-            manifest = ShardsManifest(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-            raise IndexCorruptError(f"shard manifest {path} is corrupt: {exc}; {REBUILD}") from exc
-        if len(manifest.shards) != len(self.shards):
-            raise IndexMismatchError(f"index in {self.folder} has {len(manifest.shards)} shards, config wants "
-                                     f"shards = {len(self.shards)}; {REBUILD}")
+        manifest = _read_shards(self.folder, len(self.shards))
         for shard, committed in zip(self.shards, manifest.shards):
             shard.load(committed)
         return manifest
 
 
-DenseIndex = VectorIndex | ShardedIndex
+class DenseIndex(Protocol):
+    """What the engine asks of one document encoder's vector index: a ``VectorIndex``, a ``ShardedIndex``, or
+    an index whose shards are searched elsewhere (``retriever.ray_parts``: Serve deployments, read-only)."""
+
+    @property
+    def exists(self) -> bool: ...
+
+    @property
+    def dimension(self) -> int | None: ...
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def is_empty(self) -> bool: ...
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None: ...
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None: ...
+
+    def remove(self, ids: list[int]) -> int: ...
+
+    def ids(self) -> np.ndarray: ...
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def save(self) -> object: ...
 
 
-def open_index(folder: Path, encoder: str, config: IndexConfig) -> DenseIndex:
+def merged(parts: list[tuple[np.ndarray, np.ndarray]], queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One top-``k`` (scores, ids) per query from the shards' own top-k lists (``parts``, one per shard that
+    holds vectors): by score, ties by id; missing slots (id -1) last."""
+    if not parts:
+        return np.zeros((queries, 0), dtype=np.float32), np.zeros((queries, 0), dtype=np.int64)
+    scores = np.hstack([p[0] for p in parts])
+    ids = np.hstack([p[1] for p in parts])
+    scores = np.where(ids < 0, MISSING_SCORE, scores)
+    order = np.lexsort((np.where(ids < 0, np.iinfo(np.int64).max, ids), -scores), axis=-1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
+def open_index(folder: Path, encoder: str, config: IndexConfig) -> VectorIndex | ShardedIndex:
     """The index of ``folder`` as ``config`` lays it out (sharded when ``shards`` > 1), loaded when it exists;
     a folder laid out the other way is refused."""
-    index: DenseIndex = ShardedIndex(folder, encoder, config) if config.shards > 1 else VectorIndex(folder, encoder, config)
+    index: VectorIndex | ShardedIndex = (ShardedIndex(folder, encoder, config) if config.shards > 1
+                                         else VectorIndex(folder, encoder, config))
     other = MANIFEST if config.shards > 1 else SHARDS_MANIFEST
     if (folder / other).is_file():
         found = "a single unsharded index" if config.shards > 1 else "a sharded index"
@@ -145,6 +171,37 @@ def open_index(folder: Path, encoder: str, config: IndexConfig) -> DenseIndex:
     if index.exists:
         index.load()
     return index
+
+
+def open_shard(folder: Path, encoder: str, config: IndexConfig, shard: int) -> VectorIndex:
+    """Shard ``shard`` of the index in ``folder`` loaded alone, as ``shards.json`` commits it (what one Serve shard
+    deployment holds); with ``shards = 1`` the unsharded index itself. Not built yet: an empty, unloaded shard."""
+    if config.shards == 1:
+        index = open_index(folder, encoder, config)
+        assert isinstance(index, VectorIndex)
+        return index
+    if not 0 <= shard < config.shards:
+        raise IndexMismatchError(f"shard {shard} of an index of {config.shards} shards")
+    if (folder / MANIFEST).is_file():
+        raise IndexMismatchError(f"index in {folder} is a single unsharded index, config wants shards = "
+                                 f"{config.shards}; {REBUILD}")
+    index = VectorIndex(folder / f"shard-{shard:03d}", encoder, config)
+    if (folder / SHARDS_MANIFEST).is_file():
+        index.load(_read_shards(folder, config.shards).shards[shard])
+    return index
+
+
+def _read_shards(folder: Path, shards: int) -> ShardsManifest:
+    """``shards.json`` of ``folder``, refusing a corrupt one or another shard count."""
+    path = folder / SHARDS_MANIFEST
+    try:
+        manifest = ShardsManifest(**json.loads(path.read_text()))
+    except (json.JSONDecodeError, ValidationError, TypeError) as exc:
+        raise IndexCorruptError(f"shard manifest {path} is corrupt: {exc}; {REBUILD}") from exc
+    if len(manifest.shards) != shards:
+        raise IndexMismatchError(f"index in {folder} has {len(manifest.shards)} shards, config wants "
+                                 f"shards = {shards}; {REBUILD}")
+    return manifest
 
 
 def shard_of(ids: np.ndarray, shards: int) -> np.ndarray:

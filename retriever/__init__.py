@@ -22,6 +22,7 @@ from core.errors import (
     ModelNotFoundError,
     ReadOnlyError,
     RetrieverError,
+    UnavailableError,
     UnknownExpertError,
 )
 from core.types import MODES, SPARSE, Document, ExpertInfo, Hit, Mode, Provenance, Route, SearchResult, Status
@@ -34,6 +35,7 @@ from retriever.experts import router_identity
 from retriever.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
 from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
+from retriever.parts import LocalParts, Parts
 from retriever.pilot_building import domain_queries
 from retriever.pilots import PilotLibrary
 from retriever.ray_cluster import import_ray, ray_cluster
@@ -51,12 +53,12 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "MODES", "SPARSE", "Document", "ExpertInfo", "Hit", "Mode", "Provenance", "Retriever", "Route", "SearchResult",
     "Settings", "Status", "load_settings",
     "ConfigError", "CorpusError", "IndexCorruptError", "IndexMismatchError", "IndexNotBuiltError",
-    "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnknownExpertError",
+    "InvalidRequestError", "ModelNotFoundError", "RetrieverError", "UnavailableError", "UnknownExpertError",
     "DataDirectoryLockedError", "ReadOnlyError", "WriterLock",
     "DEFAULT_MEASURES", "HEADLINE", "NOT_BLANK_PATTERN", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "domain_queries", "evaluate", "iter_jsonl", "read_corpora",
     "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "router_identity", "split_spec",
-    "valid_metadata", "weighted_fusion", "import_ray", "ray_cluster", *_TRAINING,
+    "valid_metadata", "weighted_fusion", "import_ray", "ray_cluster", "LocalParts", "Parts", *_TRAINING,
 ]
 
 

@@ -21,9 +21,10 @@ from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
-from retriever.encoders import encoder, prepare_export
+from retriever.encoders import prepare_export
 from retriever.experts import Expert, router_spec
 from retriever.indexer import DocumentEncoding, Indexer
+from retriever.parts import LocalParts, Parts
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
 from retriever.reranker import cross_encoder
@@ -48,19 +49,22 @@ class Retriever:
     """Domain experts, their indexes and the pilot router of one data directory behind one search API."""
 
     def __init__(self, settings: Settings | None = None, *, read_only: bool = False,
-                 writer_lock: WriterLock | None = None) -> None:
+                 writer_lock: WriterLock | None = None, parts: Parts | None = None) -> None:
         """Open the data directory for writing (its writer lock is taken here, or ``writer_lock`` is one
-        the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written."""
+        the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written.
+        ``parts`` provides the query encoders and vector indexes (default ``LocalParts``: in this process;
+        ``service.ray_serve`` gives stand-ins for Ray Serve deployments)."""
         self.settings = settings or load_settings()
+        parts = parts or LocalParts()
         self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse, read_only,
-                                       writer_lock)
+                                       writer_lock, parts.dense_index)
         self._gaps: dict[str, IndexGap] | None = None
         try:  # loads the indexes: a corrupt one must not leave the writer lock held
-            self._experts = {c.name: Expert.from_config(c, self._data_dir) for c in self.settings.experts}
+            self._experts = {c.name: Expert.from_config(c, self._data_dir, parts) for c in self.settings.experts}
         except BaseException:
             self._data_dir.close()
             raise
-        self._router = QueryRouter(encoder(router_spec(self.settings, self._data_dir.exports), "query"),
+        self._router = QueryRouter(parts.query_encoder(router_spec(self.settings, self._data_dir.exports)),
                                    self.settings.data_dir / PILOTS_FILE, list(self._experts),
                                    self.settings.router, self.settings.batch_size)
         self._searcher = Searcher(self._data_dir)

@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import UnavailableError
 from core.types import Mode, SearchResult
 from retriever.api import Retriever
 
@@ -84,6 +85,10 @@ class QueryBatcher:
         try:
             results = self.retriever.search_many([r.query for r in requests], first.top_k, first.expert,
                                                  first.top_m, first.filters, first.mode, first.rerank)
+        except UnavailableError as exc:  # a part elsewhere is down, not a bad query: each retry would wait again
+            for request in requests:
+                request.future.set_exception(exc)
+            return
         except Exception as exc:  # handed to the caller; a bad query must not fail the others
             if len(requests) == 1:
                 first.future.set_exception(exc)

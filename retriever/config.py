@@ -145,8 +145,20 @@ class RayConfig(_Strict):
     actor_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each encoding actor")
     rows_per_batch: int = Field(default=256, gt=0, description="documents Ray hands an actor at a time (the model "
                                 "encodes them in batches of the top-level batch_size)")
-    replicas: int = Field(default=1, gt=0, description="service replicas of `serve --ray` (more than one: read-only)")
-    replica_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each service replica")
+    replicas: int = Field(default=1, gt=0, description="replicas of the REST app (the ingress) of `serve --ray`; "
+                          "without split, more than one serve read-only")
+    replica_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each ingress replica")
+    split: bool = Field(default=True, description="`serve --ray` runs the router's encoder pass, each expert's query "
+                        "encoder and each index shard as Serve deployments of their own, read-only (writes answer "
+                        "405); false: the whole app in each replica (one replica may be the writer)")
+    router_replicas: int = Field(default=1, gt=0, description="split: replicas of the router's base encoder")
+    encoder_replicas: int = Field(default=1, gt=0, description="split: replicas of each other query encoder")
+    shard_replicas: int = Field(default=1, gt=0, description="split: replicas of each index shard (each holds its "
+                                "shard in memory)")
+    part_cpus: float = Field(default=1.0, gt=0, description="split: CPUs Ray reserves for each encoder or shard "
+                             "replica")
+    call_timeout_s: float = Field(default=30.0, gt=0, description="split: a call to an encoder or shard deployment "
+                                  "unanswered this long fails the request with 503 and Retry-After")
 
 
 class Settings(_Strict):

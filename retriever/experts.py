@@ -9,6 +9,7 @@ from indexes.data_dir import DataDirectory
 from indexes.sharded_index import DenseIndex
 from retriever.config import ExpertConfig, Settings
 from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
+from retriever.parts import LocalParts, Parts
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,14 @@ class Expert:
     index: DenseIndex
 
     @classmethod
-    def from_config(cls, config: ExpertConfig, data_dir: DataDirectory) -> Expert:
+    def from_config(cls, config: ExpertConfig, data_dir: DataDirectory, parts: Parts | None = None) -> Expert:
+        """The expert of ``config`` over ``data_dir``'s index of its document encoder, its query encoder from
+        ``parts`` (default: this process's)."""
         queries, documents = query_spec(config, data_dir.exports), document_spec(config, data_dir.exports)
         check_available(queries)
         check_available(documents)
         document_encoder = encoder(documents, "document")
-        return cls(config.name, config.description, encoder(queries, "query"), document_encoder,
+        return cls(config.name, config.description, (parts or LocalParts()).query_encoder(queries), document_encoder,
                    data_dir.index_for(document_encoder.identity))
 
 

@@ -24,9 +24,20 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retriever import MODES, Document, QueryBatcher, Retriever, RetrieverError, Settings, WriterLock, __version__
+from retriever import (
+    MODES,
+    Document,
+    Parts,
+    QueryBatcher,
+    Retriever,
+    RetrieverError,
+    Settings,
+    UnavailableError,
+    WriterLock,
+    __version__,
+)
 from service.auth import api_key_guard
-from service.errors import NotReadyError, http_status
+from service.errors import RETRY_AFTER_S, NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
 from service.playground import add_playground_routes
 from service.schemas import (
@@ -63,7 +74,9 @@ class ServiceConfig:
 class RetrieverLoader:
     """The app's retriever: given at creation, or opened from settings in a background thread."""
 
-    def __init__(self, source: Retriever | Settings, read_only: bool = False, writer_lock: WriterLock | None = None) -> None:
+    def __init__(self, source: Retriever | Settings, read_only: bool = False, writer_lock: WriterLock | None = None,
+                 parts: Parts | None = None) -> None:
+        self.parts = parts
         self.retriever = source if isinstance(source, Retriever) else None
         self.settings = source.settings if isinstance(source, Retriever) else source
         self.owned = not isinstance(source, Retriever)
@@ -101,7 +114,7 @@ class RetrieverLoader:
     def readiness(self) -> ReadyResponse:
         try:
             state = self.get().status()
-        except NotReadyError as exc:
+        except (NotReadyError, UnavailableError) as exc:  # loading; or a part on Ray Serve restarting
             return ReadyResponse(ready=False, detail=str(exc), read_only=self.read_only)
         problems = [f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`"] if state.unbuilt else []
         problems += [f"index {name} holds {state.indexes[name]} vectors but the store {state.documents} documents: "
@@ -119,9 +132,10 @@ class RetrieverLoader:
 
     def _open(self) -> None:
         try:
-            retriever = Retriever(self.settings, read_only=self.read_only, writer_lock=self.writer_lock)
-            state = retriever.status()
-            if state.missing and not retriever.read_only:  # stored but unfindable: re-encode those alone
+            retriever = Retriever(self.settings, read_only=self.read_only, writer_lock=self.writer_lock,
+                                  parts=self.parts)
+            state = retriever.status() if not retriever.read_only else None
+            if state and state.missing:  # stored but unfindable: re-encode those alone
                 self.loading = "retriever is loading: re-encoding " + ", ".join(
                     f"{n} of {state.documents} documents missing from index {name} ({state.indexes[name]} vectors)"
                     for name, n in state.missing.items())
@@ -169,11 +183,12 @@ WRITE_ERRORS = {**ERRORS, 405: {"model": ErrorResponse, "description": "Read-onl
 
 
 def create_app(source: Retriever | Settings, config: ServiceConfig | None = None, *, read_only: bool = False,
-               writer_lock: WriterLock | None = None) -> FastAPI:
+               writer_lock: WriterLock | None = None, parts: Parts | None = None) -> FastAPI:
     """The service over a retriever (not closed by the app) or over settings (opened and closed by it, for
-    writing with ``writer_lock`` if the caller holds it already, else taking it; or ``read_only``)."""
+    writing with ``writer_lock`` if the caller holds it already, else taking it; or ``read_only``), its
+    query encoders and indexes from ``parts`` (default: in this process; ``service.ray_serve``: deployments)."""
     config = config or ServiceConfig.from_env()
-    loader = RetrieverLoader(source, read_only, writer_lock)
+    loader = RetrieverLoader(source, read_only, writer_lock, parts)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -272,7 +287,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RetrieverError)
     def engine_error(_: Request, exc: RetrieverError) -> JSONResponse:
         code = http_status(exc)
-        return _error(code, str(exc), type(exc).__name__, headers={"Allow": ""} if code == 405 else None)
+        headers = {"Allow": ""} if code == 405 else None
+        if isinstance(exc, NotReadyError | UnavailableError):  # loading, or a part restarting: try again soon
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+        return _error(code, str(exc), type(exc).__name__, headers=headers)
 
     @app.exception_handler(Exception)
     def unexpected_error(_: Request, exc: Exception) -> JSONResponse:  # a bug: still JSON, and logged by uvicorn

@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.Ar
                        help="serve searches without the data directory's writer lock (beside its one writer); "
                             "writes answer 405. It serves the indexes as loaded at startup")
     serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                       help="serve on a Ray cluster through Ray Serve ([ray] replicas; the [ray] extra): ADDRESS as "
-                            "ray.init takes it ('auto': the cluster `ray start` runs here), none: a local one")
+                       help="serve on a Ray cluster through Ray Serve ([ray] split, replica counts; the [ray] extra): ADDRESS "
+                            "as ray.init takes it ('auto': the cluster `ray start` runs here), none: a local one")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,8 +58,10 @@ def _run_on_ray(args: argparse.Namespace, settings: Settings) -> int:
         try:
             serve.run(serve_application(settings, ServiceConfig.from_env(), args.read_only), name=DEPLOYMENT,
                       route_prefix="/")
-            print(f"serving on http://{args.host}:{args.port} through Ray Serve ({settings.ray.replicas} replicas); "
-                  "Ctrl-C stops", flush=True)
+            layout = ("split: router, query encoders and index shards as deployments, read-only" if settings.ray.split
+                      else "the whole app per replica")
+            print(f"serving on http://{args.host}:{args.port} through Ray Serve ({settings.ray.replicas} ingress "
+                  f"replicas; {layout}); Ctrl-C stops", flush=True)
             threading.Event().wait()
         except KeyboardInterrupt:
             pass

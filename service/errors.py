@@ -21,7 +21,9 @@ STATUS: dict[type[engine.RetrieverError], int] = {
     engine.CorpusError: 422,  # duplicate or empty ids in a request: invalid like every other bad body
     engine.ReadOnlyError: 405,  # a write to `retriever serve --read-only`
     engine.DataDirectoryLockedError: 409,
+    engine.UnavailableError: 503,  # a Serve deployment (encoder, shard) died or is late: Retry-After
 }
+RETRY_AFTER_S = 1  # the Retry-After of a 503 (loading, or a part of the engine restarting)
 
 
 def http_status(error: engine.RetrieverError) -> int:

@@ -1,23 +1,38 @@
 """``retriever serve --ray``: the same FastAPI app (``service.app.create_app``: routes, OpenAPI, API keys,
-limits) as a Ray Serve ingress, ``[ray] replicas`` copies behind Serve's HTTP proxy, each replica opening
-the data directory itself (so it must see it: one machine, or a shared volume). One replica may be the
+limits) as a Ray Serve ingress behind Serve's HTTP proxy, ``[ray] replicas`` copies of it.
+
+With ``[ray] split`` (the default) the engine's heavy parts are deployments of their own, each scaled by
+its replica count (``retriever.ray_parts``): the router's base encoder (``router``), every other query
+encoder (``encoder-<expert>``) and every index shard (``index-<j>-shard-<i>``). Each ingress replica opens the
+data directory read-only (document store, BM25, pilot library) and builds its ``Retriever`` with
+``ServeParts``, stand-ins that call those deployments' handles, so a search still goes router -> chosen
+expert's encoder -> that expert's index shards -> fusion -> hits, the same engine code as in one process.
+The split service is read-only: writes answer 405 (shard replicas hold the index as committed when they
+started; rebuild with ``retriever build`` and redeploy). A part that died or is late answers 503 with
+Retry-After within ``[ray] call_timeout_s``; Serve replaces a dead replica.
+
+Without ``split`` every replica is the whole app over its own retriever: one replica may be the data
 directory's writer; more than one serve it read-only (writes answer 405), as ``serve --read-only`` does.
-A replica that dies is replaced by Serve. Ray is imported on use (the ``[ray]`` extra)."""
+Every replica opens the data directory itself (one machine, or a shared volume). Ray is imported on use
+(the ``[ray]`` extra)."""
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
 from typing import Any
 
 from fastapi import FastAPI
 
 from retriever import Settings, import_ray
+from retriever.ray_parts import ROUTER, EncoderPart, ServeParts, ShardPart, part_plan
 from service.app import ServiceConfig, create_app
 
-DEPLOYMENT = "retriever"
+DEPLOYMENT = "retriever"  # the application, and its ingress deployment
 
 
 class RetrieverReplica:
-    """One Serve replica: the service app over its own retriever, built when the replica starts."""
+    """One replica of the whole app: the service over its own retriever, built when the replica starts."""
 
     def __init__(self, settings: Settings, service: ServiceConfig, read_only: bool) -> None:
         self.service_app = create_app(settings, service, read_only=read_only)
@@ -25,15 +40,50 @@ class RetrieverReplica:
     def __serve_build_asgi_app__(self) -> FastAPI:  # Serve's hook for an ingress whose app is made per replica
         return self.service_app
 
+    def pid(self) -> int:
+        """This replica's process (through a deployment handle: for tests that kill it)."""
+        return os.getpid()
+
+
+class SplitIngressReplica:
+    """One ingress replica of the split service: the app over a read-only retriever whose query encoders and
+    indexes are the deployments' handles (encoders by identity, shards by document encoder, in shard order)."""
+
+    def __init__(self, settings: Settings, service: ServiceConfig, encoders: dict[str, Any],
+                 shards: dict[str, list[Any]]) -> None:
+        parts = ServeParts(encoders, shards, settings.ray.call_timeout_s)
+        self.service_app = create_app(settings, service, read_only=True, parts=parts)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return self.service_app
+
+    def pid(self) -> int:
+        return os.getpid()
+
 
 def serve_application(settings: Settings, service: ServiceConfig, read_only: bool) -> Any:
-    """The Serve application of the service: ``[ray] replicas`` replicas of ``[ray] replica_cpus`` CPUs each,
-    read-only when ``read_only`` or when there is more than one (a data directory has one writer), each
-    taking up to ``[limits] max_batch`` requests at once (Serve's default, 5, would starve the app's
-    ``QueryBatcher``)."""
+    """The Serve application of the service. Ingress: ``[ray] replicas`` replicas of ``[ray] replica_cpus``
+    CPUs each, each taking up to ``[limits] max_batch`` requests at once (Serve's default, 5, would starve the
+    app's ``QueryBatcher``). Split (``[ray] split``): plus the part deployments, read-only. Whole app: read-only
+    when ``read_only`` or when there is more than one replica (a data directory has one writer)."""
     serve = import_ray("ray.serve")
-    replicas = settings.ray.replicas
-    ingress = serve.deployment(serve.ingress()(RetrieverReplica), name=DEPLOYMENT, num_replicas=replicas,
-                               ray_actor_options={"num_cpus": settings.ray.replica_cpus},
-                               max_ongoing_requests=settings.limits.max_batch)  # the app's batcher coalesces them
-    return ingress.bind(settings, service, read_only or replicas > 1)
+    ray = settings.ray
+    if not ray.split:
+        ingress = _ingress(serve, settings, RetrieverReplica)
+        return ingress.bind(settings, service, read_only or ray.replicas > 1)
+    plan = part_plan(settings)
+    options = {"ray_actor_options": {"num_cpus": ray.part_cpus}}
+    encoders = {spec.identity: serve.deployment(EncoderPart, name=name, **options,
+                                                num_replicas=ray.router_replicas if name == ROUTER else ray.encoder_replicas)
+                .bind(spec) for name, spec in plan.encoders.items()}
+    shards: dict[str, list[Any]] = defaultdict(list)
+    for name, place in plan.shards.items():
+        shards[place.encoder].append(serve.deployment(ShardPart, name=name, num_replicas=ray.shard_replicas, **options)
+                                     .bind(place, settings.index))
+    return _ingress(serve, settings, SplitIngressReplica).bind(settings, service, encoders, dict(shards))
+
+
+def _ingress(serve: Any, settings: Settings, replica: type) -> Any:
+    return serve.deployment(serve.ingress()(replica), name=DEPLOYMENT, num_replicas=settings.ray.replicas,
+                            ray_actor_options={"num_cpus": settings.ray.replica_cpus},
+                            max_ongoing_requests=settings.limits.max_batch)  # the app's batcher coalesces them

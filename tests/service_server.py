@@ -1,4 +1,5 @@
-"""Real uvicorn servers on 127.0.0.1 for the service and adapter tests: in a thread or a subprocess."""
+"""Real servers on 127.0.0.1 for the service and adapter tests: uvicorn in a thread or a subprocess, or the
+same app on Ray Serve (a local Ray cluster of this process)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,49 @@ def _wait(condition: Callable[[], bool], message: str, timeout: float = 30) -> N
         if time.monotonic() > deadline:
             raise TimeoutError(message)
         time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running service under test: its URL, and whether it takes writes (the split Serve layout does not)."""
+
+    url: str
+    writable: bool = True
+    on_ray: bool = False
+
+
+# a split Serve service small enough for two shared cores: one replica of everything, light CPU reservations
+RAY_SPLIT = ("[ray]\nsplit = true\nreplicas = 1\nreplica_cpus = 0.25\nrouter_replicas = 1\nencoder_replicas = 1\n"
+             "shard_replicas = 1\npart_cpus = 0.25\ncall_timeout_s = 20\n")
+
+
+@contextmanager
+def serve_on_ray(config: Path, api_keys: tuple[str, ...] = (), timeout: float = 240) -> Iterator[str]:
+    """The service of ``config`` on Ray Serve (its ``[ray]`` layout), on a local Ray cluster of this process
+    (127.0.0.1) started here and stopped on exit; yields its URL once ``/ready`` says so."""
+    import ray
+    from ray import serve
+
+    from retriever import load_settings
+    from service.app import ServiceConfig
+    from service.ray_serve import DEPLOYMENT, serve_application
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    try:
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(serve_application(load_settings(config), ServiceConfig(api_keys=api_keys), read_only=False),
+                  name=DEPLOYMENT, route_prefix="/")
+        url = f"http://127.0.0.1:{port}"
+        _wait(lambda: _answers_ready(url), "the Serve application did not get ready", timeout=timeout)
+        yield url
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False

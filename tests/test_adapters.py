@@ -1,4 +1,6 @@
-"""The client and the LangChain and LlamaIndex retrievers against a live server (uvicorn on 127.0.0.1)."""
+"""The client and the LangChain and LlamaIndex retrievers against a live server (uvicorn on 127.0.0.1), and
+against the same app on Ray Serve (split into router, encoder and shard deployments; a local Ray cluster
+started for this module; marked ``ray``)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config
-from service_server import serve_in_thread
+from service_server import RAY_SPLIT, Served, serve_in_thread, serve_on_ray
 
 KEY = "adapter-key"
 SRE_QUERY = "percentage of reads served from InnoDB cache"
@@ -29,18 +31,29 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="module")
-def url(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server over a writable copy of the session's built slice: these tests only read, but the client's
-    False for deleting an unknown id needs a writer (a read-only server answers every write 405)."""
-    folder = tmp_path_factory.mktemp("adapters")
+@pytest.fixture(scope="module", params=["uvicorn", pytest.param("ray", marks=pytest.mark.ray)])
+def served(request: pytest.FixtureRequest, built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A server over a copy of the session's built slice: uvicorn over a writable retriever (these tests only
+    read, but the client's False for deleting an unknown id needs a writer), or the split Ray Serve app
+    (read-only: that delete answers 405)."""
+    folder = tmp_path_factory.mktemp(f"adapters-{request.param}")
     shutil.copytree(built_config.parent / "data", folder / "data")
-    with closing(Retriever(load_settings(write_config(folder)))) as served, \
-            serve_in_thread(create_app(served, ServiceConfig(api_keys=(KEY,)))) as base_url:
-        yield base_url
+    if request.param == "ray":
+        pytest.importorskip("ray.serve")
+        with serve_on_ray(write_config(folder, RAY_SPLIT), (KEY,)) as base_url:
+            yield Served(base_url, writable=False, on_ray=True)
+        return
+    with closing(Retriever(load_settings(write_config(folder)))) as retriever, \
+            serve_in_thread(create_app(retriever, ServiceConfig(api_keys=(KEY,)))) as base_url:
+        yield Served(base_url)
 
 
-def test_client_returns_the_pipelines_own_results(url: str, retriever: Retriever,
+@pytest.fixture(scope="module")
+def url(served: Served) -> str:
+    return served.url
+
+
+def test_client_returns_the_pipelines_own_results(served: Served, url: str, retriever: Retriever,
                                                   corpus_slice: list[Document]) -> None:
     query = corpus_slice[5].title
     direct = retriever.search(query, top_k=5)
@@ -51,7 +64,12 @@ def test_client_returns_the_pipelines_own_results(url: str, retriever: Retriever
         assert [r.route.expert for r in client.search_batch([query, SRE_QUERY], top_k=2)] == ["general", "sre"]
         assert client.route(SRE_QUERY).expert == "sre" and client.ready() and client.health()
         assert [e["name"] for e in client.experts()] == ["general", "sre"]
-        assert not client.delete_document("no-such-document")
+        if served.writable:
+            assert not client.delete_document("no-such-document")
+        else:
+            with pytest.raises(ServiceError, match="read-only") as refused:
+                client.delete_document("no-such-document")
+            assert refused.value.status_code == 405
         with pytest.raises(ServiceError, match="unknown expert 'legal'") as error:
             client.search(query, expert="legal")
         assert error.value.status_code == 404 and error.value.kind == "UnknownExpertError"
@@ -83,7 +101,7 @@ def test_llamaindex_retriever_returns_the_right_nodes(url: str, corpus_slice: li
 
 
 @pytest.mark.anyio
-async def test_async_client_answers_as_the_sync_client(url: str, corpus_slice: list[Document]) -> None:
+async def test_async_client_answers_as_the_sync_client(served: Served, url: str, corpus_slice: list[Document]) -> None:
     query = corpus_slice[5].title
     with RetrieverClient(url, api_key=KEY) as sync:
         expected = sync.search(query, top_k=5)
@@ -98,7 +116,12 @@ async def test_async_client_answers_as_the_sync_client(url: str, corpus_slice: l
         assert route.expert == "sre" and set(route.scores) == {"general", "sre"}
         assert [e["name"] for e in await client.experts()] == ["general", "sre"]
         assert await client.health() and await client.ready()
-        assert not await client.delete_document("no-such-document")
+        if served.writable:
+            assert not await client.delete_document("no-such-document")
+        else:
+            with pytest.raises(ServiceError, match="read-only") as refused:
+                await client.delete_document("no-such-document")
+            assert refused.value.status_code == 405
         with pytest.raises(ServiceError, match="unknown expert 'legal'") as error:
             await client.search(query, expert="legal")
         assert error.value.status_code == 404 and error.value.kind == "UnknownExpertError"

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from core.errors import ConfigError, ModelNotFoundError
-from retriever import Retriever, load_settings, read_corpus, read_queries, resolve_location
-from retriever import api
+from retriever import Retriever, api, load_settings, read_corpus, read_queries, resolve_location
 from retriever.encoders import EncoderSpec, encoder, export_path, loaded_model, onnx_folder, prepare_export
 from retriever.onnx_encoder import OnnxEmbedder
 from retriever.onnx_export import Quantize

