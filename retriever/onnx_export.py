@@ -28,8 +28,9 @@ from indexes.data_dir import folder_name
 from retriever.onnx_encoder import FEEDS
 
 Quantize = Literal["none", "int8"]
-EXPORTER_VERSION = 1  # bump when the exported graph changes: every key changes with it
+EXPORTER_VERSION = 2  # bump when the exported graph changes: every key changes with it (2: fused attention)
 OPSET = 17
+FUSED_MODEL_TYPES = ("bert",)  # transformers model types whose exports get onnxruntime's fused BERT operators
 COPIED = ("tokenizer.json", "1_Pooling/config.json", "sentence_bert_config.json", "modules.json")
 SAMPLE = ["an example sentence to trace the graph with", "a second, shorter one"]
 
@@ -110,8 +111,13 @@ def write_export(st: Any, source: Path, out: Path, quantize: Quantize) -> None:
 
 def export_graph(st: Any, path: Path) -> None:
     """Trace the model's transformer (keyword inputs, dynamic batch and sequence axes) into an ONNX file whose
-    one output is ``last_hidden_state``."""
+    one output is ``last_hidden_state``; a BERT-type model's graph then gets fused operators (``fuse_bert``)."""
     import torch
+
+    transformer = st[0].auto_model
+    fusable = transformer.config.model_type in FUSED_MODEL_TYPES
+    if fusable:  # onnxruntime's fusion recognises the eager attention's pattern, not scaled_dot_product_attention's
+        transformer.set_attn_implementation("eager")
 
     class TokenVectors(torch.nn.Module):
         """The transformer called with keyword arguments (transformers 5 changed BERT's positional order)."""
@@ -131,15 +137,29 @@ def export_graph(st: Any, path: Path) -> None:
         # the tracer warns of Python branches on tensor values (transformers' mask code, which checks for tracing)
         # and of index ops; tests/test_onnx_export.py checks the graph against torch at other shapes
         warnings.simplefilter("ignore")
-        torch.onnx.export(TokenVectors(st[0].auto_model, names).eval(), tuple(sample[n] for n in names), str(path),
+        torch.onnx.export(TokenVectors(transformer, names).eval(), tuple(sample[n] for n in names), str(path),
                           input_names=names, output_names=["last_hidden_state"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
+    if fusable:
+        fuse_bert(path, transformer.config.num_attention_heads, transformer.config.hidden_size)
+
+
+def fuse_bert(path: Path, heads: int, width: int) -> None:
+    """Rewrite a BERT graph in place with onnxruntime's fused operators (one ``Attention`` per layer, the
+    embedding and skip layer norms, bias + GELU), by onnxruntime's own transformer optimizer: the same vectors
+    (float rounding), about 1.2x the fp32 and 1.4x the int8 document throughput on 2 CPU cores (README)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=width, opt_level=0).save_model_to_file(str(path))
 
 
 def quantize_int8(fp32: Path, int8: Path) -> None:
     """int8 weights, one scale per output channel (per tensor, all-MiniLM-L6-v2's vectors fall to cosine 0.94
     of fp32 on SciFact documents; per channel, 0.99), by onnxruntime's dynamic quantization: activations are
     quantized per batch at run time."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8)
+    # fused operators are of onnxruntime's own domain, which ONNX's shape inference cannot type: say float
+    quantize_dynamic(fp32, int8, per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})

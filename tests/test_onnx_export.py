@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,10 @@ def test_fp32_export_gives_the_torch_document_vectors(root: Path, documents: lis
     assert isinstance(onnx_model, OnnxEmbedder) and (onnx_model.pooling, onnx_model.max_length) == ("mean", 256)
     alone = encoder(spec, "document").encode(documents[:1], batch_size=1)  # dynamic axes: no padding, batch of one
     assert _cosines(alone, vectors[:1]).min() >= 0.99999
+    import onnx
+
+    operators = Counter(node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node)
+    assert (operators["Attention"], operators["EmbedLayerNormalization"]) == (6, 1)  # fused: one per layer
 
 
 def test_lora_export_gives_the_torch_expert_query_vectors(root: Path, queries: list[str]) -> None:
