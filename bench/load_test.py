@@ -164,7 +164,7 @@ def ray_service(settings: Settings, replicas: int, whole_app: bool = False) -> I
     deployment of the split layout, or of the whole app (``whole_app``, or ``[ray] split = false``); Ray must
     be initialised."""
     from service.app import ServiceConfig
-    from service.ray_serve import DEPLOYMENT, serve_application
+    from service.ray_serve import DEPLOYMENT, reservations, serve_application
 
     serve = import_ray("ray.serve")
     with closing(socket.socket()) as probe:
@@ -175,6 +175,8 @@ def ray_service(settings: Settings, replicas: int, whole_app: bool = False) -> I
         counts = {"replicas": replicas, "router_replicas": replicas, "encoder_replicas": replicas,
                   "shard_replicas": replicas, "split": settings.ray.split and not whole_app}
         scaled = settings.model_copy(update={"ray": settings.ray.model_copy(update=counts)})
+        cpus = min(1.0, float(import_ray().cluster_resources()["CPU"]) / sum(reservations(scaled)))
+        scaled = scaled.model_copy(update={"ray": scaled.ray.model_copy(update={"replica_cpus": cpus, "part_cpus": cpus})})
         serve.run(serve_application(scaled, ServiceConfig(), read_only=True), name=DEPLOYMENT, route_prefix="/")
         url = f"http://{HOST}:{port}"
         wait_ready(url)

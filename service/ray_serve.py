@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from core.errors import ConfigError
 from retriever import Settings, import_ray
 from retriever.ray_parts import ROUTER, EncoderPart, ServeParts, ShardPart, part_plan
 from service.app import ServiceConfig, create_app
@@ -67,6 +68,7 @@ def serve_application(settings: Settings, service: ServiceConfig, read_only: boo
     app's ``QueryBatcher``). Split (``[ray] split``): plus the part deployments, read-only. Whole app: read-only
     when ``read_only`` or when there is more than one replica (a data directory has one writer)."""
     serve = import_ray("ray.serve")
+    check_fits(settings, float(import_ray().cluster_resources().get("CPU", 0)))
     ray = settings.ray
     if not ray.split:
         ingress = _ingress(serve, settings, RetrieverReplica)
@@ -81,6 +83,29 @@ def serve_application(settings: Settings, service: ServiceConfig, read_only: boo
         shards[place.encoder].append(serve.deployment(ShardPart, name=name, num_replicas=ray.shard_replicas, **options)
                                      .bind(place, settings.index))
     return _ingress(serve, settings, SplitIngressReplica).bind(settings, service, encoders, dict(shards))
+
+
+def reservations(settings: Settings) -> tuple[int, int]:
+    """How many ingress replicas and (split) part replicas the application starts."""
+    ray = settings.ray
+    if not ray.split:
+        return ray.replicas, 0
+    plan = part_plan(settings)
+    encoders = sum(ray.router_replicas if name == ROUTER else ray.encoder_replicas for name in plan.encoders)
+    return ray.replicas, encoders + len(plan.shards) * ray.shard_replicas
+
+
+def check_fits(settings: Settings, cluster_cpus: float) -> None:
+    """Refuse an application whose replicas reserve more CPUs than the cluster has: Serve would wait for them
+    without end (an autoscaling cluster that would add nodes is told apart by nothing here)."""
+    ingress, parts = reservations(settings)
+    needed = ingress * settings.ray.replica_cpus + parts * settings.ray.part_cpus
+    if needed > cluster_cpus:
+        raise ConfigError(
+            f"Ray Serve would wait forever: the application reserves {needed:g} CPUs ({ingress} ingress replica(s) x "
+            f"[ray] replica_cpus {settings.ray.replica_cpus:g} + {parts} part replica(s) x part_cpus "
+            f"{settings.ray.part_cpus:g}) and the Ray cluster has {cluster_cpus:g}; lower replica_cpus / part_cpus "
+            "(a fraction such as 0.25 shares a core), run fewer replicas, or add nodes")
 
 
 def _ingress(serve: Any, settings: Settings, replica: type) -> Any:

@@ -421,3 +421,18 @@ def _fuzz(strategy: st.SearchStrategy[schemathesis.Case]) -> None:
         case.call_and_validate()  # every check schemathesis has
 
     check()
+
+
+def test_a_serve_application_larger_than_the_ray_cluster_is_refused_naming_the_numbers(tmp_path: Path) -> None:
+    """On 2 CPUs the packaged demo's split layout (ingress, router, three other query encoders, two indexes)
+    would reserve 7 CPUs, and Serve would wait for them without end: refused, with the numbers and the fix.
+    Fractional reservations that fit are accepted. No Ray is needed to decide."""
+    from retriever.config import DEFAULT_CONFIG
+    from service.ray_serve import check_fits, reservations
+
+    settings = load_settings(DEFAULT_CONFIG, data_dir=tmp_path)
+    assert reservations(settings) == (1, 6)
+    with pytest.raises(ConfigError, match=r"reserves 7 CPUs \(1 ingress replica\(s\) x \[ray\] replica_cpus 1 \+ "
+                                          r"6 part replica\(s\) x part_cpus 1\) and the Ray cluster has 2; lower"):
+        check_fits(settings, 2.0)
+    check_fits(settings.model_copy(update={"ray": settings.ray.model_copy(update={"part_cpus": 0.125})}), 2.0)
