@@ -5,7 +5,7 @@
 The graph's first output (``last_hidden_state``, one vector per token) is pooled by its ``[CLS]`` token or by
 an attention-masked mean, then L2-normalised. Pooling defaults to what a sentence-transformers folder says
 in ``1_Pooling/config.json``, else mean; truncation to the configured length, else the folder's
-``sentence_bert_config.json``, else 512 tokens. onnxruntime and tokenizers come with the ``[onnx]`` extra.
+``sentence_bert_config.json``, else 512 tokens. onnxruntime and tokenizers are core dependencies.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class OnnxEmbedder:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise ModelNotFoundError(f"the onnx backend needs onnxruntime and tokenizers: install the [onnx] extra ({exc})") from exc
+            raise ModelNotFoundError(f"the onnx backend needs onnxruntime and tokenizers: reinstall the project ({exc})") from exc
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()
         options.log_severity_level = 3

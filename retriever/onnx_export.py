@@ -8,7 +8,7 @@ An export is kept in ``<root>/<key>/``, where the key names what decides its wei
 quantization, exporter version). It is written into a temporary folder beside the final one, fsynced, then
 renamed into place: a crash leaves no half folder at the final path (at most a hidden ``.<key>.*.tmp``
 folder beside it, after a kill), and a process that finds the folder reuses it; two processes exporting at
-once both finish, and the first rename wins. Exporting needs the ``onnx`` package (the ``[onnx]`` extra)
+once both finish, and the first rename wins. Exporting needs the ``onnx`` package (a core dependency)
 besides torch.
 """
 
@@ -53,7 +53,7 @@ def exported(folder: Path, source: Path, load: Callable[[], Any], quantize: Quan
         raise
     except Exception as exc:  # the exporter and the quantizer raise many types (tracing, unsupported op, no onnx)
         raise ModelNotFoundError(f"ONNX export of {source} into {folder} failed: {type(exc).__name__}: {exc} "
-                                 "(exporting needs torch and the onnx package: the [onnx] extra)") from exc
+                                 "(exporting needs torch and the onnx package, both core dependencies)") from exc
     return folder
 
 
