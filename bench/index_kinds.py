@@ -146,10 +146,13 @@ def synthetic_vectors(n: int, n_queries: int, dim: int, clusters: int, noise: fl
 def sweep(kinds: list[str], ef_search: list[int], nprobe: list[int], pq_m: list[int], refine: list[int]) -> list[IndexConfig]:
     """Flat (always: the reference), HNSW at each efSearch, IVF-PQ of each pq_m at each nprobe without
     refinement (refine factor 0) or re-ranking that many x k candidates exactly."""
-    ivfpq = [IndexConfig(kind="ivfpq", pq_m=m, ivf_nprobe=p, pq_refine=r > 0, pq_refine_factor=max(r, 1))
-             for m in pq_m for r in refine for p in nprobe]
-    return ([IndexConfig(kind="flat")] + [IndexConfig(kind="hnsw", hnsw_ef_search=ef) for ef in ef_search] * ("hnsw" in kinds)
-            + ivfpq * ("ivfpq" in kinds))
+    configs = [IndexConfig(kind="flat")]
+    if "hnsw" in kinds:
+        configs += [IndexConfig(kind="hnsw", hnsw_ef_search=ef) for ef in ef_search]
+    if "ivfpq" in kinds:
+        configs += [IndexConfig(kind="ivfpq", pq_m=m, ivf_nprobe=p, pq_refine=r > 0, pq_refine_factor=max(r, 1))
+                    for m in pq_m for r in refine for p in nprobe]
+    return configs
 
 
 def build_key(config: IndexConfig) -> IndexConfig:
