@@ -96,16 +96,17 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     hybrid = {c.name: {q: rrf([sparse[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids}
               for c in collections}
     add(ENGINE_HYBRID, "fusion", hybrid)
-    fusion = choose_fusion(collections, top_k)
+    plain = settings.router.expert or experts[0]  # the router's own model: no training query trained it
+    fusion = choose_fusion(collections, top_k, plain)
     chosen_hybrid, chosen_label = hybrid, "RRF"
     if fusion is not None and fusion.dense_weight is not None:
         chosen_hybrid = {c.name: {q: weighted(routed[c.name][q], sparse[c.name].get(q, {}), fusion.dense_weight, top_k)
                                   for q in c.table.qids} for c in collections}
         chosen_label = f"weighted {fusion.dense_weight}"
-        add(f"hybrid, weighted fusion (dense weight {fusion.dense_weight}, chosen on training queries)", "fusion",
-            chosen_hybrid)
+        add(f"hybrid, weighted fusion (dense weight {fusion.dense_weight}, chosen on training queries with {plain})",
+            "fusion", chosen_hybrid)
     test_runs = {c.name: {SPARSE: sparse[c.name], "dense": routed[c.name], "hybrid": hybrid[c.name]} for c in collections}
-    picks, retriever_router = route_retrievers(collections, test_runs, top_k, folds)
+    picks, retriever_router = route_retrievers(collections, test_runs, top_k, folds, plain)
     add("retriever router (kNN per query: BM25 / routed dense / hybrid)", "fusion",
         {c.name: {q: test_runs[c.name][r][q] if r != SPARSE else sparse[c.name].get(q, {})
                   for q, r in zip(c.table.qids, picks[c.name])} for c in collections})

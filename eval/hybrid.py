@@ -51,18 +51,19 @@ def weighted(dense: dict[str, float], sparse: dict[str, float], weight: float, t
     return {doc: score for doc, score, _ in fused[:top_k]}
 
 
-def _training_runs(c: EvalCollection) -> tuple[Run, Run] | None:
-    """(routed dense, BM25) runs of a collection's training queries, or None without a training split."""
+def _training_runs(c: EvalCollection, dense_expert: str) -> tuple[Run, Run] | None:
+    """(dense, BM25) runs of a collection's training queries, or None without a training split. The dense run
+    is ``dense_expert``'s (the router's own model): an expert trained on these very queries would score them
+    in-sample and so favour dense."""
     if c.train_table is None or c.train_sparse is None:
         return None
-    best = c.train_table.experts[int(np.argmax(c.train_table.scores().mean(axis=0)))]
-    return c.train_table.runs[best], c.train_sparse
+    return c.train_table.runs[dense_expert], c.train_sparse
 
 
-def choose_fusion(collections: list[EvalCollection], top_k: int) -> FusionChoice | None:
-    """RRF or weighted fusion (and its weight), whichever scores best on the training queries (None when no
-    collection has a training split)."""
-    parts = [(c, runs) for c in collections if (runs := _training_runs(c)) is not None]
+def choose_fusion(collections: list[EvalCollection], top_k: int, dense_expert: str) -> FusionChoice | None:
+    """RRF or weighted fusion (and its weight), whichever scores best on the training queries with
+    ``dense_expert``'s dense runs (None when no collection has a training split)."""
+    parts = [(c, runs) for c in collections if (runs := _training_runs(c, dense_expert)) is not None]
     if not parts:
         return None
     candidates: dict[str, float] = {}
@@ -91,14 +92,14 @@ def retriever_table(name: str, split: str, qids: list[str], vectors: np.ndarray,
 
 
 def route_retrievers(collections: list[EvalCollection], test_runs: dict[str, dict[str, Run]], top_k: int,
-                     folds: int) -> tuple[dict[str, list[str]], dict[str, object]]:
+                     folds: int, dense_expert: str) -> tuple[dict[str, list[str]], dict[str, object]]:
     """Per test query, the retriever (BM25 / dense / hybrid) a kNN router picks, fitted on training queries
     and cross-fitted folds; returns the choices per collection and the router's description."""
     tables = []
     for c in collections:
         test = retriever_table(c.name, "test", c.table.qids, c.table.vectors, test_runs[c.name], c.test.qrels)
         train = None
-        training = _training_runs(c)
+        training = _training_runs(c, dense_expert)
         if training is not None and c.train is not None and c.train_table is not None:
             dense, sparse = training
             runs = {SPARSE: sparse, "dense": dense,

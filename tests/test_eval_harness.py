@@ -211,5 +211,5 @@ def test_rerank_row_reorders_only_the_head_of_the_chosen_hybrid(mini, cache):
     reranked = report.system(f"hybrid ({chosen}) + cross-encoder rerank of the top 3").collections["scifact-mini"]
     assert len(reranked.ndcg_per_query) == 16
     base = report.system("hybrid (engine default): RRF of engine BM25 + routed dense" if chosen == "RRF" else
-                         f"hybrid, weighted fusion (dense weight {fusion['dense_weight']}, chosen on training queries)")
+                         f"hybrid, weighted fusion (dense weight {fusion['dense_weight']}, chosen on training queries with general)")
     assert base.collections["scifact-mini"].mean["R@100"] == pytest.approx(reranked.mean["R@100"])  # same documents
