@@ -147,10 +147,11 @@ class Retriever:
         """Load ``corpus`` into an empty store, encode every missing index (with ``encode``, e.g. on a Ray
         cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
         configured and none of the router's encoder is saved; on the onnx backend, every query encoder's
-        export is made here too, so that no first query pays for one. Returns documents encoded per document encoder."""
+        export (the router's own included) is made here too, so that no first query pays for one. Returns
+        documents encoded per document encoder."""
         built = self._indexer.build(corpus, progress, encode)
-        for expert in self._experts.values():
-            prepare_export(expert.query_encoder.spec)
+        for spec in {expert.query_encoder.spec for expert in self._experts.values()} | {self._router.encoder.spec}:
+            prepare_export(spec)
         if self.settings.domains and self._router.library is None:  # none, or one of another router encoder
             self.rebuild_pilots()
         self._gaps = None

@@ -151,8 +151,9 @@ def test_an_onnx_lora_expert_builds_and_searches_its_own_index(root: Path, monke
         assert info.query_encoder == f"{MINILM}|adapter={SCIFACT}|backend=onnx"
         assert info.document_encoder == f"{MINILM}|backend=onnx"  # not the torch index's identity (MINILM alone)
         assert retriever.build(corpus, progress=False) == {info.document_encoder: 20, "bm25": 20}
-        assert [spec.identity for spec in prepared] == [info.query_encoder]  # the build exported the query side too
-        assert export_path(prepared[0]).is_dir()
+        # the build exported the query side too, and the router's own encoder (the base model, no adapter)
+        assert {spec.identity for spec in prepared} == {info.query_encoder, info.document_encoder}
+        assert all(export_path(spec).is_dir() for spec in prepared)
         for doc in corpus[:3]:
             assert retriever.search(doc.title, top_k=3, expert="scifact", mode="dense").hits[0].id == doc.id
     exported = {p.name for p in (root / "data" / "onnx").iterdir()}
