@@ -5,6 +5,8 @@ expert are removed and its test queries are routed among the rest."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from eval.protocol import EvalCollection
@@ -12,23 +14,31 @@ from eval.results import HeldOutDomain
 from eval.significance import paired_randomization_test
 from retriever import PilotLibrary, PilotRouter, Route, Settings, domain_queries, router_identity
 
+Group = tuple[str, str, np.ndarray]  # (domain, expert, base vectors of its pilot queries)
 
-def config_library(settings: Settings, collections: list[EvalCollection]) -> PilotLibrary | None:
-    """The ``domain`` pilot library the engine builds from ``settings.domains`` (base vectors cached in the
-    first collection's data directory); None without domains."""
-    if not settings.domains:
-        return None
+
+def config_groups(settings: Settings, collections: list[EvalCollection]) -> list[Group]:
+    """The pilot queries of ``settings.domains``, embedded by the router's base model (cached in the first
+    collection's data directory); empty without domains."""
     runs = collections[0].runs
-    groups = [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains]
-    return PilotLibrary.from_vectors(groups, router_identity(settings))
+    return [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains]
+
+
+def config_library(settings: Settings, groups: list[Group]) -> PilotLibrary | None:
+    """The ``domain`` pilot library the engine builds from these groups; None without any."""
+    return PilotLibrary.from_vectors(groups, router_identity(settings)) if groups else None
+
+
+def engine_router(settings: Settings, library: PilotLibrary, experts: list[str], fallback: bool) -> PilotRouter:
+    """The engine router as configured (with or without its fallback expert) over ``library``."""
+    return PilotRouter(library, experts, settings.router.aggregate, settings.router.fallback if fallback else None,
+                       settings.router.fallback_percentile)
 
 
 def engine_routes(settings: Settings, library: PilotLibrary, experts: list[str], vectors: np.ndarray,
                   fallback: bool) -> list[Route]:
     """The engine router's route for each base vector (with or without the configured fallback expert)."""
-    router = PilotRouter(library, experts, settings.router.aggregate,
-                         settings.router.fallback if fallback else None, settings.router.fallback_percentile)
-    return router.route(vectors.astype(np.float32))
+    return engine_router(settings, library, experts, fallback).route(vectors.astype(np.float32))
 
 
 def _ndcg(scores: np.ndarray, experts: list[str], routes: list[Route]) -> np.ndarray:
@@ -37,9 +47,14 @@ def _ndcg(scores: np.ndarray, experts: list[str], routes: list[Route]) -> np.nda
     return np.array([scores[i, column[r.expert]] for i, r in enumerate(routes)])
 
 
-def leave_one_domain_out(settings: Settings, library: PilotLibrary, collections: list[EvalCollection]) -> list[HeldOutDomain]:
+def leave_one_domain_out(settings: Settings, groups: list[Group], collections: list[EvalCollection]) -> list[HeldOutDomain]:
     """For each collection named like a configured domain: route its test queries without that domain's
-    pilots and expert, with and without the fallback, and compare with the base (fallback, else first) expert."""
+    pilots and expert, with and without the fallback, and compare with the base (fallback, else first) expert.
+    The library without the domain is built again, so a fallback percentile learnt from the pilots (``"auto"``)
+    is learnt without that domain too (with a single domain left, nothing is left to learn it from: then the
+    full library's is used)."""
+    library = config_library(settings, groups)
+    assert library is not None
     experts = [e.name for e in settings.experts]
     base_expert = settings.router.fallback or experts[0]
     rows = []
@@ -48,18 +63,22 @@ def leave_one_domain_out(settings: Settings, library: PilotLibrary, collections:
         if domain is None or domain.expert == base_expert:
             continue
         kept = [e for e in experts if e != domain.expert]
-        held_out = library.without_domain(domain.name)
+        held_out = config_library(settings, [g for g in groups if g[0] != domain.name])
+        assert held_out is not None
+        if held_out.calibrated_percentile is None:
+            held_out = replace(held_out, calibrated_percentile=library.calibrated_percentile)
         scores = c.table.scores()
         base = scores[:, c.table.experts.index(base_expert)]
         plain = _ndcg(scores, c.table.experts, engine_routes(settings, held_out, kept, c.table.vectors, fallback=False))
-        guarded_routes = engine_routes(settings, held_out, kept, c.table.vectors, fallback=True)
-        guarded = _ndcg(scores, c.table.experts, guarded_routes)
+        guarded = engine_router(settings, held_out, kept, fallback=True)
+        guarded_routes = guarded.route(c.table.vectors.astype(np.float32))
+        guarded_ndcg = _ndcg(scores, c.table.experts, guarded_routes)
         in_domain = _ndcg(scores, c.table.experts, engine_routes(settings, library, experts, c.table.vectors, fallback=True))
         chosen = [r.expert for r in guarded_routes]
         rows.append(HeldOutDomain(
             c.name, domain.name, domain.expert, base_expert, len(c.table.qids), float(base.mean()),
             float(plain.mean()), paired_randomization_test(list(plain), list(base)),
-            float(guarded.mean()), paired_randomization_test(list(guarded), list(base)),
-            float(np.mean([r.fallback for r in guarded_routes])), {e: chosen.count(e) for e in dict.fromkeys(chosen)},
-            float(in_domain.mean())))
+            float(guarded_ndcg.mean()), paired_randomization_test(list(guarded_ndcg), list(base)),
+            float(np.mean([r.fallback for r in guarded_routes])), guarded.percentile,
+            {e: chosen.count(e) for e in dict.fromkeys(chosen)}, float(in_domain.mean())))
     return rows

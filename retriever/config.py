@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -110,9 +110,10 @@ class RouterConfig(_Strict):
     )
     fallback: str | None = Field(
         default=None, description="expert for queries unlike every domain (e.g. the general model); none: always route")
-    fallback_percentile: float = Field(
-        default=5.0, ge=0.0, le=100.0, description="a query goes to the fallback expert when its similarity to every "
-        "pilot is below this percentile of the similarities of that pilot's own queries")
+    fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(
+        default=5.0, description="a query goes to the fallback expert when its similarity to every pilot is below "
+        "this percentile of the similarities of that pilot's own queries; \"auto\": the percentile learnt from the "
+        "pilots by leaving each domain out in turn (retriever.pilots.calibrated_percentile)")
 
 
 class SearchConfig(_Strict):

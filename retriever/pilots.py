@@ -20,6 +20,8 @@ from indexes.atomic import atomic_write_bytes
 from retriever.encoders import Encoder
 
 PERCENTILES = np.arange(101)
+# The fallback percentiles that calibration (``calibrated_percentile``) chooses among.
+CANDIDATE_PERCENTILES = (1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class PilotLibrary:
     sizes: tuple[int, ...]
     encoder: str
     quantiles: np.ndarray | None = None  # (pilots, 101): percentiles 0..100 of each group's own cosines to its pilot
+    calibrated_percentile: float | None = None  # the fallback percentile learnt from the pilots (needs 2+ domains)
 
     @classmethod
     def build(cls, encoder: Encoder, groups: Sequence[PilotGroup], batch_size: int = 32) -> PilotLibrary:
@@ -56,13 +59,16 @@ class PilotLibrary:
         """One unit-norm centroid per (domain, expert, base vectors of its queries) group."""
         centroids = np.stack([g.mean(axis=0) for _, _, g in groups])
         units = (centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        quantiles = np.stack([np.percentile(g @ u, PERCENTILES) for (_, _, g), u in zip(groups, units)]).astype(np.float32)
+        domains = tuple(domain for domain, _, _ in groups)
         return cls(
             vectors=units,
             experts=tuple(expert for _, expert, _ in groups),
-            domains=tuple(domain for domain, _, _ in groups),
+            domains=domains,
             sizes=tuple(len(g) for _, _, g in groups),
             encoder=encoder,
-            quantiles=np.stack([np.percentile(g @ u, PERCENTILES) for (_, _, g), u in zip(groups, units)]).astype(np.float32),
+            quantiles=quantiles,
+            calibrated_percentile=calibrated_percentile(units, quantiles, domains, [g for _, _, g in groups]),
         )
 
     @classmethod
@@ -92,7 +98,16 @@ class PilotLibrary:
     def _subset(self, keep: list[int]) -> PilotLibrary:
         pick = lambda values: tuple(values[i] for i in keep)  # noqa: E731
         return PilotLibrary(self.vectors[keep], pick(self.experts), pick(self.domains), pick(self.sizes), self.encoder,
-                            None if self.quantiles is None else self.quantiles[keep])
+                            None if self.quantiles is None else self.quantiles[keep], self.calibrated_percentile)
+
+    def percentile(self, configured: float | str) -> float:
+        """The fallback percentile to use: ``configured``, or with ``"auto"`` the one calibrated on the pilots."""
+        if configured != "auto":
+            return float(configured)
+        if self.calibrated_percentile is None:
+            raise ConfigError("router.fallback_percentile = \"auto\" needs a pilot library of two or more domains "
+                              "built by this version (run `retriever pilots build`)")
+        return self.calibrated_percentile
 
     def floors(self, percentile: float) -> np.ndarray | None:
         """Per pilot, the cosine below which only ``percentile`` % of its own queries fall (None for a
@@ -106,7 +121,8 @@ class PilotLibrary:
 
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
-        meta = {"experts": self.experts, "domains": self.domains, "sizes": self.sizes, "encoder": self.encoder}
+        meta = {"experts": self.experts, "domains": self.domains, "sizes": self.sizes, "encoder": self.encoder,
+                "calibrated_percentile": self.calibrated_percentile}
         arrays: dict[str, np.ndarray] = {"vectors": self.vectors, "meta": np.array(json.dumps(meta))}
         if self.quantiles is not None:
             arrays["quantiles"] = self.quantiles
@@ -123,5 +139,29 @@ class PilotLibrary:
         except (OSError, ValueError, KeyError) as exc:
             raise IndexCorruptError(f"pilot library {path} is corrupt: {exc}") from exc
         return cls(vectors, tuple(meta["experts"]), tuple(meta["domains"]), tuple(meta["sizes"]), meta["encoder"],
-                   quantiles)
+                   quantiles, meta.get("calibrated_percentile"))
+
+
+def calibrated_percentile(units: np.ndarray, quantiles: np.ndarray, domains: Sequence[str],
+                          vectors: Sequence[np.ndarray]) -> float | None:
+    """The fallback percentile, learnt from the pilots alone by leaving each domain out in turn: its pilot queries
+    (``vectors``, one array per centroid) should fall back when routed among the other domains' centroids, and
+    should not when every domain is there. Among ``CANDIDATE_PERCENTILES``, the one with the largest mean share
+    rejected minus mean share falling back in their own domain (Youden's J, each domain weighing the same);
+    None with fewer than two domains."""
+    names = list(dict.fromkeys(domains))
+    if len(names) < 2:
+        return None
+    owner = np.asarray(domains)
+    queries = {d: np.concatenate([v for v, o in zip(vectors, domains) if o == d]) for d in names}
+    sims = {d: queries[d] @ units.T for d in names}  # (queries of d, centroids)
+
+    def gap(percentile: float) -> float:
+        floors = np.array([np.interp(percentile, PERCENTILES, q) for q in quantiles], dtype=np.float32)
+        below = {d: sims[d] < floors for d in names}
+        rejected = [below[d][:, owner != d].all(axis=1).mean() for d in names]
+        lost = [below[d].all(axis=1).mean() for d in names]
+        return float(np.mean(rejected) - np.mean(lost))
+
+    return max(CANDIDATE_PERCENTILES, key=gap)
 

@@ -25,12 +25,13 @@ class PilotRouter:
     """Routes base-model query vectors to experts by their pilot similarities."""
 
     def __init__(self, library: PilotLibrary, experts: Sequence[str], aggregate: Literal["mean", "max"] = "mean",
-                 fallback: str | None = None, percentile: float = 5.0):
+                 fallback: str | None = None, percentile: float | Literal["auto"] = 5.0):
         self.library = library.restricted_to(experts)
         self.experts = [e for e in experts if e in set(self.library.experts)]
         self.aggregate = aggregate
         self.fallback = fallback
-        self._floors = self.library.floors(percentile) if fallback else None
+        self.percentile = self.library.percentile(percentile) if fallback else None
+        self._floors = self.library.floors(self.percentile) if self.percentile is not None else None
         self._membership = np.array([[p == e for p in self.library.experts] for e in self.experts],
                                     dtype=np.float32)  # (experts, pilots)
 
@@ -106,14 +107,22 @@ class QueryRouter:
 
     def _no_library(self) -> str:
         if self.pilots_path.is_file():
-            return (f"the pilot library {self.pilots_path} was embedded by {PilotLibrary.load(self.pilots_path).encoder!r}, "
+            library = PilotLibrary.load(self.pilots_path)
+            if library.encoder == self.encoder.identity:
+                return (f"the pilot library {self.pilots_path} has no learnt fallback percentile, which "
+                        "router.fallback_percentile = \"auto\" needs: run `retriever build` (or `retriever pilots build`) "
+                        "with two or more [[domains]]")
+            return (f"the pilot library {self.pilots_path} was embedded by {library.encoder!r}, "
                     f"not by the router's encoder {self.encoder.identity!r}: run `retriever build` (or `retriever pilots "
                     "build`), or name an expert")
         return "no pilot library: configure [[domains]] and run `retriever build` (or `retriever pilots build`), or name an expert"
 
     def _pilot_router(self) -> PilotRouter | None:
+        """The router over the saved library; None without one this configuration can use (another encoder's, or
+        one without the learnt fallback percentile that ``"auto"`` asks for), so that ``build`` remakes it."""
         if self._router is None and self.pilots_path.is_file():
             library = PilotLibrary.load(self.pilots_path)
-            if library.encoder == self.encoder.identity:
+            needs_calibration = self.config.fallback is not None and self.config.fallback_percentile == "auto"
+            if library.encoder == self.encoder.identity and not (needs_calibration and library.calibrated_percentile is None):
                 self.use(library)
         return self._router

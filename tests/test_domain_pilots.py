@@ -121,3 +121,52 @@ def test_library_floors_round_trip_and_older_libraries_never_fall_back(library: 
     old.save(tmp_path / "old.npz")
     assert PilotLibrary.load(tmp_path / "old.npz").floors(5.0) is None
     assert pilots.without_domain("science").domains == ("database",)
+
+
+def test_fallback_percentile_learnt_from_the_pilots(library: tuple[Path, PilotLibrary], tmp_path: Path,
+                                                    science_queries: list[str]) -> None:
+    """`fallback_percentile = "auto"`: the floor is learnt from the pilots alone (each domain left out in turn),
+    saved with the library, and used by the router; a library without it is refused by name."""
+    from retriever.pilots import CANDIDATE_PERCENTILES
+    from retriever.router import PilotRouter
+
+    config, pilots = library
+    assert pilots.calibrated_percentile in CANDIDATE_PERCENTILES
+    pilots.save(tmp_path / "pilots.npz")
+    assert PilotLibrary.load(tmp_path / "pilots.npz").calibrated_percentile == pilots.calibrated_percentile
+    assert pilots.without_domain("science").calibrated_percentile == pilots.calibrated_percentile
+    router = PilotRouter(pilots, ["scifact", "postgres"], fallback="general", percentile="auto")
+    assert router.percentile == pilots.calibrated_percentile
+
+    settings = load_settings(config)
+    auto = settings.router.model_copy(update={"fallback": "general", "fallback_percentile": "auto"})
+    with Retriever(settings.model_copy(update={"router": auto}), read_only=True) as retriever:
+        science = np.mean([retriever.route(q).fallback for q in science_queries])
+        sre = np.mean([retriever.route(q).fallback for q in _lines("pkg:retriever/defaults/pilots/sre.txt")])
+    assert sre > science  # an unconfigured domain's queries fall back more often than a configured one's
+
+    single = PilotLibrary(pilots.vectors[:1], pilots.experts[:1], pilots.domains[:1], pilots.sizes[:1], pilots.encoder,
+                          pilots.quantiles[:1] if pilots.quantiles is not None else None)
+    with pytest.raises(ConfigError, match=r'fallback_percentile = "auto" needs a pilot library of two or more domains'):
+        PilotRouter(single, ["scifact"], fallback="general", percentile="auto")
+    with pytest.raises(ConfigError, match="fallback_percentile"):
+        load_settings(_config(tmp_path, router='fallback = "general"\nfallback_percentile = "often"'))
+
+
+def test_auto_floor_with_a_library_saved_before_it_names_the_fix(library: tuple[Path, PilotLibrary],
+                                                                 tmp_path: Path) -> None:
+    """A pilot library saved without the learnt percentile is not used under "auto": routing says to rebuild it,
+    and rebuilding it fixes routing."""
+    from retriever.api import PILOTS_FILE
+
+    _, pilots = library
+    config = _config(tmp_path, router='fallback = "general"\nfallback_percentile = "auto"')
+    settings = load_settings(config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    PilotLibrary(pilots.vectors, pilots.experts, pilots.domains, pilots.sizes, pilots.encoder,
+                 pilots.quantiles).save(settings.data_dir / PILOTS_FILE)
+    with Retriever(settings) as retriever:
+        with pytest.raises(ConfigError, match=r"has no learnt fallback percentile.*retriever pilots build"):
+            retriever.route("Which index type speeds up LIKE queries?")
+        assert retriever.rebuild_pilots().calibrated_percentile is not None
+        assert retriever.route("Which index type speeds up LIKE queries?").expert in {"postgres", "general"}

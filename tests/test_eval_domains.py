@@ -68,3 +68,4 @@ def test_leave_one_domain_out_routes_without_the_domain_and_its_expert(setup) ->
     postgres = np.mean(list(report.system("expert: postgres").collections["scifact-mini"].ndcg_per_query.values()))
     assert held.routed == pytest.approx(postgres)  # without its domain, postgres is the only expert left with pilots
     assert 0.0 <= held.fallback_share <= 1.0 and held.choices.get("general", 0) == round(16 * held.fallback_share)
+    assert held.fallback_percentile == 5.0
