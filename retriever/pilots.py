@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -88,19 +89,16 @@ class PilotLibrary:
         return cls.from_vectors(groups, encoder)
 
     def restricted_to(self, experts: Sequence[str]) -> PilotLibrary:
-        """The pilots of the given experts only (after an expert was removed from the config)."""
+        """The pilots of the given experts only (after an expert was removed from the config); the calibrated
+        percentile stays the one learnt from the whole library (`retriever pilots build` learns it anew)."""
         return self._subset([i for i, e in enumerate(self.experts) if e in set(experts)])
-
-    def without_domain(self, domain: str) -> PilotLibrary:
-        """The pilots of every other domain (a domain left out, as if it had never been configured)."""
-        return self._subset([i for i, d in enumerate(self.domains) if d != domain])
 
     def _subset(self, keep: list[int]) -> PilotLibrary:
         pick = lambda values: tuple(values[i] for i in keep)  # noqa: E731
         return PilotLibrary(self.vectors[keep], pick(self.experts), pick(self.domains), pick(self.sizes), self.encoder,
                             None if self.quantiles is None else self.quantiles[keep], self.calibrated_percentile)
 
-    def percentile(self, configured: float | str) -> float:
+    def percentile(self, configured: float | Literal["auto"]) -> float:
         """The fallback percentile to use: ``configured``, or with ``"auto"`` the one calibrated on the pilots."""
         if configured != "auto":
             return float(configured)
