@@ -111,8 +111,8 @@ CORPUS_RECIPE: dict = {"kind": "sentences", "per_doc": 3, "max_documents": 0, "l
 # lr 1e-3: 0.410 / 0.403 / 0.375 (the map overfits sentences-in-their-document fast).
 QUERY_MAP_RECIPE: dict = {"lr": 1e-4, "epochs": 10, "max_steps": 100}
 # A query map trained on labelled queries (qrels, no corpus source): chosen by 2-fold cross-validation on SciFact
-# train queries (scripts/recipe/map_dev.py, bge-small, base 74.7 / 72.7 per fold): lr 1e-3, 300 steps +7.75 nDCG@10
-# (lr 1e-4, 100 steps, the corpus recipe: -0.02). With folds that share no relevant document every map loses
+# train queries (scripts/recipe/map_dev.py, bge-small, base 76.7 / 72.7 per fold): lr 1e-3, 300 steps +7.75 nDCG@10
+# (lr 1e-4, 100 steps, the corpus recipe: -0.12). With folds that share no relevant document every map loses
 # (-1.0 .. -7.2): the gain is learning the training queries' documents, not a better query encoder.
 QUERY_MAP_QRELS_RECIPE: dict = {"lr": 1e-3, "epochs": 30, "max_steps": 300}
 
