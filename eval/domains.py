@@ -47,14 +47,13 @@ def _ndcg(scores: np.ndarray, experts: list[str], routes: list[Route]) -> np.nda
     return np.array([scores[i, column[r.expert]] for i, r in enumerate(routes)])
 
 
-def leave_one_domain_out(settings: Settings, groups: list[Group], collections: list[EvalCollection]) -> list[HeldOutDomain]:
+def leave_one_domain_out(settings: Settings, library: PilotLibrary, groups: list[Group],
+                         collections: list[EvalCollection]) -> list[HeldOutDomain]:
     """For each collection named like a configured domain: route its test queries without that domain's
     pilots and expert, with and without the fallback, and compare with the base (fallback, else first) expert.
-    The library without the domain is built again, so a fallback percentile learnt from the pilots (``"auto"``)
-    is learnt without that domain too (with a single domain left, nothing is left to learn it from: then the
-    full library's is used)."""
-    library = config_library(settings, groups)
-    assert library is not None
+    ``library`` is built from ``groups``; the library without the domain is built again from the other groups,
+    so a fallback percentile learnt from the pilots (``"auto"``) is learnt without that domain too (with a single
+    domain left, nothing is left to learn it from: then ``library``'s is used)."""
     experts = [e.name for e in settings.experts]
     base_expert = settings.router.fallback or experts[0]
     rows = []

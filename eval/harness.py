@@ -167,7 +167,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
         routed_qids=fitted["routed_qids"],
         engine_router=engine_row.system if engine_row else None,
         engine_router_versus=versus_rows(engine_row, results, queries) if engine_row else [],
-        held_out_domains=leave_one_domain_out(settings, groups, collections) if library is not None else [],
+        held_out_domains=leave_one_domain_out(settings, library, groups, collections) if library is not None else [],
     )
     for c in collections:
         c.runs.close()
