@@ -26,17 +26,17 @@ from fastapi import FastAPI
 
 from core.errors import ConfigError
 from retriever import Settings, import_ray
+from retriever.config import RayConfig
 from retriever.ray_parts import ROUTER, EncoderPart, ServeParts, ShardPart, part_plan
 from service.app import ServiceConfig, create_app
 
 DEPLOYMENT = "retriever"  # the application, and its ingress deployment
 
 
-class RetrieverReplica:
-    """One replica of the whole app: the service over its own retriever, built when the replica starts."""
+class _IngressReplica:
+    """One ingress replica: the service app (``service_app``, made by the subclass when the replica starts)."""
 
-    def __init__(self, settings: Settings, service: ServiceConfig, read_only: bool) -> None:
-        self.service_app = create_app(settings, service, read_only=read_only)
+    service_app: FastAPI
 
     def __serve_build_asgi_app__(self) -> FastAPI:  # Serve's hook for an ingress whose app is made per replica
         return self.service_app
@@ -46,7 +46,14 @@ class RetrieverReplica:
         return os.getpid()
 
 
-class SplitIngressReplica:
+class RetrieverReplica(_IngressReplica):
+    """One replica of the whole app: the service over its own retriever, built when the replica starts."""
+
+    def __init__(self, settings: Settings, service: ServiceConfig, read_only: bool) -> None:
+        self.service_app = create_app(settings, service, read_only=read_only)
+
+
+class SplitIngressReplica(_IngressReplica):
     """One ingress replica of the split service: the app over a read-only retriever whose query encoders and
     indexes are the deployments' handles (encoders by identity, shards by document encoder, in shard order)."""
 
@@ -54,12 +61,6 @@ class SplitIngressReplica:
                  shards: dict[str, list[Any]]) -> None:
         parts = ServeParts(encoders, shards, settings.ray.call_timeout_s)
         self.service_app = create_app(settings, service, read_only=True, parts=parts)
-
-    def __serve_build_asgi_app__(self) -> FastAPI:
-        return self.service_app
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 def serve_application(settings: Settings, service: ServiceConfig, read_only: bool) -> Any:
@@ -75,8 +76,7 @@ def serve_application(settings: Settings, service: ServiceConfig, read_only: boo
         return ingress.bind(settings, service, read_only or ray.replicas > 1)
     plan = part_plan(settings)
     options = {"ray_actor_options": {"num_cpus": ray.part_cpus}}
-    encoders = {spec.identity: serve.deployment(EncoderPart, name=name, **options,
-                                                num_replicas=ray.router_replicas if name == ROUTER else ray.encoder_replicas)
+    encoders = {spec.identity: serve.deployment(EncoderPart, name=name, num_replicas=_encoder_replicas(ray, name), **options)
                 .bind(spec) for name, spec in plan.encoders.items()}
     shards: dict[str, list[Any]] = defaultdict(list)
     for name, place in plan.shards.items():
@@ -91,7 +91,7 @@ def reservations(settings: Settings) -> tuple[int, int]:
     if not ray.split:
         return ray.replicas, 0
     plan = part_plan(settings)
-    encoders = sum(ray.router_replicas if name == ROUTER else ray.encoder_replicas for name in plan.encoders)
+    encoders = sum(_encoder_replicas(ray, name) for name in plan.encoders)
     return ray.replicas, encoders + len(plan.shards) * ray.shard_replicas
 
 
@@ -106,6 +106,11 @@ def check_fits(settings: Settings, cluster_cpus: float) -> None:
             f"[ray] replica_cpus {settings.ray.replica_cpus:g} + {parts} part replica(s) x part_cpus "
             f"{settings.ray.part_cpus:g}) and the Ray cluster has {cluster_cpus:g}; lower replica_cpus / part_cpus "
             "(a fraction such as 0.25 shares a core), run fewer replicas, or add nodes")
+
+
+def _encoder_replicas(ray: RayConfig, name: str) -> int:
+    """Replicas of the encoder deployment ``name``: the router's, or any other query encoder's."""
+    return ray.router_replicas if name == ROUTER else ray.encoder_replicas
 
 
 def _ingress(serve: Any, settings: Settings, replica: type) -> Any:
