@@ -107,22 +107,28 @@ class QueryRouter:
 
     def _no_library(self) -> str:
         if self.pilots_path.is_file():
-            library = PilotLibrary.load(self.pilots_path)
-            if library.encoder == self.encoder.identity:
-                return (f"the pilot library {self.pilots_path} has no learnt fallback percentile, which "
-                        "router.fallback_percentile = \"auto\" needs: run `retriever build` (or `retriever pilots build`) "
-                        "with two or more [[domains]]")
-            return (f"the pilot library {self.pilots_path} was embedded by {library.encoder!r}, "
-                    f"not by the router's encoder {self.encoder.identity!r}: run `retriever build` (or `retriever pilots "
-                    "build`), or name an expert")
+            reason = self._unusable(PilotLibrary.load(self.pilots_path))
+            if reason:
+                return reason
         return "no pilot library: configure [[domains]] and run `retriever build` (or `retriever pilots build`), or name an expert"
 
+    def _unusable(self, library: PilotLibrary) -> str | None:
+        """Why this configuration cannot route with the saved ``library`` (None: it can)."""
+        if library.encoder != self.encoder.identity:
+            return (f"the pilot library {self.pilots_path} was embedded by {library.encoder!r}, not by the router's "
+                    f"encoder {self.encoder.identity!r}: run `retriever build` (or `retriever pilots build`), or name "
+                    "an expert")
+        if self.config.fallback is not None and self.config.fallback_percentile == "auto" and library.calibrated_percentile is None:
+            return (f"the pilot library {self.pilots_path} has no learnt fallback percentile, which "
+                    "router.fallback_percentile = \"auto\" needs: run `retriever build` (or `retriever pilots build`) "
+                    "with two or more [[domains]]")
+        return None
+
     def _pilot_router(self) -> PilotRouter | None:
-        """The router over the saved library; None without one this configuration can use (another encoder's, or
-        one without the learnt fallback percentile that ``"auto"`` asks for), so that ``build`` remakes it."""
+        """The router over the saved library; None without one this configuration can use (``_unusable``), so
+        that ``build`` remakes it."""
         if self._router is None and self.pilots_path.is_file():
             library = PilotLibrary.load(self.pilots_path)
-            needs_calibration = self.config.fallback is not None and self.config.fallback_percentile == "auto"
-            if library.encoder == self.encoder.identity and not (needs_calibration and library.calibrated_percentile is None):
+            if self._unusable(library) is None:
                 self.use(library)
         return self._router
