@@ -14,7 +14,7 @@ import pytest
 
 import retriever.encoders as encoders
 from retriever.cli import main
-from retriever.config import DEFAULT_CONFIG, load_settings
+from retriever.config import DEFAULT_CONFIG, Settings, load_settings
 from retriever.experts import router_identity
 from retriever.pilots import PilotLibrary
 
@@ -107,23 +107,40 @@ def test_bad_flags_are_refused_before_anything_opens(tmp_path: Path, no_models: 
     assert not (tmp_path / "data").exists()
 
 
-def test_experts_says_the_general_expert_has_no_pilot_and_how_to_reach_it(tmp_path: Path, no_models: None,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    """Item 9: with the packaged default config (pilots for scifact, postgres and sre only) `general` is
-    listed as not routable, with the one way to reach it as configured (--expert; top-m fusion does not
-    reach it either) and how to make it routable."""
+def test_experts_says_the_general_expert_is_the_fallback(tmp_path: Path, no_models: None,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 9: with the packaged default config (pilots for scifact, postgres and sre only) `general` has no
+    pilots of its own and is listed as the router's fallback for queries unlike every domain."""
     settings = load_settings(DEFAULT_CONFIG, data_dir=tmp_path)
-    rng = np.random.default_rng(0)
-    groups = [(d.name, d.expert, rng.normal(size=(3, 384))) for d in settings.domains]
-    PilotLibrary.from_vectors(groups, router_identity(settings)).save(tmp_path / "pilots.npz")
+    _save_random_library(settings, tmp_path)
     assert main(["--data-dir", str(tmp_path), "experts"]) == 0
     out = capsys.readouterr().out
     general = out.split("general:")[1].split("\nscifact:")[0]
+    assert "router: the router's fallback: queries unlike every domain's pilots come here" in general
+    for name, domain in (("scifact", "science"), ("postgres", "database"), ("sre", "sre")):
+        assert f"{name}:" in out and f"router: routable (domains: {domain})" in out.split(f"{name}:")[1]
+
+
+def test_experts_says_how_to_reach_an_expert_without_pilots(tmp_path: Path, no_models: None,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a fallback, an expert with no pilots is listed as not routable, with the one way to reach it
+    as configured (--expert; top-m fusion does not reach it either) and how to make it routable."""
+    config = tmp_path / "experts.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace('fallback = "general"', "#"))
+    settings = load_settings(config, data_dir=tmp_path)
+    assert settings.router.fallback is None
+    _save_random_library(settings, tmp_path)
+    assert main(["--config", str(config), "--data-dir", str(tmp_path), "experts"]) == 0
+    general = capsys.readouterr().out.split("general:")[1].split("\nscifact:")[0]
     assert "router: not routable: no pilots; reach it with `--expert general`" in general
     assert "top-m fusion only choose among experts with pilots" in general
     assert 'add a [[domains]] table with expert = "general" and run `retriever pilots build`' in general
-    for name, domain in (("scifact", "science"), ("postgres", "database"), ("sre", "sre")):
-        assert f"{name}:" in out and f"router: routable (domains: {domain})" in out.split(f"{name}:")[1]
+
+
+def _save_random_library(settings: Settings, folder: Path) -> None:
+    rng = np.random.default_rng(0)
+    groups = [(d.name, d.expert, rng.normal(size=(3, 384))) for d in settings.domains]
+    PilotLibrary.from_vectors(groups, router_identity(settings)).save(folder / "pilots.npz")
 
 
 def _empty_corpus(folder: Path) -> Path:

@@ -22,7 +22,10 @@ def run(args: argparse.Namespace) -> int:
                 size += (f"; {state.missing[info.document_encoder]} of the store's {state.documents} documents have "
                          "no vector: run `retriever build`")
             print(f"    index: {info.document_encoder} ({info.index_kind}, {size})")
+            fallback = retriever.settings.router.fallback
             reach = f"routable (domains: {', '.join(info.domains)})" if info.routable else (
+                "the router's fallback: queries unlike every domain's pilots come here"
+                if info.name == fallback and retriever.pilots() else
                 f"not routable: no pilots; reach it with `--expert {info.name}` (the router and top-m fusion only "
                 f"choose among experts with pilots), or add a [[domains]] table with expert = \"{info.name}\" and "
                 "run `retriever pilots build`")
