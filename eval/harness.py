@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.domains import config_groups, config_library, engine_routes, leave_one_domain_out
+from eval.engine import engine_rows
 from eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
 from eval.protocol import EvalCollection, load_collections, route_all
 from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
@@ -27,8 +28,6 @@ from retriever import (
     HEADLINE,
     RRF_K,
     SPARSE,
-    PilotLibrary,
-    Settings,
     evaluate,
     load_settings,
     router_identity,
@@ -46,7 +45,8 @@ DEFAULT_OUT = Path("runs/eval")
 QUERY_ORACLE = "oracle: per query"
 DATASET_ORACLE = "oracle: best single expert per dataset"
 ENGINE_BM25 = "BM25 (engine, bm25s)"
-ENGINE_HYBRID = "hybrid (engine default): RRF of engine BM25 + routed dense"
+HYBRID_RRF = "hybrid variant: RRF of engine BM25 + the engine's routed dense list"
+NO_FALLBACK = "pilot router without its fallback (ablation: the config's pilots, from the expert table)"
 
 
 def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_OUT, bm25: bool = True,
@@ -76,17 +76,18 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
                                        for c in collections}, choices)
     groups = config_groups(settings, collections)
     library = config_library(settings, groups)
-    if library is not None:
-        for fallback in ([True, False] if settings.router.fallback else [False]):
-            choices = {c.name: [r.expert for r in engine_routes(settings, library, experts, c.table.vectors, fallback)]
-                       for c in collections}
-            add(_engine_router_label(settings, library, fallback), "router",
-                {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])} for c in collections},
-                choices)
-    # the dense list the hybrid rows fuse: the engine router's when the config has pilots (what the engine does),
-    # else the cross-fitted one-centroid-per-domain router
-    engine_label = _engine_router_label(settings, library, bool(settings.router.fallback))
-    main_router, routed_source = (engine_label, "engine-router") if library is not None else (routers[0].label, routers[0].name)
+    engine = engine_rows(settings, collections, library)
+    for row in engine:
+        add(row.label, row.kind, row.runs, row.choices)
+    engine_label = next((row.label for row in engine if row.choices is not None), None)
+    if library is not None and settings.router.fallback:
+        choices = {c.name: [r.expert for r in engine_routes(settings, library, experts, c.table.vectors, False)]
+                   for c in collections}
+        add(NO_FALLBACK, "router",
+            {c.name: {q: c.table.runs[e][q] for q, e in zip(c.table.qids, choices[c.name])} for c in collections}, choices)
+    # the dense list the eval's fusion variants fuse: the engine's routed one (what the engine does), else the
+    # cross-fitted one-centroid-per-domain router's
+    main_router, routed_source = (engine_label, "engine-router") if engine_label else (routers[0].label, routers[0].name)
     for m in range(2, len(experts)):
         if m > top_m:
             break
@@ -106,7 +107,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     add(ENGINE_BM25, "baseline", sparse)
     hybrid = {c.name: {q: rrf([sparse[c.name].get(q, {}), routed[c.name][q]], top_k) for q in c.table.qids}
               for c in collections}
-    add(ENGINE_HYBRID, "fusion", hybrid)
+    add(HYBRID_RRF, "fusion", hybrid)
     plain = settings.router.expert or experts[0]  # the router's own model: no training query trained it
     fusion = choose_fusion(collections, top_k, plain)
     chosen_hybrid, chosen_label = hybrid, "RRF"
@@ -139,7 +140,7 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
     results = [_result(name, system, collections, experts, oracle_ndcg) for name, system in systems.items()]
     queries = [(c.name, c.table.qids) for c in collections]
     compare_to_best_expert(results, queries)
-    engine_row = next((r for r in results if library is not None and r.system == engine_label), None)
+    engine_row = next((r for r in results if r.system == engine_label), None)
 
     report = Report(
         collections=[CollectionInfo(c.name, c.spec, c.test.name, c.train.name if c.train else None, len(c.test.docs),
@@ -153,8 +154,10 @@ def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_O
             "engine_bm25": settings.sparse.model_dump(), "rerank": settings.rerank.model_dump() | {"depth": rerank_depth},
             "fusion_choice": asdict(fusion) if fusion else None,
             "protocol": ("multi-domain: every test query of every collection is routed among all experts; "
-                         "routers never see test queries' judgements: they are fitted on training splits "
-                         "(or other cross-validation folds); the config's own [[domains]] pilots are not used"),
+                         "rows named 'engine:' are Retriever.search_many with the config's settings, routed by the "
+                         "config's own [[domains]] pilots (no test query); the other routers never see test queries' "
+                         "judgements: they are fitted on training splits (or other cross-validation folds)"),
+            "engine_search": settings.search.model_dump() | {"router": settings.router.model_dump()},
             "single_collection": len(collections) == 1,
         },
         routers=fitted["descriptions"] | {"retriever-knn": {**retriever_router, "choices": {
@@ -205,15 +208,6 @@ def _result(name: str, system: System, collections: list[EvalCollection], expert
     if system.choices is not None:
         average["oracle_agreement"] = float(np.mean([scores[c.name].oracle_agreement or 0.0 for c in collections]))
     return SystemResult(name, system.kind, scores, average)
-
-
-def _engine_router_label(settings: Settings, library: PilotLibrary | None, fallback: bool) -> str:
-    label = "engine router: the config's [[domains]] pilots, one centroid per domain (no test query)"
-    if not fallback or library is None:
-        return label
-    configured = settings.router.fallback_percentile
-    learnt = " (learnt from the pilots)" if configured == "auto" else ""
-    return label + f"; fallback to {settings.router.fallback} below the {library.percentile(configured):g}th percentile{learnt}"
 
 
 def versus_rows(row: SystemResult, results: list[SystemResult], queries: list[tuple[str, list[str]]]) -> list[Comparison]:

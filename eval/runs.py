@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from indexes.atomic import atomic_open, atomic_write_bytes
-from retriever import HEADLINE, Document, ExpertInfo, Retriever, Settings, evaluate, router_identity
+from retriever import HEADLINE, Document, ExpertInfo, Mode, PilotLibrary, Retriever, Settings, evaluate, router_identity
 
 
 def corpus_key(docs: Sequence[Document]) -> str:
@@ -58,6 +58,29 @@ def _read_json(path: Path) -> object | None:
 
 def _write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, json.dumps(obj, ensure_ascii=False).encode())
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """The engine's own results for a query set: the ranking, the experts each query's route chose and the
+    queries the router sent to its fallback expert."""
+
+    run: Run
+    routes: dict[str, list[str]]
+    fallback: list[str]
+
+    def choices(self, qids: Sequence[str]) -> list[str]:
+        """The first chosen expert of each query, in ``qids`` order."""
+        return [self.routes[q][0] for q in qids]
+
+
+def _library_key(library: PilotLibrary | None) -> str | None:
+    """A digest of everything in a pilot library that routing reads."""
+    if library is None:
+        return None
+    quantiles = b"" if library.quantiles is None else library.quantiles.tobytes()
+    return _digest(hashlib.sha256(library.vectors.tobytes() + quantiles).hexdigest(), library.experts, library.encoder,
+                   library.calibrated_percentile)
 
 
 @dataclass
@@ -135,6 +158,41 @@ class CorpusRuns:
                            "document_encoder": info.document_encoder,
                            "queries": len(qids), "seconds": round(seconds, 2), "run": run})
         return run
+
+    def engine_run(self, queries: dict[str, str], library: PilotLibrary | None, mode: Mode,
+                   expert: str | None = None) -> EngineRun:
+        """What ``retriever search`` returns for every query (``Retriever.search_many`` with the config's search,
+        fusion and router settings, routed with ``library``, the config's pilots; ``expert`` forces one), cut to
+        top-k after dropping query-id hits; cached by everything that decides it."""
+        retriever = self.built()
+        if library is not None:
+            retriever.use_pilots(library)
+        encoders = [(i.name, i.query_fingerprint, i.document_encoder) for i in retriever.experts()]
+        path = self._cache("engine", mode, expert, encoders, _library_key(library), self.settings.search.model_dump(),
+                           self.settings.router.model_dump(), self.settings.sparse.model_dump(), queries_key(queries))
+        cached = _read_json(path)
+        if isinstance(cached, dict):
+            return EngineRun(cached["run"], cached["routes"], cached["fallback"])
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        qids, texts = list(queries), list(queries.values())
+        engine = EngineRun({}, {}, [])
+        with tqdm(total=len(qids), desc=f"engine ({mode}{', ' + expert if expert else ''}): queries", unit="q") as bar:
+            for i in range(0, len(qids), QUERY_CHUNK):
+                results = retriever.search_many(texts[i:i + QUERY_CHUNK], top_k=self.top_k, expert=expert, mode=mode,
+                                                rerank=False)
+                for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
+                    engine.run[qid] = {h.id: h.score for h in result.hits if not (self.remove_query and h.id == qid)}
+                    engine.routes[qid] = list(result.route.experts)
+                    if result.route.fallback:
+                        engine.fallback.append(qid)
+                bar.update(len(results))
+        seconds = time.perf_counter() - start
+        self.timings[f"engine:{mode}:{expert or 'routed'}_s"] = round(seconds, 1)
+        _write_json(path, {"mode": mode, "expert": expert, "queries": len(qids), "seconds": round(seconds, 2),
+                           "run": engine.run, "routes": engine.routes, "fallback": engine.fallback})
+        return engine
 
     def sparse_run(self, queries: dict[str, str]) -> Run:
         """The engine's BM25 (bm25s) top-k per query (cached by its settings, corpus and queries)."""

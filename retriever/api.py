@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UnknownExpertError
+from core.errors import ConfigError, UnknownExpertError
 from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
@@ -177,6 +177,14 @@ class Retriever:
         library.save(settings.data_dir / PILOTS_FILE)
         self._router.use(library)
         return library
+
+    def use_pilots(self, library: PilotLibrary) -> None:
+        """Route with ``library`` (embedded by this router's encoder) from now on, without saving it: the
+        evaluation routes each collection with the library the config's ``[[domains]]`` give."""
+        if library.encoder != self._router.encoder.identity:
+            raise ConfigError(f"the pilot library was embedded by {library.encoder!r}, not by the router's encoder "
+                              f"{self._router.encoder.identity!r}")
+        self._router.use(library)
 
     # ---- description ---------------------------------------------------------------------------
     def experts(self) -> list[ExpertInfo]:

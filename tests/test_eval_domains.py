@@ -3,11 +3,18 @@ and leave-one-domain-out, on a small real slice of SciFact and the shipped Postg
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from test_eval_harness import make_slice
 
+from eval.domains import config_library
 from eval.harness import run_eval
+from eval.runs import CorpusRuns
+from retriever import domain_queries, load_settings, read_corpus, read_qrels, read_queries
+from retriever.cli import main
 
 from conftest import LORA_EXPERTS
 
@@ -30,7 +37,9 @@ corpus = "pkg:retriever/data/postgres-ops"
 pilot_queries = 100
 expert = "postgres"
 """
-ENGINE = "engine router: the config's [[domains]] pilots, one centroid per domain (no test query)"
+ENGINE = ("engine: dense, routed by the config's [[domains]] pilots (no test query), fallback to general below the 5th "
+          "percentile")
+NO_FALLBACK = "pilot router without its fallback (ablation: the config's pilots, from the expert table)"
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +53,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
 
 def test_engine_router_rows_route_with_the_configured_pilots(setup) -> None:
     report = setup
-    with_fallback = report.system(f"{ENGINE}; fallback to general below the 5th percentile").collections["scifact-mini"]
-    without = report.system(ENGINE).collections["scifact-mini"]
-    assert report.engine_router == f"{ENGINE}; fallback to general below the 5th percentile"
+    with_fallback = report.system(ENGINE).collections["scifact-mini"]
+    without = report.system(NO_FALLBACK).collections["scifact-mini"]
+    assert report.engine_router == ENGINE
     assert set(without.choices.values()) <= {"scifact", "postgres"}  # no pilots for general: only the fallback picks it
     assert without.chosen_counts["scifact"] >= 12  # 16 scientific claims, pilots from the corpus's sentences
     changed = [q for q, e in with_fallback.choices.items() if e != without.choices[q]]
@@ -69,3 +78,36 @@ def test_leave_one_domain_out_routes_without_the_domain_and_its_expert(setup) ->
     assert held.routed == pytest.approx(postgres)  # without its domain, postgres is the only expert left with pilots
     assert 0.0 <= held.fallback_share <= 1.0 and held.choices.get("general", 0) == round(16 * held.fallback_share)
     assert held.fallback_percentile == 5.0
+
+
+
+def test_engine_rows_are_what_retriever_search_returns(setup, tmp_path_factory: pytest.TempPathFactory,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The evaluation's engine runs are the engine's own search: the first test queries, searched by `retriever
+    search --json` over the evaluation's data directory (pilots built there by `retriever pilots build` from the
+    same config), return the documents of the cached engine run, in its order (dense routed, and hybrid with the
+    base model alone)."""
+    report = setup
+    config = Path(report.settings["config"])
+    root = config.parent
+    mini = root / "beir" / "scifact-mini"
+    data_dir = report.collections[0].data_dir
+    settings = load_settings(config)
+    test = read_queries(mini, "test")
+    queries = {q: test[q] for q in read_qrels(mini, "test")}
+    runs = CorpusRuns(settings, read_corpus(mini), Path(data_dir), 100)
+    library = config_library(settings, [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains])
+    engine = {"dense": runs.engine_run(queries, library, "dense"), "hybrid": runs.engine_run(queries, library, "hybrid", "general")}
+    assert runs.encoded == 0  # the engine runs and the pilot vectors come from the evaluation's cache
+    runs.close()
+    assert main(["--config", str(config), "--data-dir", data_dir, "pilots", "build"]) == 0
+    for qid in list(queries)[:4]:
+        for mode, flags in (("dense", []), ("hybrid", ["--expert", "general"])):
+            capsys.readouterr()
+            assert main(["--config", str(config), "--data-dir", data_dir, "search", queries[qid], "--json",
+                         "--mode", mode, *flags]) == 0
+            result = json.loads(capsys.readouterr().out)
+            expected = sorted(engine[mode].run[qid].items(), key=lambda kv: -kv[1])[:10]
+            assert [h["id"] for h in result["hits"]] == [d for d, _ in expected], (mode, qid)
+            if mode == "dense":
+                assert list(result["route"]["experts"]) == engine[mode].routes[qid]

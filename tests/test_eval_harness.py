@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.harness import check_references, run_eval
+from eval.harness import HYBRID_RRF, check_references, run_eval
 from eval.report import write_report
 from retriever import Retriever, evaluate, read_queries
 from retriever.config import load_settings
@@ -63,8 +63,10 @@ def test_every_system_is_evaluated_on_the_same_queries(report):
     assert {*(f"expert: {e}" for e in EXPERTS), "RouterRetriever pilot router (mean)", "pilot router (max over pilots)",
             "DatasetRouter (nearest training query)", "kNN router", "classifier router (logistic regression)",
             "RRF of all experts", "oracle: best single expert per dataset", "oracle: per query"} <= set(names)
-    assert {"BM25 (engine, bm25s)", "hybrid (engine default): RRF of engine BM25 + routed dense",
-            "retriever router (kNN per query: BM25 / routed dense / hybrid)"} <= set(names)
+    assert {"BM25 (engine, bm25s)", HYBRID_RRF, "retriever router (kNN per query: BM25 / routed dense / hybrid)",
+            "engine: hybrid, weighted 0.7 dense + 0.3 BM25, general alone (no routing)"} <= set(names)
+    assert any(n.startswith("engine: hybrid, weighted 0.7 dense + 0.3 BM25, routed by the config's") for n in names)
+    assert report.engine_router.startswith("engine: dense, routed by the config's [[domains]] pilots")
     if HAS_BM25:
         assert {"BM25 (pyserini)", "hybrid: RRF of BM25 (pyserini) + engine-router routed dense"} <= set(names)
     for row in rows(report):
@@ -85,7 +87,7 @@ def test_hybrid_rows_fuse_the_engine_bm25_with_the_routed_dense_list(report):
     assert choice["training_queries"] == 40 and set(choice["training_ndcg"]) == {"rrf", *(f"weighted {w / 10}" for w in range(1, 10))}
     best = max(choice["training_ndcg"].values())
     assert choice["training_ndcg"]["rrf" if choice["method"] == "rrf" else f"weighted {choice['dense_weight']}"] == best
-    hybrid = by_name["hybrid (engine default): RRF of engine BM25 + routed dense"].ndcg_per_query
+    hybrid = by_name[HYBRID_RRF].ndcg_per_query
     sparse = by_name["BM25 (engine, bm25s)"].ndcg_per_query
     routed = by_name[report.engine_router].ndcg_per_query
     assert hybrid.keys() == sparse.keys() == routed.keys()
@@ -210,6 +212,6 @@ def test_rerank_row_reorders_only_the_head_of_the_chosen_hybrid(mini, cache):
     chosen = "RRF" if fusion["dense_weight"] is None else f"weighted {fusion['dense_weight']}"
     reranked = report.system(f"hybrid ({chosen}) + cross-encoder rerank of the top 3").collections["scifact-mini"]
     assert len(reranked.ndcg_per_query) == 16
-    base = report.system("hybrid (engine default): RRF of engine BM25 + routed dense" if chosen == "RRF" else
+    base = report.system(HYBRID_RRF if chosen == "RRF" else
                          f"hybrid, weighted fusion (dense weight {fusion['dense_weight']}, chosen on training queries with general)")
     assert base.collections["scifact-mini"].mean["R@100"] == pytest.approx(reranked.mean["R@100"])  # same documents
