@@ -28,7 +28,7 @@ from retriever.parts import LocalParts, Parts
 from retriever.pilot_building import domain_library, winner_library
 from retriever.pilots import PilotLibrary
 from retriever.reranker import cross_encoder
-from retriever.router import QueryRouter
+from retriever.router import QueryRouter, mix_weights
 from retriever.searcher import Ranked, Searcher, fused, hits
 from retriever.validation import (
     valid_documents,
@@ -99,7 +99,7 @@ class Retriever:
         routes, lists = self._retrieve(texts, mode, expert, top_m, depth, filters or {})
         results = []
         for text, route, sources in zip(texts, routes, lists):
-            ranked = self._combined(sources, mode)
+            ranked = self._combined(sources, mode, route)
             if rerank:
                 ranked, sources[RERANK] = self._reranked(text, ranked)
             results.append(SearchResult(query=text, hits=hits(ranked, sources, top_k), route=route, mode=mode))
@@ -262,10 +262,17 @@ class Retriever:
                 sources[SPARSE] = ranked
         return routes, lists
 
-    def _combined(self, sources: dict[str, Ranked], mode: Mode) -> Ranked:
-        """The first-stage list of one query: experts fused by RRF, then (hybrid) fused with BM25."""
-        search = self.settings.search
-        dense = fused({n: r for n, r in sources.items() if n != SPARSE}, "rrf", search.rrf_k) if mode != "sparse" else []
+    def _combined(self, sources: dict[str, Ranked], mode: Mode, route: Route) -> Ranked:
+        """The first-stage list of one query: experts fused (RRF, or soft mixing weighted by the route's scores
+        with ``router.mix_temperature``), then (hybrid) fused with BM25."""
+        search, temperature = self.settings.search, self.settings.router.mix_temperature
+        experts = {n: r for n, r in sources.items() if n != SPARSE}
+        if mode == "sparse":
+            dense: Ranked = []
+        elif temperature is not None and len(experts) > 1:
+            dense = fused(experts, "weighted", search.rrf_k, mix_weights(route, temperature))
+        else:
+            dense = fused(experts, "rrf", search.rrf_k)
         if mode != "hybrid":
             return dense if mode == "dense" else sources[SPARSE]
         return fused({DENSE: dense, SPARSE: sources[SPARSE]}, search.fusion, search.rrf_k,

@@ -108,6 +108,10 @@ class RouterConfig(_Strict):
         description="domain: one centroid per domain for its expert; winner: the paper's library, each domain's "
         "training queries grouped by the expert that wins on them (needs qrels and built indexes)",
     )
+    mix_temperature: float | None = Field(
+        default=None, gt=0.0, description="top_m > 1: fuse the m best-routed experts' lists by their min-max normalised "
+        "scores, weighted per query by the softmax of their router scores over this temperature (soft mixing); "
+        "none: reciprocal rank fusion")
     fallback: str | None = Field(
         default=None, description="expert for queries unlike every domain (e.g. the general model); none: always route")
     fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(

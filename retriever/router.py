@@ -21,6 +21,16 @@ from retriever.encoders import Encoder
 from retriever.pilots import PilotLibrary
 
 
+def mix_weights(route: Route, temperature: float) -> dict[str, float]:
+    """Soft mixing weights of a route's experts: the softmax of their router scores over ``temperature``, summing
+    to 1 (an expert without a score, e.g. the fallback, weighs as the best-scored one)."""
+    known = [route.scores[e] for e in route.experts if e in route.scores]
+    top = max(known, default=0.0)
+    logits = np.array([route.scores.get(e, top) - top for e in route.experts]) / temperature
+    weights = np.exp(logits)
+    return dict(zip(route.experts, (weights / weights.sum()).tolist()))
+
+
 class PilotRouter:
     """Routes base-model query vectors to experts by their pilot similarities."""
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import ConfigError, InvalidRequestError, UnknownExpertError
-from core.types import Document
+from core.types import Document, Route
 from retriever import Retriever, load_settings, read_corpus, read_qrels
 from retriever.api import PILOTS_FILE
-from retriever.fusion import reciprocal_rank_fusion
+from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.pilots import PilotLibrary
+from retriever.router import mix_weights
 
 from conftest import DEMO_CORPUS, SCIFACT, write_config
 
@@ -158,3 +160,32 @@ def test_a_pilot_library_of_another_router_encoder_is_named_then_rebuilt(fresh_r
     fresh_retriever.build(None, progress=False)
     assert PilotLibrary.load(path).encoder == saved.encoder
     assert fresh_retriever.route("Kubernetes pod eviction and node drain").expert == "sre"
+
+
+def test_mix_weights_are_a_softmax_of_the_router_scores() -> None:
+    route = Route(experts=("sre", "general"), scores={"sre": 0.5, "general": 0.3})
+    weights = mix_weights(route, 0.1)
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["sre"] / weights["general"] == pytest.approx(np.exp(0.2 / 0.1))
+    assert mix_weights(route, 100.0) == pytest.approx({"sre": 0.5, "general": 0.5}, abs=1e-3)
+    assert mix_weights(Route(experts=("general",), scores={}, fallback=True), 0.1) == {"general": 1.0}
+
+
+def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: Path, built_config: Path) -> None:
+    """With router.mix_temperature, top-m > 1 fuses the experts' own lists by min-max normalised scores weighted
+    by the softmax of the route's scores (not by RRF)."""
+    import shutil
+
+    shutil.copytree(built_config.parent / "data", tmp_path / "data")
+    query = "memory leak in a container"
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "domain"\nmix_temperature = 0.05'))
+    with Retriever(load_settings(config)) as mixed:
+        result = mixed.search(query, top_k=10, top_m=2)
+        lists = {e: [(h.id, h.score) for h in mixed.search(query, top_k=10, expert=e, mode="dense").hits]
+                 for e in result.route.experts}
+    assert set(result.route.experts) == {"general", "sre"}
+    expected = weighted_fusion(lists, mix_weights(result.route, 0.05))[:10]
+    assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in expected]
+    assert [h.score for h in result.hits] == pytest.approx([score for _, score, _ in expected])
+    assert [h.id for h in result.hits] != [d for d, _, _ in reciprocal_rank_fusion({e: [d for d, _ in v] for e, v in lists.items()})[:10]]
