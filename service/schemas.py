@@ -82,7 +82,8 @@ def request_models(limits: Limits, experts: int) -> RequestModels:
     """Request models whose field bounds are ``limits`` (and ``experts``, the most that top-m can fuse)."""
     query_field = Field(min_length=1, max_length=limits.max_query_chars, json_schema_extra=NOT_BLANK,
                         description="Free-text query (not blank).")
-    top_m_field = Field(default=None, description="Search the m best-routed experts and fuse their lists (RRF, or soft mixing with [router] mix_temperature).")
+    top_m_field = Field(default=None, description="Search the m best-routed experts and fuse their lists (RRF, or soft "
+                        "mixing with [router] mix_temperature).")
     TopM = integer(1, experts)
     TopK = integer(1, limits.max_top_k)
 
