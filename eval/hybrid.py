@@ -1,6 +1,6 @@
-"""BM25 beside the dense experts in the evaluation: the engine's own BM25 (bm25s), its fusion with the
-routed dense list (RRF, as the engine's hybrid mode does, and a weighted fusion whose weight is chosen on
-training queries only), and a router among retrievers (BM25 / routed dense / hybrid per query).
+"""The evaluation's own variants of hybrid search beside the engine's (``eval.engine``): the engine's BM25 (bm25s)
+fused with the engine's routed dense list by RRF, a weighted fusion whose weight is chosen on training queries
+only, and a router among retrievers (BM25 / routed dense / hybrid per query).
 
 Training data for the choices: the collections' training splits (SciFact train), where the routed dense
 list of a training query is its domain's best expert's list (the domain pilot router's choice); collections
