@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from retriever.cli import main
+
 from conftest import copy_small
 
 
@@ -27,3 +29,33 @@ def test_search_into_a_closed_pipe_ends_without_a_traceback(small_built: Path, t
         os.close(write_end)
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
     assert "Exception ignored" not in done.stderr and done.returncode == 1
+
+
+def _damage(store: Path, kind: str) -> None:
+    """The issue's three kinds of damage to a SQLite file."""
+    data = store.read_bytes()
+    if kind == "garbage":
+        store.write_bytes(data[:4096] + os.urandom(len(data) - 4096))
+    elif kind == "truncated":
+        store.write_bytes(data[:5000])
+    else:
+        store.write_bytes(b"this is no database header" + data[26:])
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "header"])
+def test_a_damaged_store_gives_one_line_naming_the_file_and_the_way_back(
+        small_built: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 2: search (hybrid, sparse), experts, build and build --rebuild over a damaged docs.sqlite each
+    exit 2 with one line naming the file and how to recover, never a sqlite3 traceback."""
+    config = copy_small(small_built, tmp_path)
+    store = tmp_path / "data" / "docs.sqlite"
+    for leftover in ("docs.sqlite-wal", "docs.sqlite-shm"):
+        (tmp_path / "data" / leftover).unlink(missing_ok=True)
+    _damage(store, kind)
+    capsys.readouterr()
+    for command in (["search", "vitamin D"], ["search", "vitamin D", "--mode", "sparse"], ["experts"], ["build"],
+                    ["build", "--rebuild"]):
+        assert main(["--config", str(config), *command]) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: the document store {store} is damaged"), (command, err)
+        assert "--reset --discard-added" in err and ".recover" in err

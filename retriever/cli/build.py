@@ -6,10 +6,9 @@ first lists what that would remove."""
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 
-from core.errors import ConfigError, RetrieverError
+from core.errors import ConfigError, RetrieverError, StoreCorruptError
 from core.types import Document
 from indexes.data_dir import DataDirectory
 from indexes.document_store import DocumentStore
@@ -110,8 +109,8 @@ def _check_reset(data_dir: Path, corpus: list[Document], discard_added: bool) ->
             stored = [doc for _, batch in store.iter_documents() for doc in batch]
         finally:
             store.close()
-    except sqlite3.DatabaseError as exc:
-        raise RetrieverError(f"--reset cannot list the documents it would remove ({data_dir / 'docs.sqlite'}: {exc}); "
+    except StoreCorruptError as exc:
+        raise RetrieverError(f"--reset cannot list the documents it would remove ({data_dir / 'docs.sqlite'}: {exc.__cause__}); "
                              "rerun with --reset --discard-added to replace the store with the corpus anyway") from exc
     removed = [doc.id for doc in stored if doc.id not in wanted]
     changed = [doc.id for doc in stored if doc.id in wanted and doc != wanted[doc.id]]
