@@ -21,6 +21,7 @@ from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
+from retriever.corpus import read_corpora
 from retriever.encoders import prepare_export
 from retriever.experts import Expert, router_spec
 from retriever.indexer import DocumentEncoding, Indexer
@@ -144,11 +145,15 @@ class Retriever:
 
     def build(self, corpus: Sequence[Document] | None = None, progress: bool = True,
               encode: DocumentEncoding | None = None) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, encode every missing index (with ``encode``, e.g. on a Ray
+        """Load ``corpus`` (by default the config's ``corpus``, as ``retriever build`` does) into an empty store,
+        encode every missing index (with ``encode``, e.g. on a Ray
         cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
         configured and none of the router's encoder is saved; on the onnx backend, every query encoder's
         export (the router's own included) is made here too, so that no first query pays for one. Returns
         documents encoded per document encoder."""
+        if corpus is None and not self.count() and self.settings.corpus:
+            self._data_dir.check_writable()  # before reading a corpus a reader could not store
+            corpus = read_corpora(self.settings.corpus)
         built = self._indexer.build(corpus, progress, encode)
         for spec in {expert.query_encoder.spec for expert in self._experts.values()} | {self._router.encoder.spec}:
             prepare_export(spec)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from core.types import Document
+from retriever import Retriever
 from retriever.cli import main
 
-from conftest import copy_small
+from conftest import copy_small, small_config
 
 
 def test_search_into_a_closed_pipe_ends_without_a_traceback(small_built: Path, tmp_path: Path) -> None:
@@ -59,3 +61,14 @@ def test_a_damaged_store_gives_one_line_naming_the_file_and_the_way_back(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"error: the document store {store} is damaged"), (command, err)
         assert "--reset --discard-added" in err and ".recover" in err
+
+
+def test_the_python_api_builds_the_configured_corpus_as_the_cli_does(tmp_path: Path,
+                                                                     corpus_slice: list[Document]) -> None:
+    """Item 9: `Retriever.from_config(cfg).build()` on an empty store reads the config's corpus, as
+    `retriever build` does (it returned {} and held 0 documents)."""
+    config = small_config(tmp_path, corpus_slice[:5])
+    with Retriever.from_config(config) as retriever:
+        built = retriever.build(progress=False)
+        assert retriever.count() == 5 and set(built.values()) == {5} and len(built) == 2
+        assert retriever.search(corpus_slice[3].content, top_k=1).hits[0].id == corpus_slice[3].id
