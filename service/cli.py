@@ -7,7 +7,7 @@ import argparse
 import threading
 from collections.abc import Callable
 
-from retriever import Settings, WriterLock, import_ray, load_settings, ray_cluster
+from retriever import Settings, WriterLock, import_ray, load_settings, ray_cluster, require_extra
 
 
 def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.Ar
 def run(args: argparse.Namespace) -> int:
     """Serve the configured experts and indexes until interrupted. The writer lock of the data directory is
     taken before listening (a second writer fails here, naming the holder) and held until exit."""
+    require_extra("service", "serve")
     import uvicorn
 
     from service.app import ServiceConfig, create_app

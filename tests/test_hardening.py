@@ -72,3 +72,22 @@ def test_the_python_api_builds_the_configured_corpus_as_the_cli_does(tmp_path: P
         built = retriever.build(progress=False)
         assert retriever.count() == 5 and set(built.values()) == {5} and len(built) == 2
         assert retriever.search(corpus_slice[3].content, top_k=1).hits[0].id == corpus_slice[3].id
+
+
+@pytest.mark.parametrize(("command", "module", "extra"), [
+    (["serve"], "uvicorn", "service"),
+    (["eval", "pkg:retriever/data/scifact-1k:test"], "matplotlib", "eval"),
+    (["eval", "pkg:retriever/data/scifact-1k:test"], "ir_datasets", "eval"),
+    (["train-expert", "--name", "x", "--train", "pkg:retriever/data/scifact-1k"], "matplotlib", "train"),
+])
+def test_a_command_missing_its_extra_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], command: list[str],
+                                                     module: str, extra: str) -> None:
+    """Item 8: `serve`, `eval` and `train-expert` without their extra print one line naming the missing module
+    and the extra to install (they ended in ModuleNotFoundError tracebacks, eval's only after its runs)."""
+    monkeypatch.setitem(sys.modules, module, None)  # what an environment without the extra imports
+    assert main(["--data-dir", str(tmp_path / "data"), *command]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: `retriever {command[0]}` needs {module}, which is not installed: " \
+                  f"pip install 'router-retriever[{extra}]'\n"
+    assert not (tmp_path / "data").exists()
