@@ -15,7 +15,7 @@ from core.errors import ReadOnlyError
 from indexes.consistency import IndexGap, KeyedIndex, compare
 from indexes.document_store import DocumentStore
 from indexes.lock import LOCK_FILE, WriterLock
-from indexes.sharded_index import DenseIndex, open_index
+from indexes.sharded_index import DenseIndex, new_index, open_index, remove_orphans
 from indexes.sparse_index import SparseConfig, SparseIndex
 from indexes.vector_index import IndexConfig
 
@@ -33,13 +33,19 @@ class DataDirectory:
     ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder.
     ``<data_dir>/onnx/`` (``exports``) is no data of its own but a cache of model exports, keyed by their
     weights and written atomically by whichever process's encoder first needs one, readers included.
-    ``open_dense`` opens each vector index (default ``open_index``: loaded into this process)."""
+    ``open_dense`` opens each vector index (default ``open_index``: loaded into this process).
+
+    ``fresh`` (a rebuild, writers only) opens every index empty, reading none of its files (they may be corrupt
+    or of another kind): they stay in force until the rebuild saves each index's replacement, its manifest the
+    commit point, so a crash at any moment leaves every index complete, old or new. A writer first deletes what
+    a crash left behind that no manifest names (``remove_orphans``)."""
 
     def __init__(self, path: Path, config: IndexConfig, sparse: SparseConfig | None = None, read_only: bool = False,
-                 lock: WriterLock | None = None, open_dense: IndexOpener = open_index) -> None:
+                 lock: WriterLock | None = None, open_dense: IndexOpener = open_index, fresh: bool = False) -> None:
         self.path = path
         self.config = config
         self.read_only = read_only
+        self.fresh = fresh and not read_only
         self.open_dense = open_dense
         self.lock = None if read_only else lock or WriterLock.acquire(path)
         try:
@@ -49,16 +55,30 @@ class DataDirectory:
             raise
         self._indexes: dict[str, DenseIndex] = {}
         self.sparse = SparseIndex(path / "indexes" / SPARSE_FOLDER, sparse or SparseConfig())
-        if self.sparse.exists:
+        if not read_only:
+            self.remove_orphans()
+        if self.sparse.exists and not self.fresh:
             self.sparse.load()
         self.write_lock = threading.RLock()
 
     def index_for(self, encoder: str) -> DenseIndex:
         """The index of a document encoder (sharded when ``[index] shards`` > 1), loaded from disk when it
-        exists there."""
+        exists there (empty when ``fresh``)."""
         if encoder not in self._indexes:
-            self._indexes[encoder] = self.open_dense(self.path / "indexes" / folder_name(encoder), encoder, self.config)
+            opener = new_index if self.fresh else self.open_dense
+            self._indexes[encoder] = opener(self.path / "indexes" / folder_name(encoder), encoder, self.config)
         return self._indexes[encoder]
+
+    def remove_orphans(self) -> None:
+        """Delete the files a crash left in ``indexes/`` that no committed manifest names (temp files, earlier
+        index files, a rebuild's other-layout manifest) and temp files of the directory's own atomic writes."""
+        for temp in self.path.glob(".*.tmp"):
+            temp.unlink(missing_ok=True)
+        folders = self.path / "indexes"
+        for folder in sorted(folders.iterdir()) if folders.is_dir() else []:
+            if folder.is_dir() and folder.name != SPARSE_FOLDER:
+                remove_orphans(folder, self.config)
+        self.sparse.remove_orphans()
 
     @property
     def exports(self) -> Path:
@@ -110,11 +130,6 @@ class DataDirectory:
         for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
             (path / name).unlink(missing_ok=True)
 
-    @staticmethod
-    def drop_indexes(path: Path) -> None:
-        """Delete every index of a data directory, keeping its documents (they are re-encoded from the
-        store by the next build; hold its writer lock)."""
-        shutil.rmtree(path / "indexes", ignore_errors=True)
 
 
 def folder_name(encoder: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import UnknownExpertError
+from core.errors import IndexCorruptError, UnknownExpertError
 from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
@@ -50,15 +50,17 @@ class Retriever:
     """Domain experts, their indexes and the pilot router of one data directory behind one search API."""
 
     def __init__(self, settings: Settings | None = None, *, read_only: bool = False,
-                 writer_lock: WriterLock | None = None, parts: Parts | None = None) -> None:
+                 writer_lock: WriterLock | None = None, parts: Parts | None = None, rebuild: bool = False) -> None:
         """Open the data directory for writing (its writer lock is taken here, or ``writer_lock`` is one
         the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written.
         ``parts`` provides the query encoders and vector indexes (default ``LocalParts``: in this process;
-        ``service.ray_serve`` gives stand-ins for Ray Serve deployments)."""
+        ``service.ray_serve`` gives stand-ins for Ray Serve deployments). ``rebuild`` (a writer) reads no index
+        (a corrupt or mismatched one included): ``build`` then re-encodes every index and the pilot library from
+        the store, each replacing its files atomically, so a crash leaves the previous ones in force."""
         self.settings = settings or load_settings()
         parts = parts or LocalParts()
         self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse, read_only,
-                                       writer_lock, parts.dense_index)
+                                       writer_lock, parts.dense_index, fresh=rebuild)
         self._gaps: dict[str, IndexGap] | None = None
         try:  # loads the indexes: a corrupt one must not leave the writer lock held
             self._experts = {c.name: Expert.from_config(c, self._data_dir, parts) for c in self.settings.experts}
@@ -154,10 +156,11 @@ class Retriever:
         if corpus is None and not self.count() and self.settings.corpus:
             self._data_dir.check_writable()  # before reading a corpus a reader could not store
             corpus = read_corpora(self.settings.corpus)
+        rebuild = self._data_dir.fresh
         built = self._indexer.build(corpus, progress, encode)
         for spec in {expert.query_encoder.spec for expert in self._experts.values()} | {self._router.encoder.spec}:
             prepare_export(spec)
-        if self.settings.domains and self._router.library is None:  # none, or one of another router encoder
+        if self.settings.domains and (rebuild or not self._has_pilots()):
             self.rebuild_pilots()
         self._gaps = None
         return built
@@ -231,6 +234,14 @@ class Retriever:
         self.close()
 
     # ---- internals -----------------------------------------------------------------------------
+    def _has_pilots(self) -> bool:
+        """Whether a pilot library this router can use is saved (not when none is, when one of another router
+        encoder is, or when ``pilots.npz`` is damaged: ``build`` makes it again)."""
+        try:
+            return self._router.library is not None
+        except IndexCorruptError:
+            return False
+
     def _expert(self, name: str) -> Expert:
         if name not in self._experts:
             raise UnknownExpertError(f"unknown expert {name!r}; configured: {', '.join(self._experts)}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.types import Document
-from retriever import Retriever
+from retriever import Retriever, load_settings
 from retriever.cli import main
 
 from conftest import copy_small, small_config
@@ -91,3 +91,26 @@ def test_a_command_missing_its_extra_names_the_extra(tmp_path: Path, monkeypatch
     assert err == f"error: `retriever {command[0]}` needs {module}, which is not installed: " \
                   f"pip install 'router-retriever[{extra}]'\n"
     assert not (tmp_path / "data").exists()
+
+
+def test_a_writer_removes_what_a_crash_left_and_no_manifest_names(small_built: Path, tmp_path: Path) -> None:
+    """Item 6: temp files of interrupted atomic writes, index files no manifest names and a BM25 staging folder
+    stay while only readers open the directory, and go when a writer opens it; committed files stay."""
+    config = copy_small(small_built, tmp_path)
+    data = tmp_path / "data"
+    dense = next(p for p in (data / "indexes").iterdir() if p.name != "bm25")
+    committed = sorted(p.relative_to(data) for p in data.rglob("*") if p.is_file())
+    orphans = [dense / ".manifest.json.x1y2z3.tmp", dense / "index-0123456789ab.faiss",
+               dense / ".index-0123456789ab.faiss.abc.tmp", dense / "shard-001" / "index-ba9876543210.faiss",
+               data / "indexes" / "bm25" / ".manifest.json.q1w2.tmp", data / "indexes" / "bm25" / "data-0123456789ab.npy",
+               data / "indexes" / "bm25" / ".staging-k3j4" / "params.index.json", data / ".pilots.npz.u7v8.tmp"]
+    for orphan in orphans:
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        orphan.write_bytes(b"left by kill -9")
+    Retriever(load_settings(config), read_only=True).close()
+    assert all(orphan.exists() for orphan in orphans)  # a reader writes nothing
+    Retriever(load_settings(config)).close()
+    assert [orphan for orphan in orphans if orphan.exists()] == []
+    assert sorted(p.relative_to(data) for p in data.rglob("*") if p.is_file()) == committed
+    with Retriever(load_settings(config), read_only=True) as reader:
+        assert reader.count() == 30 and reader.status().missing == {}
