@@ -113,8 +113,10 @@ class RetrieverLoader:
 
     def readiness(self) -> ReadyResponse:
         try:
-            state = self.get().status()
-        except (NotReadyError, UnavailableError) as exc:  # loading; or a part on Ray Serve restarting
+            retriever = self.get()
+            state = retriever.status()
+            retriever.pilots()  # a damaged pilot library fails every routed search
+        except RetrieverError as exc:  # loading; a part on Ray Serve restarting; a damaged file
             return ReadyResponse(ready=False, detail=str(exc), read_only=self.read_only)
         problems = [f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`"] if state.unbuilt else []
         problems += [f"index {name} holds {state.indexes[name]} vectors but the store {state.documents} documents: "

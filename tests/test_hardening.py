@@ -6,13 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from core.types import Document
 from retriever import Retriever, load_settings
 from retriever.cli import main
+from service.app import ServiceConfig, create_app
 
 from conftest import copy_small, small_config
 
@@ -114,3 +118,34 @@ def test_a_writer_removes_what_a_crash_left_and_no_manifest_names(small_built: P
     assert sorted(p.relative_to(data) for p in data.rglob("*") if p.is_file()) == committed
     with Retriever(load_settings(config), read_only=True) as reader:
         assert reader.count() == 30 and reader.status().missing == {}
+
+
+def test_a_damaged_pilot_library_is_not_ready_names_its_fix_and_is_rebuilt(
+        tmp_path: Path, corpus_slice: list[Document], capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 3: a damaged pilots.npz makes /ready answer 503 (it said ready while /search answered 503), every
+    message names `retriever pilots build` instead of numpy's allow_pickle, and `build --rebuild` rebuilds it."""
+    domain = f'[[domains]]\nname = "science"\ncorpus = "{tmp_path / "corpus.jsonl"}"\npilot_queries = 10\nexpert = "general"\n'
+    config = small_config(tmp_path, corpus_slice[:5], extra=domain)
+    assert main(["--config", str(config), "build"]) == 0
+    pilots = tmp_path / "data" / "pilots.npz"
+    pilots.write_bytes(b"\x00" * 64 + pilots.read_bytes()[64:])
+    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True)) as http:
+        ready = _when_loaded(http)
+        assert ready.status_code == 503 and ready.json()["ready"] is False
+        searched = http.post("/search", json={"query": "vitamin D", "mode": "dense"})
+        assert searched.status_code == 503
+        for detail in (ready.json()["detail"], searched.json()["detail"]):
+            assert "`retriever pilots build`" in detail and "pickle" not in detail
+    capsys.readouterr()
+    assert main(["--config", str(config), "search", "vitamin D"]) == 2
+    assert "`retriever pilots build`" in capsys.readouterr().err
+    assert main(["--config", str(config), "build", "--rebuild"]) == 0
+    assert main(["--config", str(config), "search", "vitamin D"]) == 0
+
+
+def _when_loaded(http: TestClient) -> httpx.Response:
+    """``/ready`` once the retriever has loaded (or failed to)."""
+    deadline = time.monotonic() + 120
+    while "loading" in (ready := http.get("/ready")).json()["detail"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ready
