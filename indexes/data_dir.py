@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import ReadOnlyError
+from core.errors import IndexCorruptError, IndexMismatchError, ReadOnlyError
 from indexes.consistency import IndexGap, KeyedIndex, compare
 from indexes.document_store import DocumentStore
 from indexes.lock import LOCK_FILE, WriterLock
-from indexes.sharded_index import DenseIndex, new_index, open_index, remove_orphans
+from indexes.sharded_index import DenseIndex, UnreadableIndex, new_index, open_index, remove_orphans
 from indexes.sparse_index import SparseConfig, SparseIndex
 from indexes.vector_index import IndexConfig
 
@@ -66,8 +66,21 @@ class DataDirectory:
         exists there (empty when ``fresh``)."""
         if encoder not in self._indexes:
             opener = new_index if self.fresh else self.open_dense
-            self._indexes[encoder] = opener(self.path / "indexes" / folder_name(encoder), encoder, self.config)
+            try:
+                index = opener(self.path / "indexes" / folder_name(encoder), encoder, self.config)
+            except (IndexCorruptError, IndexMismatchError) as exc:  # BM25 searches still work; any use says this
+                index = UnreadableIndex(exc)
+            self._indexes[encoder] = index
         return self._indexes[encoder]
+
+    def unreadable(self) -> dict[str, IndexCorruptError | IndexMismatchError]:
+        """Per document encoder whose index files cannot be used, the error that refused them."""
+        return {name: index.error for name, index in self._indexes.items() if isinstance(index, UnreadableIndex)}
+
+    def check_readable(self) -> None:
+        """Raise the error of the first vector index whose files cannot be used (before a build or repair)."""
+        for error in self.unreadable().values():
+            raise error
 
     def remove_orphans(self) -> None:
         """Delete the files a crash left in ``indexes/`` that no committed manifest names (temp files, earlier
@@ -101,10 +114,10 @@ class DataDirectory:
                                 f"(`retriever build`, `retriever serve` without --read-only; see {self.path / LOCK_FILE})")
 
     def keyed_indexes(self) -> dict[str, KeyedIndex]:
-        """Every built index of this directory, by name (each vector index by its encoder; a sparse index
-        joins this table the same way), for ``gaps``."""
+        """Every built index of this directory that can be read, by name (each vector index by its encoder; a
+        sparse index joins this table the same way), for ``gaps``."""
         keyed: dict[str, KeyedIndex] = {name: index for name, index in self._indexes.items()
-                                        if index.exists or not index.is_empty}
+                                        if (index.exists or not index.is_empty) and not isinstance(index, UnreadableIndex)}
         if self.sparse.exists or not self.sparse.is_empty:
             keyed[SPARSE_FOLDER] = self.sparse
         return keyed

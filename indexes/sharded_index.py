@@ -146,6 +146,49 @@ class DenseIndex(Protocol):
     def save(self) -> object: ...
 
 
+class UnreadableIndex:
+    """Stands in for a vector index whose files cannot be used (corrupt, or of another encoder, kind or layout), so
+    that the data directory still opens (BM25 needs no vector index): every use of it raises the error that
+    refused it."""
+
+    def __init__(self, error: IndexCorruptError | IndexMismatchError) -> None:
+        self.error = error
+
+    @property
+    def exists(self) -> bool:
+        return True
+
+    @property
+    def dimension(self) -> int | None:
+        return None
+
+    @property
+    def count(self) -> int:
+        return 0
+
+    @property
+    def is_empty(self) -> bool:
+        return False  # built, not usable: not "unbuilt"
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        raise self.error
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        raise self.error
+
+    def remove(self, ids: list[int]) -> int:
+        raise self.error
+
+    def ids(self) -> np.ndarray:
+        raise self.error
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise self.error
+
+    def save(self) -> object:
+        raise self.error
+
+
 def merged(parts: list[tuple[np.ndarray, np.ndarray]], queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One top-``k`` (scores, ids) per query from the shards' own top-k lists (``parts``, one per shard that
     holds vectors): by score, ties by id; missing slots (id -1) last."""

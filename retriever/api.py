@@ -216,7 +216,8 @@ class Retriever:
         return Status(documents, counts | {SPARSE: self._data_dir.sparse.count},
                       tuple(name for name, e in self._experts.items() if e.index.is_empty and documents),
                       missing={g.name: len(g.missing) for g in gaps if len(g.missing)},
-                      stale={g.name: len(g.stale) for g in gaps if len(g.stale)})
+                      stale={g.name: len(g.stale) for g in gaps if len(g.stale)},
+                      unreadable={name: str(error) for name, error in self._data_dir.unreadable().items()})
 
     @property
     def read_only(self) -> bool:

@@ -44,6 +44,7 @@ class Indexer:
         index. Returns documents indexed per index (``bm25`` for BM25)."""
         encode = encode or self._encode_here
         self.data_dir.check_writable()
+        self.data_dir.check_readable()
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
             corpus = list(corpus)
@@ -78,6 +79,7 @@ class Indexer:
         """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and
         save that index; returns documents encoded per document encoder (empty when all agree)."""
         self.data_dir.check_writable()
+        self.data_dir.check_readable()
         repaired: dict[str, int] = {}
         with self.data_dir.write_lock:
             gaps = self.data_dir.gaps()

@@ -119,6 +119,7 @@ class RetrieverLoader:
         except RetrieverError as exc:  # loading; a part on Ray Serve restarting; a damaged file
             return ReadyResponse(ready=False, detail=str(exc), read_only=self.read_only)
         problems = [f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`"] if state.unbuilt else []
+        problems += list(state.unreadable.values())  # each names the file and `retriever build --rebuild`
         problems += [f"index {name} holds {state.indexes[name]} vectors but the store {state.documents} documents: "
                      f"{count} stored documents have no vector and cannot be found (a writer re-encodes them: "
                      "`retriever build`, or `retriever serve` without --read-only at startup)"

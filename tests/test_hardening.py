@@ -149,3 +149,25 @@ def _when_loaded(http: TestClient) -> httpx.Response:
     while "loading" in (ready := http.get("/ready")).json()["detail"] and time.monotonic() < deadline:
         time.sleep(0.1)
     return ready
+
+
+def test_a_corrupt_vector_index_leaves_bm25_searches_working(small_built: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Item 4: a truncated .faiss file no longer stops `--mode sparse` (which needs no vector index); dense
+    searches and /ready still say it is corrupt and that `retriever build --rebuild` repairs it."""
+    config = copy_small(small_built, tmp_path)
+    index_file = next((tmp_path / "data" / "indexes").glob("*/index-*.faiss"))
+    index_file.write_bytes(index_file.read_bytes()[:500])
+    capsys.readouterr()
+    assert main(["--config", str(config), "search", "cells and patients", "--mode", "sparse", "-k", "3"]) == 0
+    assert " 1. " in capsys.readouterr().out
+    assert main(["--config", str(config), "search", "cells and patients", "--mode", "dense"]) == 2
+    err = capsys.readouterr().err
+    assert f"{index_file} is corrupt or truncated" in err and "`retriever build --rebuild`" in err
+    assert main(["--config", str(config), "experts"]) == 0
+    assert "unusable: index file" in capsys.readouterr().out
+    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True)) as http:
+        ready = _when_loaded(http)
+        assert ready.status_code == 503 and "`retriever build --rebuild`" in ready.json()["detail"]
+        assert http.post("/search", json={"query": "cells and patients", "mode": "sparse"}).json()["hits"]
+        assert http.post("/search", json={"query": "cells and patients", "mode": "dense"}).status_code == 503
