@@ -3,6 +3,7 @@ missing extras name the extra to install, and the Python API builds what `retrie
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from fastapi.testclient import TestClient
 from core.types import Document
 from retriever import Retriever, load_settings
 from retriever.cli import main
-from service.app import ServiceConfig, create_app
+from service.app import ALLOWED_HOSTS_ENV, API_KEY_ENV, READ_API_KEY_ENV, ServiceConfig, create_app
+from service.cli import INSECURE_ENV, service_config
 
 from conftest import copy_small, small_config
 
@@ -171,3 +173,82 @@ def test_a_corrupt_vector_index_leaves_bm25_searches_working(small_built: Path, 
         assert ready.status_code == 503 and "`retriever build --rebuild`" in ready.json()["detail"]
         assert http.post("/search", json={"query": "cells and patients", "mode": "sparse"}).json()["hits"]
         assert http.post("/search", json={"query": "cells and patients", "mode": "dense"}).status_code == 503
+
+
+# ---- security: safe by default on a network -------------------------------------------------------
+FULL, SEARCH = "full-key", "search-key"
+
+
+def test_serve_refuses_a_network_bind_without_a_key_unless_insecure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """`retriever serve --host 0.0.0.0` without a key started silently: it is refused before anything opens,
+    naming RETRIEVER_API_KEY and --insecure; loopback needs no key, and a named interface's name is accepted."""
+    for name in (API_KEY_ENV, READ_API_KEY_ENV, INSECURE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--data-dir", str(tmp_path / "data"), "serve", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0 serves other machines, and no API key is set" in err and "--insecure" in err
+    assert not (tmp_path / "data").exists()
+    args = argparse.Namespace(host="0.0.0.0", insecure=False)
+    assert service_config(args, ServiceConfig(read_keys=(SEARCH,))).allowed_hosts == ()
+    named = argparse.Namespace(host="search.internal", insecure=True)
+    assert service_config(named, ServiceConfig()).allowed_hosts == ("search.internal",)
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert service_config(argparse.Namespace(host=host, insecure=False), ServiceConfig()) == ServiceConfig()
+
+
+def test_only_loopback_or_configured_host_names_are_served(tmp_path: Path) -> None:
+    """DNS rebinding: a request whose Host header names another site is refused with 400."""
+    config = small_config(tmp_path)
+    app = create_app(load_settings(config), ServiceConfig(allowed_hosts=("search.internal",)), read_only=True)
+    with TestClient(app, base_url="http://localhost") as http:
+        for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "search.internal:8000"):
+            assert http.get("/health", headers={"host": host}).status_code == 200, host
+        for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", ""):
+            refused = http.get("/health", headers={"host": host})
+            assert refused.status_code == 400 and "is not served here" in refused.json()["detail"], host
+
+
+def test_ready_keeps_file_paths_behind_the_key(tmp_path: Path) -> None:
+    """/ready answered unauthenticated clients with absolute paths in its detail: now only with a key."""
+    config = small_config(tmp_path)
+    app = create_app(load_settings(config), ServiceConfig(api_keys=(FULL,), read_keys=(SEARCH,)), read_only=True)
+    with TestClient(app, base_url="http://localhost") as http:
+        anonymous = _when_loaded(http)
+        assert anonymous.status_code == 503 and str(tmp_path) not in anonymous.json()["detail"]
+        for key in (FULL, SEARCH):
+            keyed = http.get("/ready", headers={"X-API-Key": key})
+            assert keyed.status_code == 503 and str(tmp_path) in keyed.json()["detail"]
+
+
+def test_a_search_key_may_search_but_not_write(small_built: Path, tmp_path: Path) -> None:
+    """RETRIEVER_READ_API_KEY: every read endpoint, but adds and deletes answer 403; RETRIEVER_API_KEY does all."""
+    assert ServiceConfig.from_env({READ_API_KEY_ENV: "a, b", ALLOWED_HOSTS_ENV: "x.internal"}) == ServiceConfig(
+        (), ("a", "b"), ("x.internal",))
+    config = copy_small(small_built, tmp_path)
+    doc = {"id": "new-1", "text": "Runbook: rotate the ingress certificates every ninety days."}
+    with TestClient(create_app(load_settings(config), ServiceConfig((FULL,), (SEARCH,))), base_url="http://localhost") as http:
+        _when_loaded(http)
+        search = {"X-API-Key": SEARCH}
+        assert http.post("/search", json={"query": "cells", "mode": "sparse"}, headers=search).status_code == 200
+        assert http.get("/experts", headers=search).status_code == 200
+        assert http.get("/metrics", headers=search).status_code == 200
+        for refused in (http.post("/documents", json={"documents": [doc]}, headers=search),
+                        http.delete(f"/documents/{small_built.name}", headers=search)):
+            assert refused.status_code == 403 and "may only search" in refused.json()["detail"]
+        assert http.post("/documents", json={"documents": [doc]}).status_code == 401
+        added = http.post("/documents", json={"documents": [doc]}, headers={"X-API-Key": FULL})
+        assert added.status_code == 200 and added.json()["documents"] == 31
+        assert http.delete("/documents/new-1", headers={"X-API-Key": FULL}).status_code == 200
+
+
+def test_metrics_name_the_playground_and_docs_routes(tmp_path: Path) -> None:
+    """/, /docs and /openapi.json were counted as "unmatched"."""
+    app = create_app(load_settings(small_config(tmp_path)), ServiceConfig(), read_only=True)
+    with TestClient(app, base_url="http://localhost") as http:
+        for path in ("/", "/docs", "/openapi.json", "/no-such-page"):
+            http.get(path)
+        text = http.get("/metrics").text
+    for path in ("/", "/docs", "/openapi.json"):
+        assert f'endpoint="{path}",method="GET",status="200"' in text, path
+    assert 'endpoint="unmatched",method="GET",status="404"' in text
