@@ -11,19 +11,28 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import IndexCorruptError, IndexMismatchError, ReadOnlyError
+from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, ReadOnlyError
 from indexes.consistency import IndexGap, KeyedIndex, compare
 from indexes.document_store import DocumentStore
 from indexes.lock import LOCK_FILE, WriterLock
-from indexes.sharded_index import DenseIndex, UnreadableIndex, new_index, open_index, remove_orphans
+from indexes.sharded_index import (
+    SHARDS_MANIFEST,
+    DenseIndex,
+    ShardedIndex,
+    UnreadableIndex,
+    new_index,
+    open_index,
+    remove_orphans,
+)
 from indexes.sparse_index import SparseConfig, SparseIndex
-from indexes.vector_index import IndexConfig
+from indexes.vector_index import MANIFEST, IndexConfig, VectorIndex
 
 SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
 EXPORTS_FOLDER = "onnx"  # ONNX exports of torch models, one folder per key (written by the encoders)
 # opens one document encoder's vector index (folder, encoder identity, config): ``open_index`` loads it here;
 # another opener may return an index searched elsewhere (a Serve deployment per shard)
 IndexOpener = Callable[[Path, str, IndexConfig], DenseIndex]
+Committed = tuple[tuple[int, int, int] | None, ...]  # an index folder's manifests, as ``_manifests`` identifies them
 
 
 class DataDirectory:
@@ -54,9 +63,12 @@ class DataDirectory:
             self.release()
             raise
         self._indexes: dict[str, DenseIndex] = {}
+        self._seen: dict[Path, Committed] = {}  # per index folder, its manifests as last loaded (readers reload on change)
+        self._refreshing = threading.Lock()
         self.sparse = SparseIndex(path / "indexes" / SPARSE_FOLDER, sparse or SparseConfig())
         if not read_only:
             self.remove_orphans()
+        self._seen[self.sparse.folder] = _manifests(self.sparse.folder)
         if self.sparse.exists and not self.fresh:
             self.sparse.load()
         self.write_lock = threading.RLock()
@@ -66,12 +78,42 @@ class DataDirectory:
         exists there (empty when ``fresh``)."""
         if encoder not in self._indexes:
             opener = new_index if self.fresh else self.open_dense
+            folder = self.path / "indexes" / folder_name(encoder)
+            self._seen[folder] = _manifests(folder)  # before loading: a change during it is loaded again later
             try:
-                index = opener(self.path / "indexes" / folder_name(encoder), encoder, self.config)
+                index = opener(folder, encoder, self.config)
             except (IndexCorruptError, IndexMismatchError) as exc:  # BM25 searches still work; any use says this
                 index = UnreadableIndex(exc)
             self._indexes[encoder] = index
         return self._indexes[encoder]
+
+    def refresh(self) -> bool:
+        """A reader's catch-up with its writer: reload every index whose manifest was replaced since it was loaded
+        (in place; one that cannot be read now keeps its previous version until the next call) and recount the
+        store. The writer saves indexes before the rows that name their vectors, so a reader never finds a stored
+        document without its vector this way. Returns whether an index was reloaded. Writers: no-op."""
+        if not self.read_only or not self._refreshing.acquire(blocking=False):  # one thread catches up for all
+            return False
+        try:
+            reloaded = False
+            for index in [*self._indexes.values(), self.sparse]:
+                if isinstance(index, VectorIndex | ShardedIndex | SparseIndex):
+                    reloaded |= self._reload_if_replaced(index)
+            self.docs.refresh()
+            return reloaded
+        finally:
+            self._refreshing.release()
+
+    def _reload_if_replaced(self, index: VectorIndex | ShardedIndex | SparseIndex) -> bool:
+        seen = _manifests(index.folder)
+        if seen == self._seen.get(index.folder) or not index.exists:
+            return False
+        try:
+            index.load()
+        except (IndexCorruptError, IndexMismatchError, IndexNotBuiltError):  # mid-change: try again next time
+            return False
+        self._seen[index.folder] = seen
+        return True
 
     def unreadable(self) -> dict[str, IndexCorruptError | IndexMismatchError]:
         """Per document encoder whose index files cannot be used, the error that refused them."""
@@ -143,6 +185,20 @@ class DataDirectory:
         for name in ("docs.sqlite", "docs.sqlite-wal", "docs.sqlite-shm"):
             (path / name).unlink(missing_ok=True)
 
+
+
+def _manifests(folder: Path) -> Committed:
+    """What identifies the committed version of an index folder: its manifests' inode, time and size (each is
+    replaced by a rename, never written in place)."""
+    found: list[tuple[int, int, int] | None] = []
+    for name in (MANIFEST, SHARDS_MANIFEST):
+        try:
+            stat = (folder / name).stat()
+        except FileNotFoundError:
+            found.append(None)
+        else:
+            found.append((stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
 
 
 def folder_name(encoder: str) -> str:

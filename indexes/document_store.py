@@ -43,7 +43,20 @@ class DocumentStore:
         self._lock = threading.RLock()
         with self.readable():
             self._db = self._connect()
+            self._version = self._data_version()
             self._count = int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+
+    def refresh(self) -> None:
+        """Count the documents again when another connection (the writer) committed since (a reader's count is
+        otherwise the one it opened with; ``PRAGMA data_version`` tells, without a scan)."""
+        with self._lock, self.readable():
+            version = self._data_version()
+            if version != self._version:
+                self._version = version
+                self._count = int(self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+
+    def _data_version(self) -> int:
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path

@@ -96,6 +96,8 @@ class Retriever:
         texts = valid_queries(queries, self.settings.limits)
         top_k = valid_top_k(top_k, self.settings.limits)
         mode = valid_mode(self.settings.search.mode if mode is None else mode)
+        if self._data_dir.refresh():  # a reader: what the writer saved since is searched from now on
+            self._gaps = None
         rerank = self.settings.rerank.enabled if rerank is None else rerank
         depth = max(top_k, self.settings.search.candidates) if mode == "hybrid" else top_k
         depth = max(depth, self.settings.rerank.depth) if rerank else depth

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction, command: Callable[..., argparse.Ar
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--read-only", action="store_true",
                        help="serve searches without the data directory's writer lock (beside its one writer); "
-                            "writes answer 405. It serves the indexes as loaded at startup")
+                            "writes answer 405. It reloads an index the writer saved at its next search")
     serve.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                        help="serve on a Ray cluster through Ray Serve ([ray] split, replica counts; the [ray] extra): ADDRESS "
                             "as ray.init takes it ('auto': the cluster `ray start` runs here), none: a local one")

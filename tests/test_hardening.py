@@ -252,3 +252,24 @@ def test_metrics_name_the_playground_and_docs_routes(tmp_path: Path) -> None:
     for path in ("/", "/docs", "/openapi.json"):
         assert f'endpoint="{path}",method="GET",status="200"' in text, path
     assert 'endpoint="unmatched",method="GET",status="404"' in text
+
+
+def test_a_reader_follows_its_writer_without_a_restart(small_built: Path, tmp_path: Path) -> None:
+    """Item 7: a document replaced on the writer vanished from a read-only retriever (`serve --read-only`) until
+    it restarted: neither version was found. Now the reader reloads what the writer saved: the new version, an
+    added document and a delete are all seen, in dense and BM25 search, and the document count follows."""
+    config = copy_small(small_built, tmp_path)
+    with Retriever(load_settings(config), read_only=True) as reader, Retriever(load_settings(config)) as writer:
+        target = reader.search("cells", top_k=1, mode="sparse").hits[0]
+        replaced = Document(target.id, "Quarterly rotation of the object storage access keys for the backup bucket.",
+                            "Key rotation")
+        added = Document("added-1", "The standby replica falls behind when the replication slot is dropped.", "Lag")
+        writer.add([replaced, added])
+        for mode in ("dense", "sparse"):
+            assert reader.search(replaced.text, top_k=1, mode=mode).hits[0].id == target.id, mode
+            assert reader.search(added.text, top_k=1, mode=mode).hits[0].id == added.id, mode
+        assert reader.count() == 31
+        writer.delete([added.id])
+        for mode in ("dense", "sparse"):
+            assert added.id not in {hit.id for hit in reader.search(added.text, top_k=5, mode=mode).hits}, mode
+        assert reader.count() == 30 and reader.status().missing == {}
