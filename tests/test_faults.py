@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -144,16 +145,20 @@ def _searchable_with_every_document(config: Path, docs: list[Document]) -> None:
 
 
 def test_kill_9_anywhere_in_a_rebuild_leaves_the_directory_searchable(small_built: Path, tmp_path: Path) -> None:
-    """Issue #24, item 1: `build --rebuild` killed with SIGKILL before each of its file-system changes (spread
-    over all of them) and at fixed times: every time, the directory opens, every document is stored and found
-    by dense and BM25 search, and no index lacks a vector; a last rebuild completes and leaves no orphan file."""
+    """Issue #24, item 1: `build --rebuild` killed with SIGKILL just before one of its file-system changes
+    (spread over all of them, and around each manifest's commit) and at fixed times, 10 kills or more: every time
+    the directory opens, every document is stored and found by dense and BM25 search, and no index lacks a
+    vector; a last rebuild completes and leaves no orphan file."""
     config = copy_small(small_built, tmp_path)
     docs = [doc for _, batch in DocumentStore(tmp_path / "data" / "docs.sqlite", read_only=True).iter_documents()
             for doc in batch]
     full = _rebuild(config)
     assert full.returncode == 0, full.stderr
-    changes = full.stderr.count("\nchange ") + full.stderr.startswith("change ")
-    points = sorted({1, changes, *range(1, changes, -(-changes // 7))})  # 1, every 7th of the way, the last
+    changes = re.findall(r"change \d+: \w+ (\S+)", full.stderr)  # each changed path, in order
+    commits = [i for i, path in enumerate(changes, 1) if path.endswith("manifest.json")]
+    # the first and last change, every fifth of the way, and just before and after each manifest's commit
+    points = sorted({1, len(changes), *range(1, len(changes), -(-len(changes) // 5)),
+                     *commits, *(i + 1 for i in commits if i < len(changes))})
     killed = [_rebuild(config, kill_at=point) for point in points]
     killed += [_rebuild(config, after_s=after) for after in TIMED_KILLS_S]
     for run in killed:
