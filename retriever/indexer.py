@@ -67,6 +67,8 @@ class Indexer:
                 sparse.build(iids, texts)
                 sparse.save()
                 built[SPARSE] = len(iids)
+        if rebuild:
+            self.data_dir.remove_orphans()  # the replaced files, and the manifest of a layout no longer used
         self.data_dir.fresh = False
         for name, count in self.repair(progress).items():
             built[name] = built.get(name, 0) + count

@@ -273,3 +273,20 @@ def test_a_reader_follows_its_writer_without_a_restart(small_built: Path, tmp_pa
         for mode in ("dense", "sparse"):
             assert added.id not in {hit.id for hit in reader.search(added.text, top_k=5, mode=mode).hits}, mode
         assert reader.count() == 30 and reader.status().missing == {}
+
+
+def test_a_rebuild_to_another_shard_layout_replaces_the_old_one(small_built: Path, tmp_path: Path) -> None:
+    """Item 1: with `[index] shards = 2` over an unsharded index, the directory still opens (BM25 answers, the
+    vector index says it is of another layout); `build --rebuild` commits the sharded index and removes the old
+    layout's files."""
+    config = copy_small(small_built, tmp_path)
+    config.write_text(config.read_text().replace('kind = "flat"', 'kind = "flat"\nshards = 2'))
+    with Retriever(load_settings(config), read_only=True) as reader:
+        assert "config wants shards = 2" in next(iter(reader.status().unreadable.values()))
+    assert main(["--config", str(config), "build", "--rebuild"]) == 0
+    folder = next(p for p in (tmp_path / "data" / "indexes").iterdir() if p.name != "bm25")
+    assert sorted(p.name for p in folder.iterdir()) == ["shard-000", "shard-001", "shards.json"]
+    with Retriever(load_settings(config), read_only=True) as reader:
+        doc = reader.search("cells", top_k=1, mode="sparse").hits[0]
+        assert reader.status().unreadable == {} and reader.count() == 30
+        assert reader.search(doc.text, top_k=1, mode="dense").hits[0].id == doc.id
