@@ -131,7 +131,7 @@ def test_a_damaged_pilot_library_is_not_ready_names_its_fix_and_is_rebuilt(
     assert main(["--config", str(config), "build"]) == 0
     pilots = tmp_path / "data" / "pilots.npz"
     pilots.write_bytes(b"\x00" * 64 + pilots.read_bytes()[64:])
-    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True)) as http:
+    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True), base_url="http://localhost") as http:
         ready = _when_loaded(http)
         assert ready.status_code == 503 and ready.json()["ready"] is False
         searched = http.post("/search", json={"query": "vitamin D", "mode": "dense"})
@@ -145,10 +145,11 @@ def test_a_damaged_pilot_library_is_not_ready_names_its_fix_and_is_rebuilt(
     assert main(["--config", str(config), "search", "vitamin D"]) == 0
 
 
-def _when_loaded(http: TestClient) -> httpx.Response:
-    """``/ready`` once the retriever has loaded (or failed to)."""
+def _when_loaded(http: TestClient, key: str | None = None) -> httpx.Response:
+    """``/ready`` (asked with ``key``, which shows its detail) once the retriever has loaded (or failed to)."""
+    headers = {"X-API-Key": key} if key else {}
     deadline = time.monotonic() + 120
-    while "loading" in (ready := http.get("/ready")).json()["detail"] and time.monotonic() < deadline:
+    while "loading" in (ready := http.get("/ready", headers=headers)).json()["detail"] and time.monotonic() < deadline:
         time.sleep(0.1)
     return ready
 
@@ -162,13 +163,14 @@ def test_a_corrupt_vector_index_leaves_bm25_searches_working(small_built: Path, 
     index_file.write_bytes(index_file.read_bytes()[:500])
     capsys.readouterr()
     assert main(["--config", str(config), "search", "cells and patients", "--mode", "sparse", "-k", "3"]) == 0
-    assert " 1. " in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert " 1. " in out and err.startswith("warning: only BM25 (--mode sparse) can answer: index file")
     assert main(["--config", str(config), "search", "cells and patients", "--mode", "dense"]) == 2
     err = capsys.readouterr().err
     assert f"{index_file} is corrupt or truncated" in err and "`retriever build --rebuild`" in err
     assert main(["--config", str(config), "experts"]) == 0
     assert "unusable: index file" in capsys.readouterr().out
-    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True)) as http:
+    with TestClient(create_app(load_settings(config), ServiceConfig(), read_only=True), base_url="http://localhost") as http:
         ready = _when_loaded(http)
         assert ready.status_code == 503 and "`retriever build --rebuild`" in ready.json()["detail"]
         assert http.post("/search", json={"query": "cells and patients", "mode": "sparse"}).json()["hits"]
@@ -214,7 +216,8 @@ def test_ready_keeps_file_paths_behind_the_key(tmp_path: Path) -> None:
     config = small_config(tmp_path)
     app = create_app(load_settings(config), ServiceConfig(api_keys=(FULL,), read_keys=(SEARCH,)), read_only=True)
     with TestClient(app, base_url="http://localhost") as http:
-        anonymous = _when_loaded(http)
+        _when_loaded(http, FULL)
+        anonymous = http.get("/ready")
         assert anonymous.status_code == 503 and str(tmp_path) not in anonymous.json()["detail"]
         for key in (FULL, SEARCH):
             keyed = http.get("/ready", headers={"X-API-Key": key})
@@ -228,7 +231,7 @@ def test_a_search_key_may_search_but_not_write(small_built: Path, tmp_path: Path
     config = copy_small(small_built, tmp_path)
     doc = {"id": "new-1", "text": "Runbook: rotate the ingress certificates every ninety days."}
     with TestClient(create_app(load_settings(config), ServiceConfig((FULL,), (SEARCH,))), base_url="http://localhost") as http:
-        _when_loaded(http)
+        assert _when_loaded(http, SEARCH).status_code == 200
         search = {"X-API-Key": SEARCH}
         assert http.post("/search", json={"query": "cells", "mode": "sparse"}, headers=search).status_code == 200
         assert http.get("/experts", headers=search).status_code == 200
