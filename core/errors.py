@@ -37,6 +37,10 @@ class IndexCorruptError(RetrieverError):
     """An index or manifest file that is truncated, corrupt or does not match its checksum."""
 
 
+class StoreCorruptError(IndexCorruptError):
+    """A document store (``docs.sqlite``) that SQLite cannot read: not a database, truncated or malformed."""
+
+
 class IndexNotBuiltError(RetrieverError):
     """An index that has not been built yet."""
 

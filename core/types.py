@@ -91,10 +91,12 @@ class ExpertInfo:
 class Status:
     """Documents in the store, vectors per index, the experts whose index is not built yet, and per built
     index the stored documents it lacks (``missing``: not findable until re-encoded) and its entries of
-    removed documents (``stale``: harmless)."""
+    removed documents (``stale``: harmless); ``unreadable``: per vector index whose files cannot be used
+    (corrupt, or built another way), why (BM25 searches still work; `retriever build --rebuild` repairs it)."""
 
     documents: int
     indexes: dict[str, int]
     unbuilt: tuple[str, ...]
     missing: dict[str, int] = field(default_factory=dict)
     stale: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)

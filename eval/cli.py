@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from retriever import require_extra
+
 DEFAULT_CACHE = Path("runs/eval")
 
 
@@ -74,6 +76,7 @@ def cmd_data_known_item(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    require_extra("eval", "eval")  # before hours of encoding: the report's plot needs matplotlib
     from eval.harness import check_references, run_eval
     from eval.protocol import collection_label
     from eval.report import markdown, write_report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from core.errors import IndexCorruptError, IndexMismatchError
 from indexes.atomic import atomic_write_bytes
-from indexes.vector_index import MANIFEST, REBUILD, IndexConfig, IndexManifest, VectorIndex
+from indexes.vector_index import MANIFEST, REBUILD, IndexConfig, IndexManifest, VectorIndex, remove_unnamed
 
 SHARDS_MANIFEST = "shards.json"
 FORMAT_VERSION = 1
@@ -105,9 +106,7 @@ class ShardedIndex:
                                   shards=[shard.write_file() for shard in self.shards])
         atomic_write_bytes(self.folder / SHARDS_MANIFEST, manifest.model_dump_json(indent=2).encode())
         for shard, committed in zip(self.shards, manifest.shards):
-            for old in shard.folder.glob("index-*.faiss"):
-                if old.name != committed.file:
-                    old.unlink(missing_ok=True)
+            remove_unnamed(shard.folder, {committed.file})
         return manifest
 
     def load(self) -> ShardsManifest:
@@ -147,6 +146,49 @@ class DenseIndex(Protocol):
     def save(self) -> object: ...
 
 
+class UnreadableIndex:
+    """Stands in for a vector index whose files cannot be used (corrupt, or of another encoder, kind or layout), so
+    that the data directory still opens (BM25 needs no vector index): every use of it raises the error that
+    refused it."""
+
+    def __init__(self, error: IndexCorruptError | IndexMismatchError) -> None:
+        self.error = error
+
+    @property
+    def exists(self) -> bool:
+        return True
+
+    @property
+    def dimension(self) -> int | None:
+        return None
+
+    @property
+    def count(self) -> int:
+        return 0
+
+    @property
+    def is_empty(self) -> bool:
+        return False  # built, not usable: not "unbuilt"
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        raise self.error
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        raise self.error
+
+    def remove(self, ids: list[int]) -> int:
+        raise self.error
+
+    def ids(self) -> np.ndarray:
+        raise self.error
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        raise self.error
+
+    def save(self) -> object:
+        raise self.error
+
+
 def merged(parts: list[tuple[np.ndarray, np.ndarray]], queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """One top-``k`` (scores, ids) per query from the shards' own top-k lists (``parts``, one per shard that
     holds vectors): by score, ties by id; missing slots (id -1) last."""
@@ -161,16 +203,26 @@ def merged(parts: list[tuple[np.ndarray, np.ndarray]], queries: int, k: int) -> 
 
 def open_index(folder: Path, encoder: str, config: IndexConfig) -> VectorIndex | ShardedIndex:
     """The index of ``folder`` as ``config`` lays it out (sharded when ``shards`` > 1), loaded when it exists;
-    a folder laid out the other way is refused."""
-    index: VectorIndex | ShardedIndex = (ShardedIndex(folder, encoder, config) if config.shards > 1
-                                         else VectorIndex(folder, encoder, config))
-    other = MANIFEST if config.shards > 1 else SHARDS_MANIFEST
-    if (folder / other).is_file():
+    a folder laid out only the other way is refused (both ways: a rebuild to this layout committed, and the
+    other manifest is a leftover)."""
+    index = new_index(folder, encoder, config)
+    if not index.exists and (folder / other_manifest(config)).is_file():
         found = "a single unsharded index" if config.shards > 1 else "a sharded index"
         raise IndexMismatchError(f"index in {folder} is {found}, config wants shards = {config.shards}; {REBUILD}")
     if index.exists:
         index.load()
     return index
+
+
+def new_index(folder: Path, encoder: str, config: IndexConfig) -> VectorIndex | ShardedIndex:
+    """An empty index of ``folder`` as ``config`` lays it out, nothing read from disk (a rebuild's: its ``save``
+    replaces what the folder holds, atomically)."""
+    return ShardedIndex(folder, encoder, config) if config.shards > 1 else VectorIndex(folder, encoder, config)
+
+
+def other_manifest(config: IndexConfig) -> str:
+    """The manifest of the layout ``config`` does not use (``shards.json`` or the unsharded ``manifest.json``)."""
+    return MANIFEST if config.shards > 1 else SHARDS_MANIFEST
 
 
 def open_shard(folder: Path, encoder: str, config: IndexConfig, shard: int) -> VectorIndex:
@@ -216,3 +268,33 @@ def _split(ids: np.ndarray, shards: int) -> list[np.ndarray]:
     """Row numbers of ``ids`` per owning shard, in their order."""
     owners = shard_of(ids, shards)
     return [np.flatnonzero(owners == i) for i in range(shards)]
+
+
+def remove_orphans(folder: Path, config: IndexConfig) -> None:
+    """Delete what a crash (``kill -9``) left in one encoder's index folder that no committed manifest names:
+    temp files of interrupted atomic writes, index files of either layout their manifest does not name (all of
+    them without one), and the other layout's manifest where ``config``'s is committed too (a rebuild that
+    changed the shard count). A manifest that cannot be read keeps every file of its layout. Writers only."""
+    if (folder / (SHARDS_MANIFEST if config.shards > 1 else MANIFEST)).is_file():
+        (folder / other_manifest(config)).unlink(missing_ok=True)
+    for part in [folder, *folder.glob("shard-*")]:
+        for temp in part.glob(".*.tmp"):
+            temp.unlink(missing_ok=True)
+    single = _committed(folder / MANIFEST, lambda m: [IndexManifest(**m).file])
+    if single is not None:
+        remove_unnamed(folder, set(single))
+    sharded = _committed(folder / SHARDS_MANIFEST, lambda m: [s.file for s in ShardsManifest(**m).shards])
+    if sharded is not None:
+        for part in folder.glob("shard-*"):
+            shard = int(part.name.removeprefix("shard-")) if part.name.removeprefix("shard-").isdigit() else -1
+            remove_unnamed(part, {sharded[shard]} if 0 <= shard < len(sharded) else set())
+
+
+def _committed(path: Path, files: Callable[[dict], list[str]]) -> list[str] | None:
+    """The files the manifest ``path`` names (none when it is absent; None when it cannot be read)."""
+    if not path.is_file():
+        return []
+    try:
+        return files(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, ValidationError, TypeError):
+        return None

@@ -247,13 +247,27 @@ class SparseIndex:
                 tombstones=sorted(state.tombstones), files=files,
             )
             atomic_write_bytes(self.folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
-            keep = {MANIFEST} | {entry.name for entry in files.values()}
-            for path in self.folder.iterdir():  # files of earlier versions, leftovers of an interrupted save
-                if path.name not in keep and path.is_file() and _is_ours(path.name):
-                    path.unlink(missing_ok=True)
-                elif path.name.startswith(".staging-") and path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
+            self._remove_unnamed({entry.name for entry in files.values()})
             return manifest
+
+    def remove_orphans(self) -> None:
+        """Delete what a crash (``kill -9``) left that the committed manifest does not name (every file of ours
+        without one; nothing when it cannot be read): earlier versions, temp files, staging folders. Writers only."""
+        if not self.folder.is_dir():
+            return
+        try:
+            named = {entry.name for entry in self._read_manifest().files.values()} if self.exists else set()
+        except IndexCorruptError:
+            return
+        self._remove_unnamed(named)
+
+    def _remove_unnamed(self, named: set[str]) -> None:
+        """Delete files of earlier versions and leftovers of an interrupted save (temp files, staging folders)."""
+        for path in self.folder.iterdir():
+            if path.is_file() and path.name not in named and (_is_ours(path.name) or _is_temp(path.name)):
+                path.unlink(missing_ok=True)
+            elif path.name.startswith(".staging-") and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
 
     def load(self) -> SparseManifest:
         """Load from disk, refusing an index of other settings or a missing, truncated or corrupt file."""
@@ -393,6 +407,11 @@ def _docs_bytes(state: _State) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, iids=state.iids, tokens=state.tokens, offsets=state.offsets)
     return buffer.getvalue()
+
+
+def _is_temp(name: str) -> bool:
+    """A temp file of an interrupted atomic write (``indexes.atomic``): ``.<name>.<random>.tmp``."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 def _is_ours(name: str) -> bool:

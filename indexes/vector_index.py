@@ -154,12 +154,11 @@ class VectorIndex:
             return scores, ids
 
     def save(self) -> IndexManifest:
-        """Persist atomically: new index file first, then the manifest that points at it."""
-        old = self._read_manifest().file if self.exists else None
+        """Persist atomically: new index file first, then the manifest that points at it; then the index files
+        it does not name go (the previous one, or any a crash left)."""
         manifest = self.write_file()
         atomic_write_bytes(self.folder / MANIFEST, manifest.model_dump_json(indent=2).encode())
-        if old and old != manifest.file:
-            (self.folder / old).unlink(missing_ok=True)
+        remove_unnamed(self.folder, {manifest.file})
         return manifest
 
     def write_file(self) -> IndexManifest:
@@ -210,6 +209,13 @@ class VectorIndex:
         if vectors.ndim != 2 or (self.dimension is not None and vectors.shape[1] != self.dimension):
             raise IndexMismatchError(f"vectors of shape {vectors.shape} do not fit the index in {self.folder} "
                                      f"(dimension {self.dimension}, encoder {self.encoder!r}); {REBUILD}")
+
+
+def remove_unnamed(folder: Path, named: set[str]) -> None:
+    """Delete the index files of ``folder`` that are not in ``named`` (what its committed manifest names)."""
+    for path in folder.glob("index-*.faiss"):
+        if path.name not in named:
+            path.unlink(missing_ok=True)
 
 
 def train_threshold(config: IndexConfig) -> int:

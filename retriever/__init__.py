@@ -32,6 +32,7 @@ from retriever.batching import QueryBatcher
 from retriever.config import Settings, load_settings
 from retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora, read_corpus, read_qrels, read_queries
 from retriever.experts import router_identity
+from retriever.extras import require_extra
 from retriever.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
 from retriever.locations import resolve_location, split_spec
 from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
@@ -57,7 +58,8 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
     "DataDirectoryLockedError", "ReadOnlyError", "WriterLock",
     "DEFAULT_MEASURES", "HEADLINE", "NOT_BLANK_PATTERN", "QRELS_HEADER", "RRF_K", "BeirFolder", "EvalResult", "Limits", "PilotLibrary",
     "PilotRouter", "QueryBatcher", "__version__", "check_encodable", "domain_queries", "evaluate", "iter_jsonl", "read_corpora",
-    "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "resolve_location", "router_identity", "split_spec",
+    "read_corpus", "read_qrels", "read_queries", "reciprocal_rank_fusion", "require_extra", "resolve_location", "router_identity",
+    "split_spec",
     "valid_metadata", "weighted_fusion", "import_ray", "ray_cluster", "LocalParts", "Parts", *_TRAINING,
 ]
 

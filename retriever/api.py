@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError, UnknownExpertError
+from core.errors import ConfigError, IndexCorruptError, UnknownExpertError
 from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from indexes.consistency import IndexGap
 from indexes.data_dir import DataDirectory
 from indexes.lock import WriterLock
 from retriever.config import Settings, load_settings
+from retriever.corpus import read_corpora
 from retriever.encoders import prepare_export
 from retriever.experts import Expert, router_spec
 from retriever.indexer import DocumentEncoding, Indexer
@@ -49,15 +50,17 @@ class Retriever:
     """Domain experts, their indexes and the pilot router of one data directory behind one search API."""
 
     def __init__(self, settings: Settings | None = None, *, read_only: bool = False,
-                 writer_lock: WriterLock | None = None, parts: Parts | None = None) -> None:
+                 writer_lock: WriterLock | None = None, parts: Parts | None = None, rebuild: bool = False) -> None:
         """Open the data directory for writing (its writer lock is taken here, or ``writer_lock`` is one
         the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written.
         ``parts`` provides the query encoders and vector indexes (default ``LocalParts``: in this process;
-        ``service.ray_serve`` gives stand-ins for Ray Serve deployments)."""
+        ``service.ray_serve`` gives stand-ins for Ray Serve deployments). ``rebuild`` (a writer) reads no index
+        (a corrupt or mismatched one included): ``build`` then re-encodes every index and the pilot library from
+        the store, each replacing its files atomically, so a crash leaves the previous ones in force."""
         self.settings = settings or load_settings()
         parts = parts or LocalParts()
         self._data_dir = DataDirectory(self.settings.data_dir, self.settings.index, self.settings.sparse, read_only,
-                                       writer_lock, parts.dense_index)
+                                       writer_lock, parts.dense_index, fresh=rebuild)
         self._gaps: dict[str, IndexGap] | None = None
         try:  # loads the indexes: a corrupt one must not leave the writer lock held
             self._experts = {c.name: Expert.from_config(c, self._data_dir, parts) for c in self.settings.experts}
@@ -93,6 +96,8 @@ class Retriever:
         texts = valid_queries(queries, self.settings.limits)
         top_k = valid_top_k(top_k, self.settings.limits)
         mode = valid_mode(self.settings.search.mode if mode is None else mode)
+        if self._data_dir.refresh():  # a reader: what the writer saved since is searched from now on
+            self._gaps = None
         rerank = self.settings.rerank.enabled if rerank is None else rerank
         depth = max(top_k, self.settings.search.candidates) if mode == "hybrid" else top_k
         depth = max(depth, self.settings.rerank.depth) if rerank else depth
@@ -144,15 +149,20 @@ class Retriever:
 
     def build(self, corpus: Sequence[Document] | None = None, progress: bool = True,
               encode: DocumentEncoding | None = None) -> dict[str, int]:
-        """Load ``corpus`` into an empty store, encode every missing index (with ``encode``, e.g. on a Ray
+        """Load ``corpus`` (by default the config's ``corpus``, as ``retriever build`` does) into an empty store,
+        encode every missing index (with ``encode``, e.g. on a Ray
         cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
         configured and none of the router's encoder is saved; on the onnx backend, every query encoder's
         export (the router's own included) is made here too, so that no first query pays for one. Returns
         documents encoded per document encoder."""
+        if corpus is None and not self.count() and self.settings.corpus:
+            self._data_dir.check_writable()  # before reading a corpus a reader could not store
+            corpus = read_corpora(self.settings.corpus)
+        rebuild = self._data_dir.fresh
         built = self._indexer.build(corpus, progress, encode)
         for spec in {expert.query_encoder.spec for expert in self._experts.values()} | {self._router.encoder.spec}:
             prepare_export(spec)
-        if self.settings.domains and self._router.library is None:  # none, or one of another router encoder
+        if self.settings.domains and (rebuild or not self._has_pilots()):
             self.rebuild_pilots()
         self._gaps = None
         return built
@@ -216,7 +226,8 @@ class Retriever:
         return Status(documents, counts | {SPARSE: self._data_dir.sparse.count},
                       tuple(name for name, e in self._experts.items() if e.index.is_empty and documents),
                       missing={g.name: len(g.missing) for g in gaps if len(g.missing)},
-                      stale={g.name: len(g.stale) for g in gaps if len(g.stale)})
+                      stale={g.name: len(g.stale) for g in gaps if len(g.stale)},
+                      unreadable={name: str(error) for name, error in self._data_dir.unreadable().items()})
 
     @property
     def read_only(self) -> bool:
@@ -234,6 +245,14 @@ class Retriever:
         self.close()
 
     # ---- internals -----------------------------------------------------------------------------
+    def _has_pilots(self) -> bool:
+        """Whether a pilot library this router can use is saved (not when none is, when one of another router
+        encoder is, or when ``pilots.npz`` is damaged: ``build`` makes it again)."""
+        try:
+            return self._router.library is not None
+        except IndexCorruptError:
+            return False
+
     def _expert(self, name: str) -> Expert:
         if name not in self._experts:
             raise UnknownExpertError(f"unknown expert {name!r}; configured: {', '.join(self._experts)}")

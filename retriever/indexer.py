@@ -40,18 +40,22 @@ class Indexer:
               encode: DocumentEncoding | None = None) -> dict[str, int]:
         """Load ``corpus`` into an empty store, encode the store into every missing vector index (with
         ``encode``, by default in this process), build the BM25 index if it is missing, then re-index the
-        documents a built index lacks (``repair``). Returns documents indexed per index (``bm25`` for BM25)."""
+        documents a built index lacks (``repair``); a ``fresh`` data directory (a rebuild) re-encodes every
+        index. Returns documents indexed per index (``bm25`` for BM25)."""
         encode = encode or self._encode_here
         self.data_dir.check_writable()
+        self.data_dir.check_readable()
         docs = self.data_dir.docs
         if corpus is not None and not len(docs):
             corpus = list(corpus)
             check_unique_ids(corpus, "corpus")
             docs.put(corpus, docs.reserve_ids(len(corpus)))
         built = {}
-        missing = self.missing()
+        rebuild = self.data_dir.fresh  # every index opened empty: each replaces its files when saved
+        missing = self.indexes if rebuild and len(docs) else self.missing()
         sparse = self.data_dir.sparse
-        if missing or (len(docs) and not sparse.exists):
+        sparse_missing = bool(len(docs)) and (rebuild or not sparse.exists)
+        if missing or sparse_missing:
             chunks = list(docs.iter_documents())  # read the store once for every missing index
             texts = [d.content for _, batch in chunks for d in batch]
             iids = np.asarray([i for ids, _ in chunks for i in ids])
@@ -59,10 +63,13 @@ class Indexer:
                 index.build(encode(encoder, texts, progress), iids)
                 index.save()
                 built[encoder.identity] = len(iids)
-            if not sparse.exists:
+            if sparse_missing:
                 sparse.build(iids, texts)
                 sparse.save()
                 built[SPARSE] = len(iids)
+        if rebuild:
+            self.data_dir.remove_orphans()  # the replaced files, and the manifest of a layout no longer used
+        self.data_dir.fresh = False
         for name, count in self.repair(progress).items():
             built[name] = built.get(name, 0) + count
         return built
@@ -74,6 +81,7 @@ class Indexer:
         """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and
         save that index; returns documents encoded per document encoder (empty when all agree)."""
         self.data_dir.check_writable()
+        self.data_dir.check_readable()
         repaired: dict[str, int] = {}
         with self.data_dir.write_lock:
             gaps = self.data_dir.gaps()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,15 +130,18 @@ class PilotLibrary:
 
     @classmethod
     def load(cls, path: Path) -> PilotLibrary:
+        """The library saved at ``path``; ``IndexCorruptError`` naming the command that rebuilds it when the file
+        is damaged or truncated (numpy's own reason, e.g. about pickled data, would not say what to do)."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 vectors = data["vectors"].astype(np.float32)
                 quantiles = data["quantiles"].astype(np.float32) if "quantiles" in data.files else None
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexCorruptError(f"pilot library {path} is corrupt: {exc}") from exc
-        return cls(vectors, tuple(meta["experts"]), tuple(meta["domains"]), tuple(meta["sizes"]), meta["encoder"],
-                   quantiles, meta.get("calibrated_percentile"))
+            return cls(vectors, tuple(meta["experts"]), tuple(meta["domains"]), tuple(meta["sizes"]), meta["encoder"],
+                       quantiles, meta.get("calibrated_percentile"))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise IndexCorruptError(f"pilot library {path} is damaged or truncated ({type(exc).__name__}); rebuild it "
+                                    "from the configured domains: `retriever pilots build` (or `retriever build`)") from exc
 
 
 def calibrated_percentile(units: np.ndarray, quantiles: np.ndarray, domains: Sequence[str],

@@ -11,6 +11,7 @@ take no lock and answer writes with 405.
 
 # No ``from __future__ import annotations``: FastAPI reads the request models (built per app from its
 # limits) from the route functions' annotations at definition time.
+import logging
 import os
 import threading
 from collections.abc import AsyncIterator, Mapping
@@ -36,7 +37,7 @@ from retriever import (
     WriterLock,
     __version__,
 )
-from service.auth import api_key_guard
+from service.auth import API_KEY_HEADER, api_key_guard, key_matches
 from service.errors import RETRY_AFTER_S, NotReadyError, http_status
 from service.metrics import Metrics, MetricsMiddleware
 from service.playground import add_playground_routes
@@ -56,19 +57,36 @@ from service.schemas import (
     request_models,
 )
 
-API_KEY_ENV = "RETRIEVER_API_KEY"
+API_KEY_ENV = "RETRIEVER_API_KEY"  # full access
+READ_API_KEY_ENV = "RETRIEVER_READ_API_KEY"  # search only: no adds or deletes
+ALLOWED_HOSTS_ENV = "RETRIEVER_ALLOWED_HOSTS"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # the Host names accepted without configuration
+ANY_HOST = "*"
+log = logging.getLogger("retriever.service")
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Credentials: ``from_env`` reads ``RETRIEVER_API_KEY`` (comma-separated keys). Limits are settings
-    (the config's ``[limits]`` table, ``RETRIEVER_MAX_*`` variables)."""
+    """Credentials and accepted Host names: ``from_env`` reads ``RETRIEVER_API_KEY`` (full keys),
+    ``RETRIEVER_READ_API_KEY`` (search-only keys) and ``RETRIEVER_ALLOWED_HOSTS`` (Host names accepted beside
+    the loopback ones; ``*``: any), each comma-separated. Limits are settings (the config's ``[limits]`` table,
+    ``RETRIEVER_MAX_*`` variables)."""
 
     api_keys: tuple[str, ...] = ()
+    read_keys: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "ServiceConfig":
-        return cls(tuple(k.strip() for k in env.get(API_KEY_ENV, "").split(",") if k.strip()))
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(k.strip() for k in env.get(name, "").split(",") if k.strip())
+
+        return cls(listed(API_KEY_ENV), listed(READ_API_KEY_ENV), listed(ALLOWED_HOSTS_ENV))
+
+    @property
+    def keyed(self) -> bool:
+        """Whether any API key is configured (without one, every client may do everything)."""
+        return bool(self.api_keys or self.read_keys)
 
 
 class RetrieverLoader:
@@ -113,10 +131,13 @@ class RetrieverLoader:
 
     def readiness(self) -> ReadyResponse:
         try:
-            state = self.get().status()
-        except (NotReadyError, UnavailableError) as exc:  # loading; or a part on Ray Serve restarting
+            retriever = self.get()
+            state = retriever.status()
+            retriever.pilots()  # a damaged pilot library fails every routed search
+        except RetrieverError as exc:  # loading; a part on Ray Serve restarting; a damaged file
             return ReadyResponse(ready=False, detail=str(exc), read_only=self.read_only)
         problems = [f"indexes of {', '.join(state.unbuilt)} not built: run `retriever build`"] if state.unbuilt else []
+        problems += list(state.unreadable.values())  # each names the file and `retriever build --rebuild`
         problems += [f"index {name} holds {state.indexes[name]} vectors but the store {state.documents} documents: "
                      f"{count} stored documents have no vector and cannot be found (a writer re-encodes them: "
                      "`retriever build`, or `retriever serve` without --read-only at startup)"
@@ -178,8 +199,38 @@ class BodyLimitMiddleware:
         return f"request body larger than {self.limit} bytes"
 
 
+class HostCheckMiddleware:
+    """Answers 400 to a request whose ``Host`` header names none of ``allowed`` (port ignored; ``*``: any), so
+    that a web page cannot reach a loopback server through a DNS name rebound to 127.0.0.1."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = {name.lower().strip("[]") for name in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or ANY_HOST in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        host = _host_name(dict(scope["headers"]).get(b"host", b"").decode("latin-1"))
+        if host not in self.allowed:
+            message = (f"Host {host!r} is not served here: accepted are {', '.join(sorted(self.allowed))} (add names "
+                       f"with {ALLOWED_HOSTS_ENV})")
+            await _error(status.HTTP_400_BAD_REQUEST, message, "HTTPError")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _host_name(header: str) -> str:
+    """The name of a Host header without its port: ``[::1]:8000`` -> ``::1``, ``localhost:8000`` -> ``localhost``."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)}
-WRITE_ERRORS = {**ERRORS, 405: {"model": ErrorResponse, "description": "Read-only server (`retriever serve --read-only`)"}}
+WRITE_ERRORS = {**ERRORS, 403: {"model": ErrorResponse, "description": "A search-only key (RETRIEVER_READ_API_KEY)"},
+                405: {"model": ErrorResponse, "description": "Read-only server (`retriever serve --read-only`)"}}
 
 
 def create_app(source: Retriever | Settings, config: ServiceConfig | None = None, *, read_only: bool = False,
@@ -200,27 +251,36 @@ def create_app(source: Retriever | Settings, config: ServiceConfig | None = None
     app = FastAPI(title="RouterRetriever search service", version=__version__, lifespan=lifespan,
                   description="Multi-expert dense retrieval: a pilot-embedding router picks the expert per query.")
     app.add_middleware(BodyLimitMiddleware, limit=loader.settings.limits.max_body_bytes)
+    app.add_middleware(HostCheckMiddleware, allowed=LOOPBACK_HOSTS + config.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     _add_error_handlers(app)
     metrics.track_documents(lambda: loader.retriever.count() if loader.retriever else 0)
-    guarded = [Depends(api_key_guard(config.api_keys))] if config.api_keys else []  # no key: no scheme in OpenAPI
-    _add_probe_routes(app, loader, metrics, guarded)
+    # no key: no scheme in OpenAPI; search keys may read, full keys may also write
+    readers = [Depends(api_key_guard(config.api_keys + config.read_keys))] if config.keyed else []
+    writers = [Depends(api_key_guard(config.api_keys, search_only=config.read_keys))] if config.keyed else []
+    _add_probe_routes(app, loader, metrics, readers, config)
     models = request_models(loader.settings.limits, len(loader.settings.experts))
-    _add_search_routes(app, loader, metrics, models, guarded)
-    _add_document_routes(app, loader, models, guarded)
+    _add_search_routes(app, loader, metrics, models, readers)
+    _add_document_routes(app, loader, models, writers)
     add_playground_routes(app)
     return app
 
 
-def _add_probe_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, guarded: list) -> None:
+def _add_probe_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, guarded: list,
+                      config: ServiceConfig) -> None:
     @app.get("/health", response_model=HealthResponse, tags=["ops"], summary="Liveness: the process answers")
     def health() -> HealthResponse:
         return HealthResponse()
 
     @app.get("/ready", response_model=ReadyResponse, tags=["ops"], responses={503: {"model": ReadyResponse}},
              summary="Readiness: retriever loaded and every expert's index built")
-    def ready() -> JSONResponse:
+    def ready(request: Request) -> JSONResponse:
         state = loader.readiness()
+        if not state.ready and config.keyed and not key_matches(request.headers.get(API_KEY_HEADER),
+                                                                config.api_keys + config.read_keys):
+            log.warning("not ready: %s", state.detail)  # file paths stay in the log and behind the key
+            state = state.model_copy(update={"detail": "not ready: the details are shown with an API key "
+                                                       f"({API_KEY_HEADER}) and in the server log"})
         return JSONResponse(state.model_dump(), status.HTTP_200_OK if state.ready else 503)
 
     @app.get("/metrics", tags=["ops"], dependencies=guarded, summary="Prometheus metrics",

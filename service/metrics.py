@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retriever import Route
@@ -63,7 +64,19 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            endpoint = getattr(route, "path", "unmatched")
+            endpoint = _endpoint(scope)
             self.metrics.latency.labels(scope["method"], endpoint).observe(time.perf_counter() - start)
             self.metrics.requests.labels(scope["method"], endpoint, str(status)).inc()
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route template that served a request: FastAPI's own routes name themselves in the scope; the plain
+    Starlette ones (``/docs``, ``/openapi.json``, ...) are matched here; anything else is "unmatched"."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    app = scope.get("app")
+    for candidate in getattr(app, "routes", ()):
+        if isinstance(candidate, BaseRoute) and candidate.matches(scope)[0] == Match.FULL:
+            return str(getattr(candidate, "path", "unmatched"))
+    return "unmatched"

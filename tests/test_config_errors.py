@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_index_built_by_another_model_is_refused(tmp_path: Path, built_config: P
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, "encoder": "some/other-model", "dimension": 768}))
     with pytest.raises(IndexMismatchError, match=r"other-model.*768"):
-        Retriever(load_settings(config))
+        _dense_search(config, "general")
 
 
 def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> None:
@@ -87,14 +88,22 @@ def test_truncated_index_file_is_refused(tmp_path: Path, built_config: Path) -> 
     index_file = next(folder.glob("index-*.faiss"))
     index_file.write_bytes(index_file.read_bytes()[:1000])
     with pytest.raises(IndexCorruptError, match="corrupt or truncated"):
-        Retriever(load_settings(config))
+        _dense_search(config, "sre")
 
 
 def test_corrupt_manifest_is_refused(tmp_path: Path, built_config: Path) -> None:
     config = _copy(built_config, tmp_path)
     (_index_dir(tmp_path, "minilm") / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorruptError, match=r"manifest .* is corrupt"):
-        Retriever(load_settings(config))
+        _dense_search(config, "general")
+
+
+def _dense_search(config: Path, expert: str) -> None:
+    """A dense search of ``expert`` over ``config``: the data directory opens whatever its vector indexes hold
+    (BM25 needs none), lists an index it cannot use under ``unreadable``, and a use of that index raises why."""
+    with closing(Retriever(load_settings(config), read_only=True)) as retriever:
+        assert retriever.status().unreadable.keys() == {retriever.experts()[["general", "sre"].index(expert)].document_encoder}
+        retriever.search("insulin", expert=expert, mode="dense")
 
 
 def test_cli_reports_errors_without_traceback(tmp_path: Path, built_config: Path,

@@ -1,17 +1,27 @@
-"""Fault tests against real `retriever serve` processes (marked slow: `pytest -m slow`, which
-scripts/test.sh runs after the default suite). Issue #11, item 1: the two-servers scenario of the issue,
-and kill -9 in the middle of a stream of writes: no acknowledged document is ever lost or unfindable."""
+"""Fault tests against real `retriever serve` and `retriever build` processes (marked slow: `pytest -m slow`,
+which scripts/test.sh runs after the default suite). Issue #11, item 1: the two-servers scenario of the issue,
+and kill -9 in the middle of a stream of writes: no acknowledged document is ever lost or unfindable. Issue #24,
+item 1: kill -9 at points all through `build --rebuild` leaves the directory searchable with every document."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
+
+from core.types import Document
+from indexes.document_store import DocumentStore
+from retriever import Retriever, load_settings
 
 from conftest import copy_small
 from service_server import server_process
@@ -90,3 +100,77 @@ def test_kill_9_during_writes_loses_no_acknowledged_document(small_built: Path, 
         assert all(count >= ready["documents"] for count in ready["indexes"].values())
         for doc in acknowledged:
             assert _top(again.url, doc["text"]) == doc["id"]
+
+
+# `retriever ARGS`, killing itself (SIGKILL) just before its KILL_AT-th file-system change (a rename or an unlink)
+# under KILL_DATA_DIR, each change listed on stderr; KILL_AT=0 runs to the end
+KILL_AT_CHANGE = """
+import os, signal, sys
+target, data_dir, seen = int(os.environ["KILL_AT"]), os.environ["KILL_DATA_DIR"], [0]
+def counted(change):
+    def call(*args, **kwargs):
+        if any(str(arg).startswith(data_dir) for arg in args):
+            seen[0] += 1
+            print(f"change {seen[0]}: {change.__name__} {args[-1]}", file=sys.stderr, flush=True)
+            if seen[0] == target:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return change(*args, **kwargs)
+    return call
+os.replace, os.unlink = counted(os.replace), counted(os.unlink)
+from retriever.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+TIMED_KILLS_S = (1.0, 4.0)  # during start-up and model loading / encoding, whatever this machine reaches by then
+
+
+def _rebuild(config: Path, kill_at: int = 0, after_s: float | None = None) -> subprocess.CompletedProcess[str]:
+    """`retriever build --rebuild` killed before its ``kill_at``-th change, or after ``after_s`` seconds."""
+    env = {**os.environ, "KILL_AT": str(kill_at), "KILL_DATA_DIR": str(config.parent / "data")}
+    process = subprocess.Popen([sys.executable, "-c", KILL_AT_CHANGE, "--config", str(config), "build", "--rebuild"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if after_s is not None:
+        time.sleep(after_s)
+        process.kill()
+    out, err = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _searchable_with_every_document(config: Path, docs: list[Document]) -> None:
+    with closing(Retriever(load_settings(config), read_only=True)) as reader:
+        state = reader.status()
+        assert reader.count() == len(docs) and state.missing == {} and set(state.indexes.values()) == {len(docs)}
+        for doc in docs[::7]:
+            for mode in ("dense", "sparse"):
+                assert reader.search(doc.content, top_k=1, mode=mode).hits[0].id == doc.id, (doc.id, mode)
+
+
+def test_kill_9_anywhere_in_a_rebuild_leaves_the_directory_searchable(small_built: Path, tmp_path: Path) -> None:
+    """Issue #24, item 1: `build --rebuild` killed with SIGKILL just before one of its file-system changes
+    (spread over all of them, and around each manifest's commit) and at fixed times, 10 kills or more: every time
+    the directory opens, every document is stored and found by dense and BM25 search, and no index lacks a
+    vector; a last rebuild completes and leaves no orphan file."""
+    config = copy_small(small_built, tmp_path)
+    docs = [doc for _, batch in DocumentStore(tmp_path / "data" / "docs.sqlite", read_only=True).iter_documents()
+            for doc in batch]
+    full = _rebuild(config)
+    assert full.returncode == 0, full.stderr
+    changes = re.findall(r"change \d+: \w+ (\S+)", full.stderr)  # each changed path, in order
+    commits = [i for i, path in enumerate(changes, 1) if path.endswith("manifest.json")]
+    # the first and last change, every fifth of the way, and just before and after each manifest's commit
+    points = sorted({1, len(changes), *range(1, len(changes), -(-len(changes) // 5)),
+                     *commits, *(i + 1 for i in commits if i < len(changes))})
+    killed = [_rebuild(config, kill_at=point) for point in points]
+    killed += [_rebuild(config, after_s=after) for after in TIMED_KILLS_S]
+    for run in killed:
+        assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+        _searchable_with_every_document(config, docs)
+    assert len(killed) >= 10
+    assert _rebuild(config).returncode == 0
+    _searchable_with_every_document(config, docs)
+    leftovers = [path.name for path in (tmp_path / "data").rglob("*") if path.name.endswith(".tmp")
+                 or path.name.startswith(".staging-")]
+    assert leftovers == []
+    for folder in (tmp_path / "data" / "indexes").iterdir():
+        named = {entry["name"] for entry in json.loads((folder / "manifest.json").read_text()).get("files", {}).values()}
+        named |= {json.loads((folder / "manifest.json").read_text()).get("file", "manifest.json"), "manifest.json"}
+        assert {path.name for path in folder.iterdir()} == named, folder

@@ -64,8 +64,9 @@ def test_a_corrupt_index_names_the_rebuild_that_keeps_documents(tmp_path: Path, 
     config = small_config(tmp_path, corpus_slice[:5])
     assert main(["--config", str(config), "build"]) == 0
     (next((tmp_path / "data" / "indexes").glob("*/manifest.json"))).write_text("{")
-    with pytest.raises(IndexCorruptError, match=r"re-encode it from the documents in the store: `retriever build --rebuild`"):
-        Retriever(load_settings(config), read_only=True)
+    with closing(Retriever(load_settings(config), read_only=True)) as reader, pytest.raises(
+            IndexCorruptError, match=r"re-encode it from the documents in the store: `retriever build --rebuild`"):
+        reader.search("vitamin D", mode="dense")
     assert main(["--config", str(config), "build", "--rebuild"]) == 0
     with closing(Retriever(load_settings(config), read_only=True)) as reader:
         assert reader.count() == 5 and reader.status().missing == {}

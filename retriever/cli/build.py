@@ -1,15 +1,15 @@
 """``retriever build``: load the configured corpus into an empty store, encode every missing index and
 re-encode the documents a built index lacks (``--ray``: the encoding on a Ray cluster). ``--rebuild``
-re-encodes every index from the store (never losing a document); ``--reset`` re-reads the corpus, and
-first lists what that would remove."""
+re-encodes every index from the store (never losing a document; each old index stays in force until its
+replacement is saved, so a crash leaves the directory searchable); ``--reset`` re-reads the corpus, and first
+lists what that would remove."""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from pathlib import Path
 
-from core.errors import ConfigError, RetrieverError
+from core.errors import ConfigError, RetrieverError, StoreCorruptError
 from core.types import Document
 from indexes.data_dir import DataDirectory
 from indexes.document_store import DocumentStore
@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
             corpus = read_corpora(corpus_specs)
             _check_reset(config.data_dir, corpus, args.discard_added)
             DataDirectory.wipe(config.data_dir)
-        elif args.rebuild:
-            DataDirectory.drop_indexes(config.data_dir)
-        with Retriever(config, writer_lock=lock) as retriever:
+        with Retriever(config, writer_lock=lock, rebuild=args.rebuild) as retriever:
             count = retriever.count()
             if args.corpus and count and not args.reset:
                 raise RetrieverError(f"{config.data_dir} already holds {count} documents: use --reset to replace "
@@ -82,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
                     raise ConfigError(_no_corpus(args, f"{config.data_dir} holds no documents and no corpus is "
                                                        "configured"))
                 corpus = read_corpora(corpus_specs)
-            state = retriever.status()
-            for name, missing in state.missing.items():
-                print(f"index {name} holds {state.indexes[name]} vectors for {state.documents} documents: "
-                      f"re-encoding the {missing} that have none")
             if args.rebuild:
-                print(f"re-encoding the {count} documents in the store into every index")
+                print(f"re-encoding the {count} documents in the store into every index (each replaces the old one "
+                      "when it is complete)")
+            else:
+                state = retriever.status()
+                for name, missing in state.missing.items():
+                    print(f"index {name} holds {state.indexes[name]} vectors for {state.documents} documents: "
+                          f"re-encoding the {missing} that have none")
             if args.ray is None:
                 built = retriever.build(corpus)
             else:
@@ -110,8 +110,8 @@ def _check_reset(data_dir: Path, corpus: list[Document], discard_added: bool) ->
             stored = [doc for _, batch in store.iter_documents() for doc in batch]
         finally:
             store.close()
-    except sqlite3.DatabaseError as exc:
-        raise RetrieverError(f"--reset cannot list the documents it would remove ({data_dir / 'docs.sqlite'}: {exc}); "
+    except StoreCorruptError as exc:
+        raise RetrieverError(f"--reset cannot list the documents it would remove ({data_dir / 'docs.sqlite'}: {exc.__cause__}); "
                              "rerun with --reset --discard-added to replace the store with the corpus anyway") from exc
     removed = [doc.id for doc in stored if doc.id not in wanted]
     changed = [doc.id for doc in stored if doc.id in wanted and doc != wanted[doc.id]]

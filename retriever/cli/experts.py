@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{info.name}: {info.description}")
             print(f"    query encoder: {info.query_encoder}")
             size = f"{info.dimension}-d, {info.index_documents} vectors" if info.dimension else "not built"
+            if info.document_encoder in state.unreadable:
+                size = f"unusable: {state.unreadable[info.document_encoder]}"
             if state.missing.get(info.document_encoder):
                 size += (f"; {state.missing[info.document_encoder]} of the store's {state.documents} documents have "
                          "no vector: run `retriever build`")

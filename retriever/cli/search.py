@@ -52,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def stale_index_warnings(state: Status) -> list[str]:
-    """What a reader should know about indexes that lag behind the store."""
+    """What a reader should know about indexes that lag behind the store or cannot be used."""
     return [f"index {name} holds {state.indexes[name]} vectors for {state.documents} documents: {count} stored "
-            "documents cannot be found until `retriever build` re-encodes them" for name, count in state.missing.items()]
+            "documents cannot be found until `retriever build` re-encodes them" for name, count in state.missing.items()
+            ] + [f"only BM25 (--mode sparse) can answer: {problem}" for problem in state.unreadable.values()]
 
 
 def key_value(text: str) -> tuple[str, object]:

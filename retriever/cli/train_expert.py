@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.errors import RetrieverError, UnknownExpertError
 from retriever.cli.common import command, settings
 from retriever.corpus import BeirFolder, read_corpus, read_training_queries
+from retriever.extras import require_extra
 from retriever.locations import resolve_location
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class _Source:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("train", "train-expert")  # the training card's loss plot
     from retriever.training import train_query_adapter
 
     sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
