@@ -14,6 +14,7 @@ import pytest
 from core.errors import CorpusError, RetrieverError
 from core.types import Document
 from retriever.cli import main
+from retriever.cli.train_expert import default_recipe
 from retriever.pseudo_queries import sample_documents
 from retriever.query_generation import (
     PROMPT_EXAMPLES,
@@ -181,6 +182,27 @@ def test_train_expert_takes_generated_pairs_only_with_one_corpus(tmp_path, capsy
     assert main(["train-expert", "--name", "x", "--train", corpus, "--generated", str(tmp_path / "pairs.jsonl"),
                  "--data-dir", str(tmp_path / "data")]) == 2
     assert "--generated needs --from-corpus" in capsys.readouterr().err
+
+
+def test_train_expert_trains_on_generated_pairs_with_the_labelled_queries_recipe(tmp_path, monkeypatch, capsys):
+    import retriever.training as training
+
+    seen: dict[str, Any] = {}
+
+    def fake_train(base, pairs, out, **options):
+        seen.update(pairs=pairs, **options)
+        return training.TrainingReport(base, options["description"], len(pairs), len(pairs), 8, 32, options["lr"],
+                                       options["epochs"], 32, "all", 20.0, 0, steps=1)
+
+    monkeypatch.setattr(training, "train_query_adapter", fake_train)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(pairs_jsonl([GeneratedPair("ash in engines", "d0")]))
+    assert main(["train-expert", "--name", "x", "--from-corpus", "--train", str(_write_corpus(tmp_path / "c.jsonl")),
+                 "--generated", str(pairs), "--out", str(tmp_path / "x")]) == 0
+    assert seen["pairs"] == pairs_from_generated(read_pairs(pairs), DOCS)
+    qrels_recipe = default_recipe(linear=False, from_corpus=False)
+    assert {key: seen[key] for key in qrels_recipe} == qrels_recipe
+    assert "1 generated queries" in seen["description"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None
