@@ -28,11 +28,13 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
+from core.errors import CorpusError
 from core.types import Document
 from indexes.atomic import atomic_write_bytes
 from retriever.encoders import Encoder
 from retriever.metrics import evaluate
 from retriever.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
+from retriever.query_generation import GeneratedPair
 from retriever.query_map import MAP_FILE, QueryMap
 
 ATTENTION_PROJECTIONS = ("query", "key", "value")
@@ -82,6 +84,18 @@ def pairs_from_qrels(
         for did, score in judged.items()
         if score > 0 and did in docs
     ]
+
+
+def pairs_from_generated(generated: Iterable[GeneratedPair], docs: Iterable[Document]) -> list[TrainingPair]:
+    """Generated query -> its whole document (``doc.content``, the text the index holds), for pairs written by
+    ``retriever generate-queries`` over this corpus."""
+    content = {doc.id: doc.content for doc in docs}
+    pairs = []
+    for pair in generated:
+        if pair.doc_id not in content:
+            raise CorpusError(f"generated query {pair.query!r} names document {pair.doc_id!r}, which is not in the corpus")
+        pairs.append(TrainingPair(pair.query, content[pair.doc_id]))
+    return pairs
 
 
 def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3, use_titles: bool = True) -> list[TrainingPair]:

@@ -19,6 +19,7 @@ COMMANDS = (  # built-in commands, in help order; each module has ``register(sub
     "retriever.cli.search",
     "retriever.cli.experts",
     "retriever.cli.pilots",
+    "retriever.cli.generate_queries",
     "retriever.cli.train_expert",
     "retriever.cli.demo",
 )

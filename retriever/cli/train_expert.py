@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "document (its sentences, spans of words, the keywords of its sentences, or mixed), or "
                             "one pair per document: its title (else first sentence) or its first sentence -> the "
                             "rest (default: the corpus recipe, retriever.training.CORPUS_RECIPE)")
+    train.add_argument("--generated", type=Path, metavar="FILE",
+                       help="with --from-corpus and one --train corpus: train on these generated (query, doc_id) pairs "
+                            "of that corpus (written by `retriever generate-queries`) instead of pseudo-queries, with "
+                            "the labelled-queries recipe")
     train.add_argument("--per-doc", type=int, metavar="N", help="with --from-corpus: pseudo-queries per document")
     train.add_argument("--max-documents", type=int, metavar="N",
                        help="with --from-corpus: train on at most N documents (a stable sample by id and seed), "
@@ -77,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
                              "or --corpus DATA")
     if not 0.0 <= args.holdout < 1.0 or (args.holdout and not all(corpus for _, corpus in sources)):
         raise RetrieverError("--holdout must be a fraction in [0, 1) and needs every source to be a corpus")
+    if args.generated and not (args.from_corpus and len(args.train) == 1 and not args.corpus and not args.holdout):
+        raise RetrieverError("--generated needs --from-corpus with exactly one --train corpus (the one its queries "
+                             "were generated from), and no --corpus or --holdout")
     made = [_source_pairs(spec, from_corpus, args) for spec, from_corpus in sources]
     pairs = [p for m in made for p in m.pairs]
     held_out = [p for m in made for p in m.held_out]
@@ -84,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     for (spec, _), m in zip(sources, made):
         if not m.pairs:
             raise RetrieverError(f"no training pairs could be made from {spec}")
-    recipe = default_recipe(bool(args.linear), any(c for _, c in sources))
+    recipe = default_recipe(bool(args.linear), any(c for _, c in sources) and not args.generated)
     options = {"epochs": args.epochs or recipe["epochs"], "lr": args.lr or recipe["lr"], "batch_size": args.batch_size,
                "max_steps": args.max_steps or recipe["max_steps"], "seed": args.seed, "description": source,
                "held_out": held_out or None}
@@ -105,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 def default_recipe(linear: bool, from_corpus: bool) -> dict[str, Any]:
     """The training defaults for a LoRA adapter or (``linear``) a query map, from a corpus (any source made of
-    pseudo-queries) or from labelled queries alone."""
+    pseudo-queries) or from labelled queries alone (qrels, or generated queries)."""
     from retriever.training import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
 
     if linear:
@@ -145,12 +152,15 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
 
 
 def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _Source:
-    """Pairs of one source: qrels of a BEIR split, or pseudo-queries of a corpus (per the recipe options)."""
+    """Pairs of one source: qrels of a BEIR split, generated queries of a corpus, or pseudo-queries of a corpus
+    (per the recipe options)."""
     from retriever.pseudo_queries import sample_documents
+    from retriever.query_generation import read_pairs
     from retriever.training import (
         CORPUS_RECIPE,
         held_out_pairs,
         pairs_from_corpus,
+        pairs_from_generated,
         pairs_from_qrels,
         pseudo_query_pairs,
         split_held_out,
@@ -158,6 +168,9 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
 
     folder, _ = BeirFolder.parse(spec, "train")
     docs = read_corpus(folder.root)
+    if from_corpus and args.generated:
+        pairs = pairs_from_generated(read_pairs(args.generated), docs)
+        return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}")
     kind = args.pseudo_queries or CORPUS_RECIPE["kind"]
     if from_corpus and kind in ("title", "first-sentence"):
         use_titles = kind == "title"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Generated queries of the five BEIR collections (experts-beir5/generated/<name>.jsonl): 1 query per document for
+# at most 250 sampled documents each, 1 thread. The cache ($CACHE) makes a rerun resume where it stopped; each
+# collection's summary and timing go to $CACHE/<name>.log.
+#   scripts/generate/beir5.sh [NAME ...]       (default: med cisi cranfield arguana scifact)
+set -euo pipefail
+DATA=${DATA:-/work/shared/data/beir}
+CACHE=${CACHE:-/work/gen-cache}
+OUT=${OUT:-experts-beir5/generated}
+PYTHON=${PYTHON:-python}
+mkdir -p "$CACHE" "$OUT"
+for name in "${@:-med cisi cranfield arguana scifact}"; do
+  for one in $name; do
+    { echo "started $(date -Is)"; time "$PYTHON" -m retriever.cli generate-queries "$DATA/$one" --per-doc 1 \
+        --max-documents 250 --threads 1 --seed 0 --cache "$CACHE" --out "$OUT/$one.jsonl"; \
+      echo "finished $(date -Is)"; } > "$CACHE/$one.log" 2>&1
+  done
+done
