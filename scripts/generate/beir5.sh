@@ -4,8 +4,9 @@
 # collection's summary and timing go to $CACHE/<name>.log.
 #   scripts/generate/beir5.sh [NAME ...]       (default: med cisi cranfield arguana scifact)
 set -euo pipefail
-DATA=${DATA:-/work/shared/data/beir}
-CACHE=${CACHE:-/work/gen-cache}
+cd "$(dirname "$0")/../.."
+DATA=${DATA:-../shared/data/beir}
+CACHE=${CACHE:-data/generated-cache}
 OUT=${OUT:-experts-beir5/generated}
 PYTHON=${PYTHON:-python}
 mkdir -p "$CACHE" "$OUT"

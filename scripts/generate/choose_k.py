@@ -1,7 +1,7 @@
 """The consistency filter's k (retriever.query_generation.CONSISTENCY_K), chosen on SciFact TRAIN queries only:
 the smallest k at which the engine's BM25 ranks a relevant document in the top k for CONSISTENCY_SHARE of them.
 
-    python scripts/generate/choose_k.py [/work/shared/data/beir/scifact]
+    python scripts/generate/choose_k.py [../shared/data/beir/scifact]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from retriever.corpus import read_corpus, read_qrels, read_queries
 from retriever.query_generation import CONSISTENCY_SHARE, bm25_ranks, smallest_k
 
 DEPTH = 100
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
 
 
 def main(root: Path) -> None:
@@ -26,4 +27,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/beir/scifact"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SCIFACT)

@@ -21,7 +21,7 @@ from retriever.query_generation import (
     generate_queries,
 )
 
-SCIFACT = Path("/work/shared/data/beir/scifact")
+SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"
 
 
 def main(models: list[Path], documents: int, seed: int) -> None:
