@@ -3,10 +3,12 @@ reads that go with them."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -45,6 +47,53 @@ def fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_folder(folder: Path, write: Callable[[Path], None]) -> None:
+    """Replace ``folder`` with what ``write`` puts into a new sibling folder, as one step: every file is fsynced,
+    then the two folders are swapped atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``), so a crash at any
+    point leaves the old folder or the new one, whole. Where the swap is not available the old folder is renamed
+    aside first (a crash between the two renames leaves ``folder`` absent, its old files beside it). Leftovers of
+    an earlier crash (``.<name>.*.tmp`` siblings) are removed first."""
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in parent.glob(f".{folder.name}.*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
+    try:
+        write(new)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    for file in new.rglob("*"):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+    fsync_dir(new)
+    new.chmod(0o755)
+    if not folder.exists():
+        os.replace(new, folder)
+    elif not _exchange(new, folder):
+        aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=parent))
+        os.replace(folder, aside / folder.name)
+        os.replace(new, folder)
+        new = aside
+    fsync_dir(parent)
+    shutil.rmtree(new, ignore_errors=True)  # the old folder's files, now under the temporary name
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this filesystem or kernel cannot swap
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
 
 
 def read_checked(path: Path, sha256: str, what: str, advice: str = "rebuild it") -> bytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 import shutil
 import time
@@ -30,7 +29,7 @@ from tqdm.auto import tqdm
 
 from core.errors import CorpusError
 from core.types import Document
-from indexes.atomic import atomic_write_bytes
+from indexes.atomic import atomic_write_bytes, replace_folder
 from retriever.encoders import Encoder
 from retriever.metrics import evaluate
 from retriever.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
@@ -445,17 +444,22 @@ def _save_checkpoint(peft_model: PeftModel, report: TrainingReport, out_dir: Pat
 
 def _save_files(write_weights: Callable[[Path], None], weight_files: tuple[str, ...], report: TrainingReport,
                 out_dir: Path) -> None:
-    """Write weights, card and loss plot to a temp folder, then move each file into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".checkpoint.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    write_weights(tmp)
-    (tmp / "training.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    _plot_loss(report.losses, tmp / "loss.png")
-    for name in (*weight_files, "training.json", "loss.png"):
-        os.replace(tmp / name, out_dir / name)
-    shutil.rmtree(tmp)
+    """Replace ``out_dir`` with the weights, card (naming each weight file's SHA-256) and loss plot as one step
+    (``replace_folder``): a crash leaves the previous checkpoint or the new one, never a mix. Other files are kept."""
+    def write(folder: Path) -> None:
+        for kept in out_dir.iterdir() if out_dir.is_dir() else ():
+            if kept.name in (*weight_files, "training.json", "loss.png", ".checkpoint.tmp"):
+                continue
+            if kept.is_dir():
+                shutil.copytree(kept, folder / kept.name)
+            else:
+                shutil.copy2(kept, folder / kept.name)
+        write_weights(folder)
+        files = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in weight_files}
+        (folder / "training.json").write_text(json.dumps(asdict(report) | {"files": files}, indent=2) + "\n")
+        _plot_loss(report.losses, folder / "loss.png")
+
+    replace_folder(out_dir, write)
 
 
 def _plot_loss(losses: list[float], path: Path) -> None:

@@ -293,3 +293,24 @@ def test_a_rebuild_to_another_shard_layout_replaces_the_old_one(small_built: Pat
         doc = reader.search("cells", top_k=1, mode="sparse").hits[0]
         assert reader.status().unreadable == {} and reader.count() == 30
         assert reader.search(doc.text, top_k=1, mode="dense").hits[0].id == doc.id
+
+
+def test_replace_folder_swaps_whole_folders(tmp_path: Path) -> None:
+    """A checkpoint folder (train-expert's adapter) is replaced as one step: the new files all appear at once,
+    a failed write leaves the old folder as it was, and an earlier crash's temporary folders are removed."""
+    from indexes.atomic import replace_folder
+
+    folder = tmp_path / "expert"
+    replace_folder(folder, lambda new: (new / "weights").write_text("1"))
+    (tmp_path / ".expert.crashed.tmp").mkdir()
+
+    def failing(new: Path) -> None:
+        (new / "weights").write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        replace_folder(folder, failing)
+    assert [p.name for p in folder.iterdir()] == ["weights"] and (folder / "weights").read_text() == "1"
+    replace_folder(folder, lambda new: (new / "card").write_text("2"))
+    assert [p.name for p in folder.iterdir()] == ["card"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expert"]
