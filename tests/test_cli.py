@@ -167,3 +167,15 @@ def test_demo_builds_with_every_build_option_at_its_default(tmp_path: Path, monk
     build._add_options(parser)
     assert {k: seen[k] for k in vars(parser.parse_args([]))} == vars(parser.parse_args([]))
     assert seen["data_dir"] == tmp_path / "demo"
+
+
+def test_a_fallback_route_says_so() -> None:
+    """A query the router sent to its fallback expert is printed as such, with the scores that sent it there."""
+    from core.types import Route, SearchResult
+    from retriever.cli.common import format_result
+
+    route = Route(experts=("general",), scores={"scifact": 0.104, "sre": -0.026}, fallback=True)
+    text = format_result(SearchResult(query="q", hits=[], route=route, mode="hybrid"))
+    assert "route: general (fallback: unlike every domain's pilots; router scores: scifact 0.104, sre -0.026)" in text
+    routed = format_result(SearchResult(query="q", hits=[], route=Route(experts=("scifact",), scores={"scifact": 0.3})))
+    assert "fallback" not in routed

@@ -41,6 +41,8 @@ def format_result(result: SearchResult) -> str:
     """Human-readable hits with the mode, the route, every expert's router score and each hit's provenance."""
     scores = ", ".join(f"{name} {score:.3f}" for name, score in result.route.scores.items())
     how = "forced" if result.route.forced else f"router scores: {scores}"
+    if result.route.fallback:
+        how = f"fallback: unlike every domain's pilots; {how}"
     lines = [f"query: {result.query}", f"mode: {result.mode}; route: {' + '.join(result.route.experts)} ({how})"]
     for rank, hit in enumerate(result.hits, 1):
         title = (hit.title or hit.text)[:80]
