@@ -62,12 +62,10 @@ def _write_json(path: Path, obj: object) -> None:
 
 @dataclass(frozen=True)
 class EngineRun:
-    """The engine's own results for a query set: the ranking, the experts each query's route chose and the
-    queries the router sent to its fallback expert."""
+    """The engine's own results for a query set: the ranking and the experts each query's route chose."""
 
     run: Run
     routes: dict[str, list[str]]
-    fallback: list[str]
 
     def choices(self, qids: Sequence[str]) -> list[str]:
         """The first chosen expert of each query, in ``qids`` order."""
@@ -172,12 +170,12 @@ class CorpusRuns:
                            self.settings.router.model_dump(), self.settings.sparse.model_dump(), queries_key(queries))
         cached = _read_json(path)
         if isinstance(cached, dict):
-            return EngineRun(cached["run"], cached["routes"], cached["fallback"])
+            return EngineRun(cached["run"], cached["routes"])
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
         qids, texts = list(queries), list(queries.values())
-        engine = EngineRun({}, {}, [])
+        engine = EngineRun({}, {})
         with tqdm(total=len(qids), desc=f"engine ({mode}{', ' + expert if expert else ''}): queries", unit="q") as bar:
             for i in range(0, len(qids), QUERY_CHUNK):
                 results = retriever.search_many(texts[i:i + QUERY_CHUNK], top_k=self.top_k, expert=expert, mode=mode,
@@ -185,13 +183,11 @@ class CorpusRuns:
                 for qid, result in zip(qids[i:i + QUERY_CHUNK], results):
                     engine.run[qid] = {h.id: h.score for h in result.hits if not (self.remove_query and h.id == qid)}
                     engine.routes[qid] = list(result.route.experts)
-                    if result.route.fallback:
-                        engine.fallback.append(qid)
                 bar.update(len(results))
         seconds = time.perf_counter() - start
         self.timings[f"engine:{mode}:{expert or 'routed'}_s"] = round(seconds, 1)
         _write_json(path, {"mode": mode, "expert": expert, "queries": len(qids), "seconds": round(seconds, 2),
-                           "run": engine.run, "routes": engine.routes, "fallback": engine.fallback})
+                           "run": engine.run, "routes": engine.routes})
         return engine
 
     def sparse_run(self, queries: dict[str, str]) -> Run:
