@@ -38,7 +38,7 @@ REBUILD = "re-encode it from the documents in the store: `retriever build --rebu
 class IndexConfig(BaseModel):
     """FAISS index kind and its parameters (exact inner product by default); the ``[index]`` config table.
     The HNSW and IVF-PQ defaults give recall@10 >= 0.98 against flat on 17,750 real 384-d document vectors
-    (README, "Index kinds"; ``bench/index_kinds.py``)."""
+    (docs/benchmarks.md, "Index kinds"; ``bench/index_kinds.py``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

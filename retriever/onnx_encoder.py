@@ -130,7 +130,7 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads or default_threads()
         options.log_severity_level = 3
         # threads that spin between the small runs of one query hold cores the other thread needs: on 2 cores,
-        # without spinning a query's p50 fell from 12.1 to 8.3 ms and batches kept their speed (README)
+        # without spinning a query's p50 fell from 12.1 to 8.3 ms and batches kept their speed (docs/benchmarks.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
