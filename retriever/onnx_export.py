@@ -147,7 +147,7 @@ def export_graph(st: Any, path: Path) -> None:
 def fuse_bert(path: Path, heads: int, width: int) -> None:
     """Rewrite a BERT graph in place with onnxruntime's fused operators (one ``Attention`` per layer, the
     embedding and skip layer norms, bias + GELU), by onnxruntime's own transformer optimizer: the same vectors
-    (float rounding), about 1.2x the fp32 and 1.4x the int8 document throughput on 2 CPU cores (docs/benchmarks.md)."""
+    (float rounding), faster to run (``bench/onnx_speed.py`` measures it)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=width, opt_level=0).save_model_to_file(str(path))

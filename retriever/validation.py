@@ -26,12 +26,12 @@ class Limits(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_query_chars: int = Field(default=10_000, gt=0)
-    max_top_k: int = Field(default=100, gt=0)
+    max_query_chars: int = Field(default=10_000, gt=0, description="characters per query")
+    max_top_k: int = Field(default=100, gt=0, description="hits per query (top_k)")
     max_batch: int = Field(default=64, gt=0, description="queries per batch request")
     max_documents: int = Field(default=256, gt=0, description="documents per add request")
-    max_id_chars: int = Field(default=512, gt=0)
-    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="REST request body size")
+    max_id_chars: int = Field(default=512, gt=0, description="characters per document id")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, description="REST request body size, in bytes")
 
 
 def check_encodable(text: str, what: str) -> None:

@@ -46,7 +46,7 @@ def test_shipped_default_routes_each_domain_to_its_expert(tmp_path: Path, built_
     cosine = float((retriever.embed_queries([query], "scifact") @ retriever.embed_queries([query], "general").T)[0, 0])
     assert 0.5 < cosine < 0.999  # the adapter changes the query vector, but not beyond recognition
     routes = [retriever.route(q) for q in list(test_queries.values())[:30]]
-    # 255 of all 300 SciFact test claims; 43 fall back to general below the learnt floor (docs/evaluation.md, "Routing outside
+    # 255 of all 300 SciFact test claims; 43 fall back to general below the learnt floor (docs/results.md, "Routing outside
     # the packaged domains")
     assert sum(r.expert == "scifact" for r in routes) >= 21
     assert all(r.expert == "scifact" or (r.fallback and r.expert == "general") for r in routes)

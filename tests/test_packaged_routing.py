@@ -2,7 +2,7 @@
 pass and the packaged pilots, no document index). Real judged collections from ../shared: ArguAna (debate),
 Cranfield (aeronautics), CISI (library science) and Medline (biomedical questions) are unseen domains for the
 packaged experts (`scifact`, `postgres`, `sre`); their queries must mostly go to the general model, never in bulk
-to the database or SRE experts, which score far below it there (docs/evaluation.md, "Routing outside the packaged domains")."""
+to the database or SRE experts, which score far below it there (docs/results.md, "Routing outside the packaged domains")."""
 
 from __future__ import annotations
 
