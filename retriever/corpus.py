@@ -133,8 +133,9 @@ def read_qrels(folder: Path, split: str) -> Qrels:
 
 
 def read_training_queries(spec: str) -> tuple[dict[str, str], Qrels | None]:
-    """Queries (by id) and their qrels from ``BEIR_DIR[:split]`` (default split: train), or the lines of
-    a text file (ids are line numbers; ``#`` comments; no qrels)."""
+    """Queries (by id) and their qrels from ``BEIR_DIR[:split]`` (default split: train), from a generated pairs
+    file (``*.jsonl`` of ``retriever generate-queries``: ids are line numbers, each query judging its document
+    relevant), or the lines of a text file (ids are line numbers; ``#`` comments; no qrels)."""
     location, _ = split_spec(spec)
     if Path(resolve_location(location)).is_dir():
         folder, split = BeirFolder.parse(spec, "train")
@@ -142,8 +143,29 @@ def read_training_queries(spec: str) -> tuple[dict[str, str], Qrels | None]:
     path = Path(resolve_location(spec))
     if not path.is_file():
         raise CorpusError(f"query file not found: {path}")
+    if path.suffix == ".jsonl":
+        pairs = read_pairs(path)
+        return {str(n): p.query for n, p in enumerate(pairs)}, {str(n): {p.doc_id: 1} for n, p in enumerate(pairs)}
     lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
     return {str(n): line for n, line in enumerate(line for line in lines if line and not line.startswith("#"))}, None
+
+
+@dataclass(frozen=True)
+class GeneratedPair:
+    """A generated query and the id of the document it was written for."""
+
+    query: str
+    doc_id: str
+
+
+def read_pairs(path: Path) -> list[GeneratedPair]:
+    """The pairs of a file written by ``retriever generate-queries``."""
+    pairs = []
+    for n, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("query"), str) or "doc_id" not in row:
+            raise CorpusError(f"{path}:{n}: a generated pair needs 'query' and 'doc_id'")
+        pairs.append(GeneratedPair(row["query"], str(row["doc_id"])))
+    return pairs
 
 
 def _document(row: dict, file: Path, line: int) -> Document:

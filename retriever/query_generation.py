@@ -34,9 +34,9 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.errors import CorpusError, RetrieverError
+from core.errors import RetrieverError
 from core.types import Document
-from retriever.corpus import iter_jsonl
+from retriever.corpus import GeneratedPair
 from retriever.pseudo_queries import STOP_WORDS, sample_documents
 
 GENERATE_EXTRA = "pip install 'router-retriever[generate]'"
@@ -72,14 +72,6 @@ class QueryGenerator(Protocol):
     def identity(self) -> Mapping[str, Any]: ...
 
     def generate(self, document_text: str, n: int) -> list[str]: ...
-
-
-@dataclass(frozen=True)
-class GeneratedPair:
-    """A kept generated query and the id of the document it was written for."""
-
-    query: str
-    doc_id: str
 
 
 @dataclass(frozen=True)
@@ -240,16 +232,6 @@ def pairs_jsonl(pairs: Iterable[GeneratedPair]) -> str:
     return "".join(json.dumps({"query": p.query, "doc_id": p.doc_id}) + "\n" for p in pairs)
 
 
-def read_pairs(path: Path) -> list[GeneratedPair]:
-    """The pairs of a file written by ``retriever generate-queries``."""
-    pairs = []
-    for n, row in iter_jsonl(path):
-        if not isinstance(row, dict) or not isinstance(row.get("query"), str) or "doc_id" not in row:
-            raise CorpusError(f"{path}:{n}: a generated pair needs 'query' and 'doc_id'")
-        pairs.append(GeneratedPair(row["query"], str(row["doc_id"])))
-    return pairs
-
-
 # The consistency filter keeps a query whose source document BM25 ranks in the top CONSISTENCY_K. Chosen on SciFact
 # TRAIN queries (809, no test query; scripts/generate/choose_k.py): the smallest k at which the engine's BM25 ranks a
 # relevant document in the top k for at least 80% of real queries (k 1: 58.8%, 5: 76.1%, 6: 78.4%, 7: 80.3%, 10: 83.2%).
@@ -333,16 +315,22 @@ def bm25_ranks(queries: Sequence[str], relevant: Sequence[Collection[str]], docs
                depth: int) -> list[int]:
     """Each query's rank (1-based) of its first relevant document in the engine's BM25 (default settings) over
     ``docs``; ``depth + 1`` where none is in the top ``depth``."""
+    ids = [doc.id for doc in docs]
+    return [next((r for r, iid in enumerate(row, 1) if iid >= 0 and ids[iid] in wanted), depth + 1)
+            for row, wanted in zip(bm25_top(queries, docs, depth), relevant)]
+
+
+def bm25_top(queries: Sequence[str], docs: Sequence[Document], depth: int) -> list[list[int]]:
+    """Each query's top ``depth`` documents (positions in ``docs``; -1 pads a short list) by the engine's BM25
+    (default settings) over ``docs``, built in memory."""
     from indexes.sparse_index import SparseConfig, SparseIndex
 
     if not queries:
         return []
-    ids = [doc.id for doc in docs]
     index = SparseIndex(Path(tempfile.gettempdir()) / "unsaved-bm25", SparseConfig())  # built in memory, never saved
     index.build(np.arange(len(docs), dtype=np.int64), [doc.content for doc in docs])
     _, found = index.search(list(queries), depth)
-    return [next((r for r, iid in enumerate(row, 1) if iid >= 0 and ids[iid] in wanted), depth + 1)
-            for row, wanted in zip(found, relevant)]
+    return [[int(i) for i in row] for row in found]
 
 
 def smallest_k(ranks: Sequence[int], share: float) -> int:

@@ -15,10 +15,10 @@ from core.errors import CorpusError, RetrieverError
 from core.types import Document
 from retriever.cli import main
 from retriever.cli.train_expert import default_recipe
+from retriever.corpus import GeneratedPair, read_pairs, read_training_queries
 from retriever.pseudo_queries import sample_documents
 from retriever.query_generation import (
     PROMPT_EXAMPLES,
-    GeneratedPair,
     GenerationParams,
     LlamaCppGenerator,
     QueryCache,
@@ -28,7 +28,6 @@ from retriever.query_generation import (
     is_example_copy,
     pairs_jsonl,
     prompt,
-    read_pairs,
     smallest_k,
 )
 from retriever.training import pairs_from_generated
@@ -152,6 +151,14 @@ def test_pairs_file_round_trip_and_training_pairs_need_a_known_document(tmp_path
     path.write_text('{"query": "no id"}\n')
     with pytest.raises(CorpusError, match="doc_id"):
         read_pairs(path)
+
+
+def test_a_pairs_file_gives_pilot_queries_with_their_documents_as_qrels(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(pairs_jsonl([GeneratedPair("ash in engines", "d0"), GeneratedPair("bee colonies", "d1")]))
+    queries, qrels = read_training_queries(str(path))
+    assert queries == {"0": "ash in engines", "1": "bee colonies"}
+    assert qrels == {"0": {"d0": 1}, "1": {"d1": 1}}
 
 
 def test_a_missing_model_file_is_named(tmp_path):
