@@ -3,7 +3,8 @@
 The document side stays the frozen base model, so an expert reuses the base document index. Each
 training document is therefore encoded once with the base model (no grad) and cached; only queries
 go through base+LoRA with gradients. Loss: in-batch negatives contrastive (MultipleNegativesRankingLoss
-form), optionally with every cached training document as an extra negative.
+form), optionally with every cached training document as an extra negative; with hard-negative triples
+(``retriever.hard_negatives``) also MarginMSE on cross-encoder margins, as GPL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -30,10 +31,11 @@ from tqdm.auto import tqdm
 from core.errors import CorpusError
 from core.types import Document
 from indexes.atomic import atomic_write_bytes, replace_folder
+from retriever.corpus import GeneratedPair
 from retriever.encoders import Encoder
+from retriever.hard_negatives import MarginTriple
 from retriever.metrics import evaluate
 from retriever.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
-from retriever.query_generation import GeneratedPair
 from retriever.query_map import MAP_FILE, QueryMap
 
 ATTENTION_PROJECTIONS = ("query", "key", "value")
@@ -64,6 +66,9 @@ class TrainingReport:
     negatives: str
     scale: float
     seed: int
+    n_triples: int = 0  # hard-negative triples with cross-encoder margins (0: contrastive loss alone)
+    margin_weight: float = 0.0
+    contrastive_weight: float = 1.0
     steps: int = 0
     epochs_completed: int = 0
     complete: bool = False
@@ -118,6 +123,9 @@ def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3, use_title
 # epochs as that takes, at most 10), every document (max_documents 0), lr 1e-3.
 CORPUS_RECIPE: dict = {"kind": "sentences", "per_doc": 3, "max_documents": 0, "lr": 1e-3, "epochs": 10,
                        "max_steps": 300}
+# Generated queries (`train-expert --generated`): TO BE CHOSEN on SciFact train queries (scripts/recipe/gpl_dev.py).
+GENERATED_RECIPE: dict = {"epochs": 6, "lr": 1e-3, "max_steps": None, "hard_negatives": 5, "margin_weight": 1.0,
+                          "contrastive_weight": 1.0}
 # A linear query map's recipe (`train-expert --linear` defaults, any data): few, small steps. Chosen on CISI's
 # corpus alone (no query): 20% of its documents held out, known-item MRR@10 of their first sentence -> rest with
 # bge-small: identity 0.431; lr 1e-4: 0.453 (100 steps), 0.445 (300), 0.414 (1000); lr 3e-4: 0.446 / 0.416 / 0.404;
@@ -179,6 +187,10 @@ def train_query_adapter(
     max_steps: int | None = None,
     description: str = "",
     held_out: list[TrainingPair] | None = None,
+    triples: list[MarginTriple] | None = None,
+    margin_weight: float = 1.0,
+    contrastive_weight: float = 1.0,
+    document_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> TrainingReport:
     """Train a LoRA adapter on the query side of ``base_model``; the document side stays frozen.
 
@@ -187,16 +199,22 @@ def train_query_adapter(
     never counted as negatives. The adapter is saved to ``out_dir`` after every epoch, with
     ``training.json`` and ``loss.png``; ``max_steps`` stops early (the last partial epoch is saved).
     ``held_out`` pairs (never trained on) are searched among all documents, base model vs adapter, and
-    the known-item MRR@10 goes into the card's ``evaluation``.
+    the known-item MRR@10 goes into the card's ``evaluation``. With ``triples`` (hard negatives of the pairs'
+    queries and cross-encoder margins), each step also draws one triple per query of the batch and adds
+    ``margin_weight`` x MarginMSE (the scaled cosine gap between document and negative against the margin) to
+    ``contrastive_weight`` x the contrastive loss, whose candidates then include the negatives.
+    ``document_vectors`` (base-model unit vectors by text) spare encoding the documents they hold.
     """
     if not pairs:
         raise ValueError("no training pairs")
     _seed_everything(seed)
     started = time.perf_counter()
     st = SentenceTransformer(base_model, device="cpu")
-    documents = list(dict.fromkeys(p.document for p in pairs))
+    triples = triples or []
+    documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}
-    doc_emb = _encode_documents(st, documents)
+    doc_emb = _document_embeddings(st, documents, document_vectors or {})
+    margins = _margins_by_pair(pairs, triples, doc_index)
     targets = torch.tensor([doc_index[p.document] for p in pairs])
     positives = _positives_by_query(pairs, doc_index)
 
@@ -227,6 +245,9 @@ def train_query_adapter(
         negatives=negatives,
         scale=scale,
         seed=seed,
+        n_triples=len(triples),
+        margin_weight=margin_weight if triples else 0.0,
+        contrastive_weight=contrastive_weight if triples else 1.0,
     )
     generator = torch.Generator().manual_seed(seed)
     st.train()
@@ -238,6 +259,9 @@ def train_query_adapter(
                 queries = [pairs[i].query for i in batch.tolist()]
                 q = F.normalize(st(st.preprocess(queries))["sentence_embedding"], dim=-1)
                 loss = _contrastive_loss(q, queries, targets[batch], doc_emb, positives, negatives, scale)
+                if triples:
+                    loss = report.contrastive_weight * loss + report.margin_weight * _margin_mse_loss(
+                        q, batch.tolist(), margins, doc_emb, scale, generator)
                 _step(loss, optimizer, schedule, report)
                 bar.update()
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4f}")
@@ -269,6 +293,9 @@ def train_query_map(
     max_steps: int | None = None,
     description: str = "",
     held_out: list[TrainingPair] | None = None,
+    triples: list[MarginTriple] | None = None,
+    margin_weight: float = 1.0,
+    contrastive_weight: float = 1.0,
 ) -> TrainingReport:
     """Train a linear query map (``retriever.query_map``) over an expert's own vectors: every query's and
     document's vector is given (by text), so no model runs here and a step costs one small matrix product.
@@ -276,14 +303,17 @@ def train_query_map(
     Same objective as the LoRA adapter (every training document a negative, a query's other positives
     masked), on ``delta`` starting at zero (the map starts as the identity; weight decay pulls it back).
     ``held_out`` pairs are scored by known-item MRR@10, identity vs map, into the card's ``evaluation``.
+    ``triples`` add MarginMSE as in ``train_query_adapter`` (their negatives' vectors must be given too).
     """
     if not pairs:
         raise ValueError("no training pairs")
     _seed_everything(seed)
     started = time.perf_counter()
-    documents = list(dict.fromkeys(p.document for p in pairs))
+    triples = triples or []
+    documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}
     doc_emb = torch.from_numpy(np.stack([document_vectors[d] for d in documents]))
+    margins = _margins_by_pair(pairs, triples, doc_index)
     query_emb = torch.from_numpy(np.stack([query_vectors[p.query] for p in pairs]))
     targets = torch.tensor([doc_index[p.document] for p in pairs])
     positives = _positives_by_query(pairs, doc_index)
@@ -294,15 +324,21 @@ def train_query_map(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(total_steps))
     report = TrainingReport(base_model=model, description=description, n_pairs=len(pairs), n_documents=len(documents),
                             rank=None, alpha=None, lr=lr, epochs=epochs, batch_size=batch_size, negatives="all",
-                            scale=scale, seed=seed)
+                            scale=scale, seed=seed, n_triples=len(triples),
+                            margin_weight=margin_weight if triples else 0.0,
+                            contrastive_weight=contrastive_weight if triples else 1.0)
     generator = torch.Generator().manual_seed(seed)
     mapped = lambda q: F.normalize(q + q @ delta.T, dim=-1)  # noqa: E731
     while report.steps < total_steps:
         for batch in torch.randperm(len(pairs), generator=generator).split(batch_size):
             if report.steps >= total_steps:
                 break
-            loss = _contrastive_loss(mapped(query_emb[batch]), [pairs[i].query for i in batch.tolist()], targets[batch],
-                                     doc_emb, positives, "all", scale)
+            q = mapped(query_emb[batch])
+            loss = _contrastive_loss(q, [pairs[i].query for i in batch.tolist()], targets[batch], doc_emb, positives,
+                                     "all", scale)
+            if triples:
+                loss = report.contrastive_weight * loss + report.margin_weight * _margin_mse_loss(
+                    q, batch.tolist(), margins, doc_emb, scale, generator)
             _step(loss, optimizer, schedule, report)
         report.epochs_completed += 1
     report.complete = True
@@ -383,6 +419,40 @@ def _encode_documents(st: SentenceTransformer, documents: list[str]) -> torch.Te
     st.eval()
     emb = st.encode(documents, batch_size=32, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=True)
     return emb.detach().float()
+
+
+def _document_embeddings(st: SentenceTransformer, documents: list[str],
+                         known: Mapping[str, np.ndarray]) -> torch.Tensor:
+    """Base-model unit vectors of ``documents``: those ``known`` taken as they are, the others encoded."""
+    missing = [d for d in documents if d not in known]
+    encoded = dict(zip(missing, _encode_documents(st, missing))) if missing else {}
+    return torch.stack([torch.as_tensor(known[d]).float() if d in known else encoded[d] for d in documents])
+
+
+def _margins_by_pair(pairs: list[TrainingPair], triples: list[MarginTriple],
+                     doc_index: dict[str, int]) -> list[torch.Tensor]:
+    """For each pair, its triples as rows of (document index, negative index, margin); empty when it has none."""
+    rows: dict[tuple[str, str], list[tuple[int, int, float]]] = {}
+    for t in triples:
+        rows.setdefault((t.query, t.positive), []).append((doc_index[t.positive], doc_index[t.negative], t.margin))
+    return [torch.tensor(rows.get((p.query, p.document), []), dtype=torch.float32).reshape(-1, 3) for p in pairs]
+
+
+def _margin_mse_loss(q: torch.Tensor, batch: list[int], margins: list[torch.Tensor], doc_emb: torch.Tensor,
+                     scale: float, generator: torch.Generator) -> torch.Tensor:
+    """MarginMSE over one randomly drawn triple per query of the batch that has any: the scaled cosine gap
+    between its document and the negative, against the cross-encoder's margin."""
+    rows, picked = [], []
+    for row, i in enumerate(batch):
+        if len(margins[i]):
+            rows.append(row)
+            picked.append(margins[i][int(torch.randint(len(margins[i]), (1,), generator=generator))])
+    if not rows:
+        return q.sum() * 0.0
+    chosen = torch.stack(picked)
+    positive, negative = doc_emb[chosen[:, 0].long()], doc_emb[chosen[:, 1].long()]
+    gap = scale * ((q[rows] * positive).sum(-1) - (q[rows] * negative).sum(-1))
+    return F.mse_loss(gap, chosen[:, 2])
 
 
 def _positives_by_query(pairs: list[TrainingPair], doc_index: dict[str, int]) -> dict[str, set[int]]:

