@@ -306,7 +306,7 @@ class Retriever:
     def _rescored(self, query: str, docs: list[Document]) -> Ranked:
         """``docs`` with their cross-encoder scores, best first (ties keep the given order)."""
         config = self.settings.rerank
-        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc in docs])
+        scores = cross_encoder(config.model, config.max_length, tuple(config.providers)).scores(query, [doc.content for doc in docs])
         return [(docs[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
     def _rankings(self, queries: list[str], routes: list[Route], base_vectors: np.ndarray | None, top_k: int,

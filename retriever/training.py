@@ -193,7 +193,7 @@ def train_query_adapter(
         raise ValueError("no training pairs")
     _seed_everything(seed)
     started = time.perf_counter()
-    st = SentenceTransformer(base_model, device="cpu")
+    st = SentenceTransformer(base_model, device="cpu", local_files_only=True)
     documents = list(dict.fromkeys(p.document for p in pairs))
     doc_index = {text: i for i, text in enumerate(documents)}
     doc_emb = _encode_documents(st, documents)
