@@ -20,7 +20,7 @@ from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.pilots import PilotLibrary
 from retriever.router import mix_weights
 
-from conftest import DEMO_CORPUS, SCIFACT, write_config
+from conftest import DEMO_CORPUS, SCIFACT, needs_scifact, write_config
 
 # Held out from the SRE pilots: the training samples of the SRE model's own card.
 SRE_QUERIES = [
@@ -161,7 +161,7 @@ def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, buil
     retriever.close()
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
+@needs_scifact
 def test_demo_corpus_is_a_slice_of_real_scifact() -> None:
     """Every shipped document is the BEIR SciFact document of the same id, byte for byte, and every
     shipped test judgement is one of SciFact's own."""
