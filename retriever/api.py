@@ -79,19 +79,21 @@ class Retriever:
         return cls(load_settings(path, **overrides), read_only=read_only)
 
     # ---- search --------------------------------------------------------------------------------
-    def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
+    def search(self, query: str, top_k: int = 10, *, expert: str | None = None, top_m: int | None = None,
                filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
                rerank: bool | None = None) -> SearchResult:
         """Search one query; see ``search_many``."""
-        return self.search_many([query], top_k, expert, top_m, filters, mode, rerank)[0]
+        return self.search_many([query], top_k, expert=expert, top_m=top_m, filters=filters, mode=mode,
+                                rerank=rerank)[0]
 
-    def search_many(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
+    def search_many(self, queries: Sequence[str], top_k: int = 10, *, expert: str | None = None,
                     top_m: int | None = None, filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
                     rerank: bool | None = None) -> list[SearchResult]:
         """Search a batch. ``mode`` (default: the config's ``[search] mode``): ``dense`` routes each query
         (or uses ``expert``) and searches the chosen expert(s), ``top_m`` > 1 fusing their lists; ``sparse``
         is BM25 alone (``expert`` and ``top_m`` do not apply); ``hybrid`` fuses BM25 with the routed dense
         list. ``rerank`` (default: ``[rerank] enabled``) rescores the top candidates with the cross-encoder.
+        The options after ``top_k`` are keyword-only, so that a new one cannot shift the others.
         One router pass per batch, then one encoder pass and one index search per chosen expert."""
         texts = valid_queries(queries, self.settings.limits)
         top_k = valid_top_k(top_k, self.settings.limits)
@@ -306,7 +308,7 @@ class Retriever:
     def _rescored(self, query: str, docs: list[Document]) -> Ranked:
         """``docs`` with their cross-encoder scores, best first (ties keep the given order)."""
         config = self.settings.rerank
-        scores = cross_encoder(config.model, config.max_length).scores(query, [doc.content for doc in docs])
+        scores = cross_encoder(config.model, config.max_length, tuple(config.providers)).scores(query, [doc.content for doc in docs])
         return [(docs[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
     def _rankings(self, queries: list[str], routes: list[Route], base_vectors: np.ndarray | None, top_k: int,

@@ -50,7 +50,7 @@ class QueryBatcher:
         self._worker = threading.Thread(target=self._run, name="query-batcher", daemon=True)
         self._worker.start()
 
-    def search(self, query: str, top_k: int = 10, expert: str | None = None, top_m: int | None = None,
+    def search(self, query: str, top_k: int = 10, *, expert: str | None = None, top_m: int | None = None,
                filters: Mapping[str, Any] | None = None, mode: Mode | None = None,
                rerank: bool | None = None) -> SearchResult:
         """Same contract as ``Retriever.search`` (same results, same errors)."""
@@ -83,8 +83,9 @@ class QueryBatcher:
     def _serve(self, requests: list[_Request]) -> None:
         first = requests[0]
         try:
-            results = self.retriever.search_many([r.query for r in requests], first.top_k, first.expert,
-                                                 first.top_m, first.filters, first.mode, first.rerank)
+            results = self.retriever.search_many([r.query for r in requests], first.top_k, expert=first.expert,
+                                                 top_m=first.top_m, filters=first.filters, mode=first.mode,
+                                                 rerank=first.rerank)
         except UnavailableError as exc:  # a part elsewhere is down, not a bad query: each retry would wait again
             for request in requests:
                 request.future.set_exception(exc)

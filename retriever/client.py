@@ -53,15 +53,18 @@ class RetrieverClient:
                  timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
         self._http = httpx.Client(transport=transport, **_http_options(base_url, api_key, timeout))
 
-    def search(self, query: str, top_k: int = 10, expert: str | None = None, route_top_m: int | None = None,
+    def search(self, query: str, top_k: int = 10, *, expert: str | None = None, route_top_m: int | None = None,
                filters: Mapping[str, Any] | None = None, with_text: bool = True, mode: Mode | None = None,
                rerank: bool | None = None) -> SearchResult:
-        return self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text, mode, rerank))
+        return self._send(_search_call(query, _options(top_k, expert=expert, route_top_m=route_top_m, filters=filters,
+                                                       with_text=with_text, mode=mode, rerank=rerank)))
 
-    def search_batch(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
+    def search_batch(self, queries: Sequence[str], top_k: int = 10, *, expert: str | None = None,
                      route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
                      with_text: bool = True, mode: Mode | None = None, rerank: bool | None = None) -> list[SearchResult]:
-        return self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text, mode, rerank))
+        return self._send(_search_batch_call(queries, _options(top_k, expert=expert, route_top_m=route_top_m,
+                                                               filters=filters, with_text=with_text, mode=mode,
+                                                               rerank=rerank)))
 
     def route(self, query: str, route_top_m: int | None = None) -> Route:
         return self._send(_route_call(query, route_top_m))
@@ -103,17 +106,20 @@ class AsyncRetrieverClient:
                  timeout: float = 30.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._http = httpx.AsyncClient(transport=transport, **_http_options(base_url, api_key, timeout))
 
-    async def search(self, query: str, top_k: int = 10, expert: str | None = None,
+    async def search(self, query: str, top_k: int = 10, *, expert: str | None = None,
                      route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
                      with_text: bool = True, mode: Mode | None = None, rerank: bool | None = None) -> SearchResult:
-        return await self._send(_search_call(query, top_k, expert, route_top_m, filters, with_text, mode, rerank))
+        return await self._send(_search_call(query, _options(top_k, expert=expert, route_top_m=route_top_m,
+                                                             filters=filters, with_text=with_text, mode=mode,
+                                                             rerank=rerank)))
 
-    async def search_batch(self, queries: Sequence[str], top_k: int = 10, expert: str | None = None,
+    async def search_batch(self, queries: Sequence[str], top_k: int = 10, *, expert: str | None = None,
                            route_top_m: int | None = None, filters: Mapping[str, Any] | None = None,
                            with_text: bool = True, mode: Mode | None = None,
                            rerank: bool | None = None) -> list[SearchResult]:
-        return await self._send(_search_batch_call(queries, top_k, expert, route_top_m, filters, with_text, mode,
-                                                   rerank))
+        return await self._send(_search_batch_call(queries, _options(top_k, expert=expert, route_top_m=route_top_m,
+                                                                     filters=filters, with_text=with_text, mode=mode,
+                                                                     rerank=rerank)))
 
     async def route(self, query: str, route_top_m: int | None = None) -> Route:
         return await self._send(_route_call(query, route_top_m))
@@ -175,23 +181,21 @@ def _deleted(response: httpx.Response) -> bool:
     return True
 
 
-def _options(top_k: int, expert: str | None, route_top_m: int | None, filters: Mapping[str, Any] | None,
+def _options(top_k: int, *, expert: str | None, route_top_m: int | None, filters: Mapping[str, Any] | None,
              with_text: bool, mode: Mode | None, rerank: bool | None) -> dict[str, Any]:
+    """The request body's search options (those left at None are not sent)."""
     options = {"top_k": top_k, "expert": expert, "route_top_m": route_top_m,
                "filters": dict(filters) if filters else None, "with_text": with_text, "mode": mode, "rerank": rerank}
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _search_call(query: str, top_k: int, expert: str | None, route_top_m: int | None, filters: Mapping[str, Any] | None,
-                 with_text: bool, mode: Mode | None, rerank: bool | None) -> _Call[SearchResult]:
-    body = _options(top_k, expert, route_top_m, filters, with_text, mode, rerank) | {"query": query}
+def _search_call(query: str, options: dict[str, Any]) -> _Call[SearchResult]:
+    body = options | {"query": query}
     return _Call("POST", "/search", lambda response: _result(_json(response)), body)
 
 
-def _search_batch_call(queries: Sequence[str], top_k: int, expert: str | None, route_top_m: int | None,
-                       filters: Mapping[str, Any] | None, with_text: bool, mode: Mode | None,
-                       rerank: bool | None) -> _Call[list[SearchResult]]:
-    body = _options(top_k, expert, route_top_m, filters, with_text, mode, rerank) | {"queries": list(queries)}
+def _search_batch_call(queries: Sequence[str], options: dict[str, Any]) -> _Call[list[SearchResult]]:
+    body = options | {"queries": list(queries)}
     return _Call("POST", "/search/batch", lambda response: [_result(r) for r in _json(response)["results"]], body)
 
 

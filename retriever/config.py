@@ -7,12 +7,13 @@ which resolves inside an installed Python package (models that ship their weight
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError, UnknownExpertError
 from core.types import SPARSE, Mode
@@ -21,10 +22,38 @@ from indexes.vector_index import IndexConfig
 from retriever.corpus import CorpusSource
 from retriever.fusion import RRF_K, Fusion
 from retriever.locations import split_spec
+from retriever.onnx_encoder import CPU_PROVIDERS
 from retriever.validation import Limits
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "experts.toml"
 LIMITS_ENV_PREFIX = "RETRIEVER_"
+CPU = "cpu"
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")  # torch device types sentence-transformers can run on
+
+
+def _device(device: str) -> str:
+    """A torch device string: a device type, optionally with an index (``cuda:1``); whether this machine has it
+    is checked when the model loads (``retriever.encoders.check_device``)."""
+    if not re.fullmatch(rf"({'|'.join(DEVICE_TYPES)})(:\d+)?", device):
+        raise ValueError(f"device {device!r} is not a torch device: give one of {', '.join(DEVICE_TYPES)}, "
+                         "optionally with an index (e.g. cuda:0)")
+    return device
+
+
+def _providers(providers: list[str]) -> list[str]:
+    """ONNX Runtime execution provider names, e.g. CUDAExecutionProvider; whether the installed onnxruntime has
+    them is checked when the model loads (``retriever.onnx_encoder.check_providers``)."""
+    wrong = [p for p in providers if not re.fullmatch(r"[A-Za-z0-9]+ExecutionProvider", p)]
+    if wrong:
+        raise ValueError(f"providers {wrong} are not ONNX Runtime execution provider names "
+                         "(e.g. CPUExecutionProvider, CUDAExecutionProvider)")
+    if len(set(providers)) != len(providers):
+        raise ValueError(f"providers {providers} name one provider twice")
+    return providers
+
+
+Device = Annotated[str, AfterValidator(_device)]
+Providers = Annotated[list[str], Field(min_length=1), AfterValidator(_providers)]  # a TOML array; specs take a tuple
 
 
 class _Strict(BaseModel):
@@ -61,6 +90,13 @@ class ExpertConfig(_Strict):
     query_map: str | None = Field(
         default=None, description="a linear map of the query vectors (`retriever train-expert --linear`): a domain "
         "expert on any model family, the document side and index unchanged")
+    device: Device = Field(
+        default=CPU, description="torch only: the torch device the model runs on (sentence-transformers' device): "
+        "cpu, cuda, cuda:N, mps, xpu, ...; the machine must have it")
+    providers: Providers = Field(
+        default=list(CPU_PROVIDERS), description="onnx only: the ONNX Runtime execution providers of the model's session, "
+        "in order of preference (e.g. [\"CUDAExecutionProvider\", \"CPUExecutionProvider\"]); the installed "
+        "onnxruntime must have each")
 
     @model_validator(mode="after")
     def _backend_options(self) -> ExpertConfig:
@@ -70,6 +106,12 @@ class ExpertConfig(_Strict):
         if self.backend == "torch" and self.pooling is not None:
             raise ValueError(f"expert {self.name!r}: pooling is an onnx backend option; a torch (sentence-transformers) "
                              "model pools as its own folder says")
+        if self.backend == "torch" and tuple(self.providers) != CPU_PROVIDERS:
+            raise ValueError(f"expert {self.name!r}: providers is an onnx backend option (ONNX Runtime's); a torch model "
+                             "runs on its device")
+        if self.backend == "onnx" and self.device != CPU:
+            raise ValueError(f"expert {self.name!r}: device is a torch backend option; an onnx model runs on its "
+                             "ONNX Runtime providers")
         return self
 
 
@@ -108,9 +150,9 @@ class DomainConfig(_Strict):
 class RouterConfig(_Strict):
     """The pilot router: base model for the routing pass, aggregation and default top-m."""
 
-    model: str | None = Field(default=None, description="the routing pass's model, on torch (a folder, `pkg:` location "
-                              "or model name); unset: the first expert's model on its backend, without adapter or "
-                              "prefix; give this or expert")
+    model: str | None = Field(default=None, description="the routing pass's model, on torch and the first expert's "
+                              "device (a folder, `pkg:` location or model name); unset: the first expert's model on "
+                              "its backend, without adapter or prefix; give this or expert")
     expert: str | None = Field(
         default=None, description="route on this expert's own query pass (its model, prefix and backend, without "
         "its query map): the experts that only add a query map to it then cost no second pass; give this or model")
@@ -162,6 +204,10 @@ class RerankConfig(_Strict):
                        description="folder with model.onnx and tokenizer.json (a cross-encoder, e.g. ms-marco-MiniLM)")
     depth: int = Field(default=10, gt=0, description="candidates rescored per query")
     max_length: int = Field(default=512, gt=0, description="tokens per (query, document) pair")
+    providers: Providers = Field(
+        default=list(CPU_PROVIDERS), description="the ONNX Runtime execution providers of the cross-encoder's session, in "
+        "order of preference (e.g. [\"CUDAExecutionProvider\", \"CPUExecutionProvider\"]); the installed "
+        "onnxruntime must have each")
 
 
 class RayConfig(_Strict):

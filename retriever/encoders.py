@@ -4,7 +4,9 @@ use, and shared by every encoder built on it. On the onnx backend a torch (sente
 folder, its adapter merged, is exported to ONNX on first use (``retriever.onnx_export``) and kept, by a key
 of its weights, in the spec's ``export_dir`` (a Retriever's: ``<data_dir>/onnx``).
 
-Nothing is downloaded: the hub is switched to offline mode unless the user set ``HF_HUB_OFFLINE``.
+Nothing is downloaded: models and adapters load with ``local_files_only`` (a model that is not on this machine
+is a ``ModelNotFoundError`` naming it); the process's environment and logging settings are left alone. A torch
+model runs on its spec's ``device`` (default cpu), an onnx one on its ONNX Runtime ``providers`` (default CPU).
 A query or document prefix goes through sentence-transformers' own prompt argument
 (``encode_query`` / ``encode_document``), so models that define their own prompts keep them; the onnx
 backend prepends the configured prefix and nothing else.
@@ -14,22 +16,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
 import numpy as np
 
 from core.errors import ConfigError, ModelNotFoundError
 from retriever.locations import resolve_location
-from retriever.onnx_encoder import OnnxEmbedder, Pooling, check_model, check_pipeline, model_file
+from retriever.onnx_encoder import CPU_PROVIDERS, OnnxEmbedder, Pooling, check_model, check_pipeline, check_providers, model_file
 from retriever.onnx_export import Quantize, export_key, exported
 from retriever.query_map import check_query_map, load_query_map, map_file
 
@@ -44,7 +44,8 @@ Backend = Literal["torch", "onnx"]
 class EncoderSpec:
     """What defines an encoder's output: model, adapter, text prefix, truncation length, and the backend
     that runs the model (for onnx: its pooling, None reading it from the model folder, and the quantization
-    of an exported torch model), plus where such exports are kept (not part of the identity)."""
+    of an exported torch model), plus where such exports are kept and where the model runs (torch: its
+    ``device``; onnx: its ONNX Runtime ``providers``), none of these three part of the identity."""
 
     model: str
     adapter: str | None = None
@@ -55,6 +56,8 @@ class EncoderSpec:
     quantize: Quantize = "none"
     export_dir: Path | None = None
     query_map: str | None = None
+    device: str = "cpu"
+    providers: tuple[str, ...] = CPU_PROVIDERS
 
     @property
     def identity(self) -> str:
@@ -106,6 +109,10 @@ def check_available(spec: EncoderSpec) -> None:
     or a torch model folder to export (the only kind that takes an adapter or quantization)."""
     if spec.query_map:
         check_query_map(spec.query_map)
+    if spec.backend == "onnx":
+        check_providers(spec.providers)
+    else:
+        check_device(spec.device)
     location = resolve_location(spec.model)
     if spec.backend == "onnx" and not exports_torch(spec):
         check_model(Path(location), spec.model, spec.pooling)
@@ -152,6 +159,31 @@ def prepare_export(spec: EncoderSpec) -> None:
         onnx_folder(spec)
 
 
+def check_device(device: str) -> None:
+    """``ConfigError`` unless torch can run a model on ``device`` here (cpu always can, and is not checked: torch
+    is not imported for it): a device string torch does not know, a device type this torch build or machine lacks,
+    or an index past its devices."""
+    if device == "cpu":
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"device {device!r} is not a torch device: {exc}") from exc
+    if parsed.type == "cpu":
+        return
+    module = torch.backends.mps if parsed.type == "mps" else getattr(torch, parsed.type, None)
+    available = getattr(module, "is_available", None)
+    if available is None or not available():
+        raise ConfigError(f"device {device!r} is not available on this machine (torch {torch.__version__} finds no "
+                          f"{parsed.type} device); set device = \"cpu\" or install a torch build for it")
+    count = getattr(getattr(torch, parsed.type, None), "device_count", lambda: 1)()
+    if parsed.index is not None and parsed.index >= count:
+        raise ConfigError(f"device {device!r} is not available on this machine: it has {count} {parsed.type} "
+                          f"device{'s' if count != 1 else ''} (indexes from 0)")
+
+
 def _looks_like_path(model: str, location: str) -> bool:
     return location.startswith((".", "/", "~")) or model.startswith("pkg:") or Path(location).exists()
 
@@ -164,9 +196,10 @@ class LoadedModel:
         self.model: SentenceTransformer | OnnxEmbedder
         if spec.backend == "onnx":
             check_available(spec)
-            self.model = OnnxEmbedder(onnx_folder(spec), spec.model, spec.pooling, spec.max_seq_length)
+            self.model = OnnxEmbedder(onnx_folder(spec), spec.model, spec.pooling, spec.max_seq_length,
+                                      providers=spec.providers)
         else:
-            self.model = _load(spec.model, spec.adapter, spec.max_seq_length)
+            self.model = _load(spec.model, spec.adapter, spec.max_seq_length, spec.device)
         self.lock = threading.Lock()  # torch modules are not safe to call from several threads at once
 
     @property
@@ -241,33 +274,48 @@ def encoder(spec: EncoderSpec, role: Role) -> Encoder:
     return Encoder(spec, role)
 
 
-def _quiet_transformers() -> None:
-    """No weight-loading progress bars or library warnings on stderr: only our own errors speak."""
+_quiet_lock = threading.RLock()
+
+
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No weight-loading progress bars or transformers warnings on stderr inside the block (a model's load: only
+    our own errors speak); transformers' verbosity, its progress bars and the warning filters are restored after,
+    so the process's own logging settings are untouched."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    with _quiet_lock, warnings.catch_warnings():
+        verbosity, progress = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if progress:
+                hf_logging.enable_progress_bar()
 
 
-def _load(model: str, adapter: str | None, max_seq_length: int | None) -> SentenceTransformer:
-    _quiet_transformers()
-    from sentence_transformers import SentenceTransformer
+def _load(model: str, adapter: str | None, max_seq_length: int | None, device: str = "cpu") -> SentenceTransformer:
+    """A sentence-transformers model on ``device``, read from this machine only, with its adapter merged."""
+    check_available(EncoderSpec(model, adapter, device=device))
+    with _quiet_loading():
+        from sentence_transformers import SentenceTransformer
 
-    check_available(EncoderSpec(model, adapter))
-    location = resolve_location(model)
-    try:
-        st = SentenceTransformer(location, device="cpu")
-    except Exception as exc:  # the hub client raises many types when offline
-        raise ModelNotFoundError(
-            f"cannot load model {model!r}: {type(exc).__name__}: {exc}. "
-            "Models load offline: give a sentence-transformers folder or a pkg:MODULE/sub path"
-        ) from exc
-    if max_seq_length:
-        st.max_seq_length = max_seq_length
-    if adapter:
-        load_query_adapter(st, Path(resolve_location(adapter)))
-    st.eval()
+        location = resolve_location(model)
+        try:
+            st = SentenceTransformer(location, device=device, local_files_only=True)
+        except Exception as exc:  # the hub client raises many types for a model that is not on this machine
+            raise ModelNotFoundError(
+                f"cannot load model {model!r}: {type(exc).__name__}: {exc}. "
+                "Models load offline: give a sentence-transformers folder or a pkg:MODULE/sub path"
+            ) from exc
+        if max_seq_length:
+            st.max_seq_length = max_seq_length
+        if adapter:
+            load_query_adapter(st, Path(resolve_location(adapter)))
+        st.eval()
     return st
 
 
@@ -281,4 +329,6 @@ def load_query_adapter(st: Any, adapter_dir: Path) -> None:
     if not (Path(adapter_dir) / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"LoRA adapter not found: {adapter_dir} has no adapter_config.json")
     module = st[0]
-    module.model = PeftModel.from_pretrained(module.auto_model, str(adapter_dir)).merge_and_unload()
+    merged = PeftModel.from_pretrained(module.auto_model, str(adapter_dir), local_files_only=True,
+                                       torch_device=str(st.device)).merge_and_unload()
+    module.model = merged

@@ -40,16 +40,17 @@ class Expert:
 
 
 def router_spec(settings: Settings, export_dir: Path | None = None) -> EncoderSpec:
-    """The router's base encoder: ``[router] model`` (torch), ``[router] expert``'s query encoder without its query
-    map, or by default the first expert's model with its backend, pooling and quantization (an export kept in
-    ``export_dir``), without adapter or prefix."""
+    """The router's base encoder: ``[router] model`` (torch, on the first expert's device), ``[router] expert``'s
+    query encoder without its query map, or by default the first expert's model with its backend, pooling,
+    quantization (an export kept in ``export_dir``), device and providers, without adapter or prefix."""
+    first = settings.experts[0]
     if settings.router.model:
-        return EncoderSpec(settings.router.model)
+        return EncoderSpec(settings.router.model, device=first.device)
     if settings.router.expert:
         return replace(query_spec(settings.expert(settings.router.expert), export_dir), query_map=None)
-    first = settings.experts[0]
     return EncoderSpec(first.model, max_seq_length=first.max_seq_length if first.backend == "onnx" else None,
-                       backend=first.backend, pooling=first.pooling, quantize=first.quantize, export_dir=export_dir)
+                       backend=first.backend, pooling=first.pooling, quantize=first.quantize, export_dir=export_dir,
+                       device=first.device, providers=tuple(first.providers))
 
 
 def router_identity(settings: Settings) -> str:
@@ -61,11 +62,13 @@ def query_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderS
     """The query encoder of an expert: its model, adapter, query prefix, truncation and query map, on its
     backend (a torch model on the onnx backend is exported into ``export_dir``)."""
     return EncoderSpec(config.model, config.adapter, config.query_prefix, config.max_seq_length, config.backend,
-                       config.pooling, config.quantize, export_dir, config.query_map)
+                       config.pooling, config.quantize, export_dir, config.query_map, config.device,
+                       tuple(config.providers))
 
 
 def document_spec(config: ExpertConfig, export_dir: Path | None = None) -> EncoderSpec:
     """The document encoder of an expert: its document model (default: its model) without adapter, on the
     expert's backend and quantization."""
     return EncoderSpec(config.document_model or config.model, None, config.document_prefix, config.max_seq_length,
-                       config.backend, config.pooling, config.quantize, export_dir)
+                       config.backend, config.pooling, config.quantize, export_dir, device=config.device,
+                       providers=tuple(config.providers))

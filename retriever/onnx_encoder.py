@@ -24,6 +24,7 @@ from core.errors import ConfigError, ModelNotFoundError
 Pooling = Literal["mean", "cls"]
 DEFAULT_MAX_LENGTH = 512
 THREADS_ENV = "RETRIEVER_ONNX_THREADS"
+CPU_PROVIDERS = ("CPUExecutionProvider",)  # the default: ONNX Runtime on the CPU
 FEEDS = ("input_ids", "attention_mask", "token_type_ids")  # the inputs this encoder can give a graph
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 _PLAIN_MODULES = {"Transformer", "Pooling", "Normalize"}  # sentence-transformers modules the pooling here covers
@@ -101,6 +102,22 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def check_providers(providers: Sequence[str]) -> None:
+    """``ConfigError`` unless the installed onnxruntime has every one of ``providers`` (CPU alone, the default, is
+    not checked: onnxruntime is not imported for it). ONNX Runtime itself would only warn, then run on the CPU."""
+    if tuple(providers) == CPU_PROVIDERS:
+        return
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelNotFoundError(f"the onnx backend needs onnxruntime: reinstall the project ({exc})") from exc
+    available = onnxruntime.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ConfigError(f"ONNX Runtime providers {missing} are not available in this onnxruntime "
+                          f"({onnxruntime.__version__}: {', '.join(available)}); set providers to those it has")
+
+
 def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np.ndarray:
     """(batch, tokens, dim) token vectors -> (batch, dim) unit vectors: [CLS] or attention-masked mean."""
     hidden = np.asarray(hidden, dtype=np.float32)
@@ -114,12 +131,14 @@ def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np
 
 
 class OnnxEmbedder:
-    """One ONNX Runtime session (CPU, by default one intra-op thread per available core) and its tokenizer.
-    Not thread-safe by itself: ``retriever.encoders.LoadedModel`` serialises calls with its lock."""
+    """One ONNX Runtime session (on its ``providers``, by default the CPU with one intra-op thread per available
+    core) and its tokenizer. Not thread-safe by itself: ``retriever.encoders.LoadedModel`` serialises calls with
+    its lock."""
 
     def __init__(self, folder: Path, source: str, pooling: Pooling | None = None, max_seq_length: int | None = None,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, providers: Sequence[str] = CPU_PROVIDERS) -> None:
         model, self.pooling = check_model(folder, source, pooling)
+        check_providers(providers)
         self.max_length = max_seq_length or folder_max_length(folder)
         try:
             import onnxruntime
@@ -133,7 +152,7 @@ class OnnxEmbedder:
         # without spinning a query's p50 fell from 12.1 to 8.3 ms and batches kept their speed (docs/benchmarks.md)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(str(model), options, providers=list(providers))
             self._tokenizer: Any = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as exc:  # onnxruntime and tokenizers raise their own types on bad files
             raise ModelNotFoundError(f"cannot load ONNX model folder {folder} (from {source!r}): {type(exc).__name__}: {exc}") from exc

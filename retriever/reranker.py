@@ -13,14 +13,16 @@ import numpy as np
 
 from core.errors import ModelNotFoundError
 from retriever.locations import resolve_location
+from retriever.onnx_encoder import CPU_PROVIDERS, check_providers
 
 BATCH = 16
 
 
 class CrossEncoder:
-    """Scores (query, document) pairs; higher is more relevant."""
+    """Scores (query, document) pairs; higher is more relevant. Runs on its ONNX Runtime ``providers``
+    (default: the CPU)."""
 
-    def __init__(self, folder: Path, max_length: int = 512) -> None:
+    def __init__(self, folder: Path, max_length: int = 512, providers: tuple[str, ...] = CPU_PROVIDERS) -> None:
         model, tokenizer = folder / "model.onnx", folder / "tokenizer.json"
         if not model.is_file() or not tokenizer.is_file():
             raise ModelNotFoundError(f"cross-encoder not found: {folder} needs model.onnx and tokenizer.json "
@@ -30,9 +32,10 @@ class CrossEncoder:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise ModelNotFoundError(f"reranking needs onnxruntime and tokenizers: install the [rerank] extra ({exc})") from exc
+        check_providers(providers)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = onnxruntime.InferenceSession(str(model), options, providers=list(providers))
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer: Any = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
@@ -54,6 +57,6 @@ class CrossEncoder:
 
 
 @cache
-def cross_encoder(model: str, max_length: int) -> CrossEncoder:
-    """One loaded cross-encoder per (location, max_length)."""
-    return CrossEncoder(Path(resolve_location(model)), max_length)
+def cross_encoder(model: str, max_length: int, providers: tuple[str, ...] = CPU_PROVIDERS) -> CrossEncoder:
+    """One loaded cross-encoder per (location, max_length, providers)."""
+    return CrossEncoder(Path(resolve_location(model)), max_length, providers)

@@ -209,7 +209,7 @@ def train_query_adapter(
         raise ValueError("no training pairs")
     _seed_everything(seed)
     started = time.perf_counter()
-    st = SentenceTransformer(base_model, device="cpu")
+    st = SentenceTransformer(base_model, device="cpu", local_files_only=True)
     triples = triples or []
     documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}

@@ -304,16 +304,18 @@ def _add_search_routes(app: FastAPI, loader: RetrieverLoader, metrics: Metrics, 
     @app.post("/search", response_model=SearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Route a query to its expert and search that expert's index")
     def search(request: models.search) -> SearchResponse:  # type: ignore[name-defined]
-        result = loader.batcher().search(request.query, request.top_k, request.expert, request.route_top_m,
-                                         request.filters, request.mode, request.rerank)
+        result = loader.batcher().search(request.query, request.top_k, expert=request.expert,
+                                         top_m=request.route_top_m, filters=request.filters, mode=request.mode,
+                                         rerank=request.rerank)
         metrics.count_routes([result.route])
         return SearchResponse.of(result, request.with_text)
 
     @app.post("/search/batch", response_model=BatchSearchResponse, tags=["search"], dependencies=guarded,
               responses=ERRORS, summary="Search many queries in one call (one encoder pass per expert)")
     def search_batch(request: models.batch) -> BatchSearchResponse:  # type: ignore[name-defined]
-        results = loader.get().search_many(request.queries, request.top_k, request.expert, request.route_top_m,
-                                           request.filters, request.mode, request.rerank)
+        results = loader.get().search_many(request.queries, request.top_k, expert=request.expert,
+                                           top_m=request.route_top_m, filters=request.filters, mode=request.mode,
+                                           rerank=request.rerank)
         metrics.count_routes(r.route for r in results)
         return BatchSearchResponse(results=[SearchResponse.of(r, request.with_text) for r in results])
 

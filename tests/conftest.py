@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -15,11 +18,55 @@ SHARED_BEIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "
 SCIFACT = SHARED_BEIR / "scifact"
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Tests on ../shared data skip where it is absent, except in CI (CI=true), where its absence fails the run."""
-    if os.environ.get("CI") == "true" and not SCIFACT.is_dir():
-        pytest.exit(f"CI=true but the shared data is missing: {SCIFACT} (the real-data tests would be skipped)", 1)
 SLICE = 120
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI=true``, as ``.ci/run`` sets): there every test must run."""
+    return os.environ.get("CI") == "true"
+
+
+def skip_unless_available(reason: str, *, module: bool = False) -> NoReturn:
+    """Skip a test (``module``: the whole module, at import) that needs what a fresh checkout may lack (the
+    ../shared data, Ray, Chromium); under CI fail it instead, since a silent skip there is a test that never ran."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI (CI=true) must run this test, not skip it", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+
+
+def needs(available: bool, reason: str) -> pytest.MarkDecorator:
+    """A marker for a test (or a module's ``pytestmark``) that needs something: ``skip_unless_available(reason)``
+    before the test sets up, unless ``available``."""
+    return pytest.mark.needs(available, reason=reason)
+
+
+def import_or_unavailable(name: str, *, module: bool = False) -> ModuleType:
+    """``pytest.importorskip`` that fails under CI (``skip_unless_available``)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_unless_available(f"{name} is not installed ({exc})", module=module)
+
+
+needs_scifact = needs(SCIFACT.is_dir(), f"real SciFact data not found at {SCIFACT}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(available, reason): skipped unless available; failed under CI=true")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs"):
+        if not mark.args[0]:
+            skip_unless_available(mark.kwargs["reason"])
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests on ../shared data skip where it is absent, except in CI (CI=true), where its absence fails the run
+    at once (each such test also fails by itself: ``needs``)."""
+    if in_ci() and not SCIFACT.is_dir():
+        pytest.exit(f"CI=true but the shared data is missing: {SCIFACT} (the real-data tests would be skipped)", 1)
 
 
 TEST_CONFIG = """

@@ -19,7 +19,7 @@ from retriever import Retriever, load_settings
 from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
 from service.app import ServiceConfig, create_app
 
-from conftest import write_config
+from conftest import import_or_unavailable, write_config
 from service_server import RAY_SPLIT, Served, serve_in_thread, serve_on_ray
 
 KEY = "adapter-key"
@@ -39,7 +39,7 @@ def served(request: pytest.FixtureRequest, built_config: Path, tmp_path_factory:
     folder = tmp_path_factory.mktemp(f"adapters-{request.param}")
     shutil.copytree(built_config.parent / "data", folder / "data")
     if request.param == "ray":
-        pytest.importorskip("ray.serve")
+        import_or_unavailable("ray.serve")
         with serve_on_ray(write_config(folder, RAY_SPLIT), (KEY,)) as base_url:
             yield Served(base_url, writable=False, on_ray=True)
         return

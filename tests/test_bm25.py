@@ -11,10 +11,9 @@ from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_majo
 from eval.datasets import load_collection
 from retriever import evaluate
 
-from conftest import SCIFACT
+from conftest import SCIFACT, needs_scifact, skip_unless_available
 
 needs_bm25 = pytest.mark.skipif(why_unavailable() is not None, reason=str(why_unavailable()))
-needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
 
 
 def fake_jdk(root: Path, version: str) -> Path:
@@ -40,7 +39,7 @@ def test_java_version_and_discovery(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def scifact_test():
     if not SCIFACT.is_dir():
-        pytest.skip(f"real SciFact data not found at {SCIFACT}")
+        skip_unless_available(f"real SciFact data not found at {SCIFACT}")
     return load_collection(f"{SCIFACT}:test")
 
 

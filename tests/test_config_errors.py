@@ -16,7 +16,7 @@ from retriever.cli import main
 from retriever.config import load_settings
 from retriever.corpus import CorpusSource, read_corpora, read_corpus, read_training_queries
 
-from conftest import DEMO_CORPUS, SHARED_BEIR, write_config
+from conftest import DEMO_CORPUS, SHARED_BEIR, needs, write_config
 
 
 def _copy(built_config: Path, tmp_path: Path) -> Path:
@@ -205,7 +205,7 @@ def test_malformed_values_are_config_errors_naming_the_field(tmp_path: Path, tom
         load_settings(path)
 
 
-@pytest.mark.skipif(not (SHARED_BEIR / "cisi").is_dir(), reason=f"BEIR collections not found at {SHARED_BEIR}")
+@needs(all((SHARED_BEIR / c).is_dir() for c in ("cranfield", "cisi")), f"BEIR Cranfield and CISI not found at {SHARED_BEIR}")
 def test_collections_numbered_alike_load_together_with_id_prefixes(tmp_path: Path) -> None:
     """Cranfield and CISI both number their documents 1, 2, ...: loaded together they need an id prefix each
     (a clear error says so), and with one every document keeps its own prefixed id."""

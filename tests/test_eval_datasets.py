@@ -16,9 +16,7 @@ import pytest
 
 from eval.datasets import DatasetError, install_beir_folder, load_collection
 
-from conftest import SCIFACT
-
-needs_scifact = pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
+from conftest import SCIFACT, needs_scifact
 
 
 def _forget_ir_datasets() -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from eval.harness import check_references, run_eval
 
+from conftest import needs
+
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared/data/beir/scifact"
 MINILM_ONLY = '''data_dir = "unused"  # eval keeps its data per corpus under runs/eval/corpora
@@ -27,7 +29,7 @@ def _config(folder: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
+@needs(SCIFACT.is_dir(), f"real SciFact data not found at {SCIFACT}")
 def test_scifact_reference_numbers(tmp_path):
     bm25 = importlib.util.find_spec("pyserini") is not None
     report = run_eval([str(SCIFACT)], config=_config(tmp_path), out=ROOT / "runs" / "eval", bm25=bm25)

@@ -13,7 +13,7 @@ import pytest
 
 from retriever import Retriever, load_settings, read_queries
 
-from conftest import DEMO_CORPUS, SHARED_BEIR
+from conftest import DEMO_CORPUS, SHARED_BEIR, skip_unless_available
 
 UNSEEN = ("arguana", "cranfield", "cisi", "med")
 PER_COLLECTION = 30  # the first queries of each test split, in file order
@@ -38,7 +38,7 @@ def _first_queries(folder: Path) -> list[str]:
 def test_unseen_domains_fall_back_to_the_general_model(packaged: Retriever, collection: str) -> None:
     folder = SHARED_BEIR / collection
     if not folder.is_dir():
-        pytest.skip(f"{folder} is absent")
+        skip_unless_available(f"{folder} is absent")
     routes = [packaged.route(query) for query in _first_queries(folder)]
     chosen = Counter(route.expert for route in routes)
     wrong = sum(chosen[e] for e in WRONG_EXPERTS)

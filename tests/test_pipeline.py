@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,11 +14,13 @@ from core.errors import ConfigError, InvalidRequestError, UnknownExpertError
 from core.types import Document, Route
 from retriever import Retriever, load_settings, read_corpus, read_qrels
 from retriever.api import PILOTS_FILE
+from retriever.batching import QueryBatcher
+from retriever.client import AsyncRetrieverClient, RetrieverClient
 from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.pilots import PilotLibrary
 from retriever.router import mix_weights
 
-from conftest import DEMO_CORPUS, SCIFACT, write_config
+from conftest import DEMO_CORPUS, SCIFACT, needs_scifact, write_config
 
 # Held out from the SRE pilots: the training samples of the SRE model's own card.
 SRE_QUERIES = [
@@ -121,6 +126,26 @@ def test_route_top_m_out_of_range_is_rejected(retriever: Retriever) -> None:
         retriever.search("stock returns", top_m=0, expert="general")
 
 
+SEARCHES: list[Callable[..., Any]] = [Retriever.search, Retriever.search_many, QueryBatcher.search,
+                                      RetrieverClient.search, RetrieverClient.search_batch,
+                                      AsyncRetrieverClient.search, AsyncRetrieverClient.search_batch]
+
+
+@pytest.mark.parametrize("search", SEARCHES, ids=lambda f: f.__qualname__)
+def test_search_options_after_top_k_are_keyword_only(search: Callable[..., Any]) -> None:
+    """An option given by position is a TypeError (before any work), so a new option can never shift the
+    others silently: every parameter after ``top_k`` is keyword-only."""
+    parameters = list(inspect.signature(search).parameters.values())
+    names = [p.name for p in parameters]
+    after = parameters[names.index("top_k") + 1:]
+    assert after and all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in after), names
+    owner = object.__new__(next(c for c in (Retriever, QueryBatcher, RetrieverClient, AsyncRetrieverClient)
+                                if search.__qualname__.startswith(f"{c.__name__}.")))
+    query: Any = ["insulin"] if search.__name__ in ("search_many", "search_batch") else "insulin"
+    with pytest.raises(TypeError, match="positional argument"):
+        search(owner, query, 5, "general")
+
+
 def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, built_config: Path) -> None:
     import shutil
 
@@ -136,7 +161,7 @@ def test_experts_sharing_a_document_encoder_share_one_index(tmp_path: Path, buil
     retriever.close()
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"real SciFact data not found at {SCIFACT}")
+@needs_scifact
 def test_demo_corpus_is_a_slice_of_real_scifact() -> None:
     """Every shipped document is the BEIR SciFact document of the same id, byte for byte, and every
     shipped test judgement is one of SciFact's own."""

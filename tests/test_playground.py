@@ -6,7 +6,6 @@ so nothing is downloaded. Without them it skips, except in CI (``CI=true``), whe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from retriever import Document, Retriever, load_settings
 from service.app import ServiceConfig, create_app
 from service.playground import add_playground_routes
 
+from conftest import skip_unless_available
 from service_server import serve_in_thread
 
 KEY = "playground-key"
@@ -59,22 +59,17 @@ def test_assets_are_served_and_the_page_stays_out_of_the_schema(url: str, asset:
 
 
 # ---- the page in a real browser ------------------------------------------------------------------
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must run the browser test (.ci/run installs chromium and chromium-driver)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        _unavailable(f"no Chromium: {', '.join(missing)} missing (apt-get install chromium chromium-driver)")
+        skip_unless_available(f"no Chromium: {', '.join(missing)} missing (apt-get install chromium chromium-driver; "
+                              ".ci/run installs them)")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        _unavailable("selenium is not installed (pip install -e '.[test]')")
+        skip_unless_available("selenium is not installed (pip install -e '.[test]')")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",

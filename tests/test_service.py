@@ -28,7 +28,7 @@ from retriever.config import load_settings
 from retriever.encoders import Encoder, EncoderSpec
 from service.app import ServiceConfig, create_app
 
-from conftest import write_config
+from conftest import import_or_unavailable, write_config
 from service_server import RAY_SPLIT, Served, serve_in_subprocess, serve_in_thread, serve_on_ray
 
 KEY = "test-key"
@@ -63,7 +63,7 @@ def served(request: pytest.FixtureRequest, built_config: Path,
         with serve_in_thread(create_app(request.getfixturevalue("retriever"), AUTH)) as base_url:
             yield Served(base_url)
         return
-    pytest.importorskip("ray.serve")
+    import_or_unavailable("ray.serve")
     config = copy_data(built_config, tmp_path_factory.mktemp("service-ray"))
     config.write_text(config.read_text() + "\n" + RAY_SPLIT)
     with serve_on_ray(config, (KEY,)) as base_url:

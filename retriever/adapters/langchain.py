@@ -48,14 +48,14 @@ class RouterRetrieverLangChain(BaseRetriever):
         weakref.finalize(self, self._client.close)  # its connection pool closes with the retriever
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return _documents(self._client.search(query, self.top_k, self.expert, self.route_top_m, self.filters,
-                                     mode=self.mode, rerank=self.rerank))
+        return _documents(self._client.search(query, self.top_k, expert=self.expert, route_top_m=self.route_top_m,
+                                              filters=self.filters, mode=self.mode, rerank=self.rerank))
 
     async def _aget_relevant_documents(self, query: str, *,
                                        run_manager: AsyncCallbackManagerForRetrieverRun) -> list[Document]:
         async with AsyncRetrieverClient(self.base_url, self.api_key, self.timeout) as client:
-            return _documents(await client.search(query, self.top_k, self.expert, self.route_top_m, self.filters,
-                                     mode=self.mode, rerank=self.rerank))
+            return _documents(await client.search(query, self.top_k, expert=self.expert, route_top_m=self.route_top_m,
+                                                  filters=self.filters, mode=self.mode, rerank=self.rerank))
 
 
 def _documents(result: SearchResult) -> list[Document]:

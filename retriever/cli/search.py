@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
                                      "--config/--data-dir, or point them at a built data directory")
         for problem in stale_index_warnings(retriever.status()):
             print(f"warning: {problem}", file=sys.stderr)
-        result = retriever.search(args.query, args.top_k, args.expert, args.top_m, filters, args.mode, args.rerank)
+        result = retriever.search(args.query, args.top_k, expert=args.expert, top_m=args.top_m, filters=filters,
+                                  mode=args.mode, rerank=args.rerank)
     if args.json:
         print(json.dumps({**asdict(result), "route": {"expert": result.route.expert, **asdict(result.route)}}, indent=2))
     else:
