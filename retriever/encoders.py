@@ -278,7 +278,7 @@ _quiet_lock = threading.RLock()
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """No weight-loading progress bars or transformers warnings on stderr inside the block (a model's load: only
     our own errors speak); transformers' verbosity, its progress bars and the warning filters are restored after,
     so the process's own logging settings are untouched."""
@@ -300,7 +300,7 @@ def _quiet_loading() -> Iterator[None]:
 def _load(model: str, adapter: str | None, max_seq_length: int | None, device: str = "cpu") -> SentenceTransformer:
     """A sentence-transformers model on ``device``, read from this machine only, with its adapter merged."""
     check_available(EncoderSpec(model, adapter, device=device))
-    with _quiet_loading():
+    with quiet_loading():
         from sentence_transformers import SentenceTransformer
 
         location = resolve_location(model)

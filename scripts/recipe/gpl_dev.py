@@ -4,8 +4,9 @@ cross-encoder margins (GPL's MarginMSE); one JSON line per variant goes to the l
 
     PYTHONPATH=. python scripts/recipe/gpl_dev.py --generated FILE VARIANT ...
 
-A VARIANT is ``tag:contrastive_weight:margin_weight:epochs:lr[:depth]`` (depth: hard negatives per list; 0 = no
-mining, the plain contrastive recipe over the pairs' documents).
+A VARIANT is ``tag:contrastive_weight:margin_weight:epochs:lr[:depth[:min_margin]]`` (depth: hard negatives per list;
+0 = no mining, the plain contrastive recipe over the pairs' documents; min_margin: drop a negative whose cross-encoder
+margin is below it, a likely unjudged positive).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     for spec in args.variants:
         tag, cw, mw, epochs, lr, *rest = spec.split(":")
         depth = int(rest[0]) if rest else 5
+        min_margin = float(rest[1]) if len(rest) > 1 else None
         triples = None
         started = time.perf_counter()
         if depth and float(mw) + float(cw) > 0:
@@ -60,6 +62,8 @@ def main() -> None:
             scorer = cross_encoder(CROSS_ENCODER, CROSS_ENCODER_MAX_LENGTH)
             triples = label_margins(generated, negatives, docs, scorer.scores,
                                     MarginCache(devkit.CACHE / "margins", CROSS_ENCODER))
+            if min_margin is not None:
+                triples = [t for t in triples if t.margin >= min_margin]
         label_s = time.perf_counter() - started
         out = Path(tempfile.mkdtemp(prefix="gpl-dev-"))
         started = time.perf_counter()
@@ -72,7 +76,7 @@ def main() -> None:
         a = [expert.per_query[q]["nDCG@10"] for q in qids]
         b = [base.per_query[q]["nDCG@10"] for q in qids]
         row = {"tag": tag, "generated": str(args.generated), "n_pairs": len(pairs), "depth": depth,
-               "n_triples": len(triples or []), "contrastive_weight": float(cw), "margin_weight": float(mw),
+               "n_triples": len(triples or []), "min_margin": min_margin, "contrastive_weight": float(cw), "margin_weight": float(mw),
                "epochs": int(epochs), "lr": float(lr), "steps": report.steps, "label_s": round(label_s, 1),
                "train_s": round(train_s, 1), "base": round(100 * base.headline, 2),
                "expert": round(100 * expert.headline, 2), "delta": round(100 * (expert.headline - base.headline), 2),

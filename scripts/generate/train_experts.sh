@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Experts from the committed generated queries (experts-beir5/generated/<domain>.jsonl) with the frozen recipe
+# (train-expert --generated defaults: retriever.training.GENERATED_RECIPE): a MiniLM LoRA adapter per domain into
+# experts-beir5/gen-<domain>/. Base-model vectors and cross-encoder margins are cached under $DATA_DIR/cache.
+#   scripts/generate/train_experts.sh [domain ...]     (default: med cisi cranfield arguana scifact)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BEIR=${BEIR:-../shared/data/beir}
+PYTHON=${PYTHON:-python}
+DATA_DIR=${DATA_DIR:-data/gpl}
+for name in "${@:-med cisi cranfield arguana scifact}"; do
+  for domain in $name; do
+    start=$(date +%s)
+    "$PYTHON" -m retriever.cli --data-dir "$DATA_DIR" train-expert --name "gen-$domain" --train "$BEIR/$domain" \
+      --from-corpus --generated "experts-beir5/generated/$domain.jsonl" --out "experts-beir5/gen-$domain"
+    rm -f "experts-beir5/gen-$domain/loss.png"
+    echo "$domain: $(( $(date +%s) - start )) s wall (process)"
+  done
+done
