@@ -1,4 +1,4 @@
-"""Which BM25 the engine embeds: bm25s (``indexes.sparse_index.SparseIndex``) or Pyserini/Lucene (``eval.bm25``).
+"""Which BM25 the engine embeds: bm25s (``router_retriever.indexes.sparse_index.SparseIndex``) or Pyserini/Lucene (``router_retriever.eval.bm25``).
 
 One run on real BEIR SciFact (5,183 documents, 300 test queries; title + text), both with k1 0.9, b 0.4.
 Prints, for each: nDCG@10 and R@100, index build time, single-query latency p50/p95 (top-10, one query
@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from core.types import Document
-from eval.bm25 import why_unavailable
-from eval.datasets import Collection, load_beir_folder
-from indexes.sparse_index import SparseConfig, SparseIndex
-from retriever import evaluate
+from router_retriever.core.types import Document
+from router_retriever.eval.bm25 import why_unavailable
+from router_retriever.eval.datasets import Collection, load_beir_folder
+from router_retriever.indexes.sparse_index import SparseConfig, SparseIndex
+from router_retriever.metrics import evaluate
 
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"
 MEASURES = ("nDCG@10", "R@100")
@@ -132,7 +132,7 @@ def bench_pyserini(collection: Collection, folder: Path) -> None:
     if reason is not None:
         print(f"Pyserini: skipped: {reason}")
         return
-    from eval.bm25 import BM25Index, find_java_home
+    from router_retriever.eval.bm25 import BM25Index, find_java_home
 
     print(f"Pyserini {version('pyserini')} (Lucene BM25 k1 0.9 b 0.4, Anserini's English analyzer; "
           f"Java at {find_java_home()})")
@@ -157,7 +157,7 @@ def bench_pyserini(collection: Collection, folder: Path) -> None:
     line("single query, top-10", p50_p95(single))
     line("batched, all queries in one call", "   ".join(
         f"top-{k}: {len(qids) / statistics.median(t):.0f} queries/s" for k, t in batch.items()) + "   (2 threads)")
-    line("add one document", f"no incremental add in eval.bm25.BM25Index: a rebuild, {build_s:.2f} s")
+    line("add one document", f"no incremental add in router_retriever.eval.bm25.BM25Index: a rebuild, {build_s:.2f} s")
     index.close()
 
 

@@ -38,10 +38,10 @@ import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
+from router_retriever.indexes.vector_index import IndexConfig, IndexManifest, VectorIndex
 
 if TYPE_CHECKING:  # the engine (encoders, config) is imported by the real sets alone: the synthetic one needs FAISS
-    from retriever import Settings
+    from router_retriever import Settings
 
 K = 10
 DEFAULTS = IndexConfig()
@@ -94,7 +94,8 @@ def cached_documents(corpora: Path, encoder_identity: str) -> tuple[np.ndarray, 
 
 def test_queries(settings: Settings, per_collection: int, seed: int) -> list[str]:
     """A seeded sample of at most ``per_collection`` test queries of each configured corpus."""
-    from retriever import read_queries, resolve_location
+    from router_retriever.corpus import read_queries
+    from router_retriever.locations import resolve_location
 
     rng = np.random.default_rng(seed)
     texts: list[str] = []
@@ -107,8 +108,8 @@ def test_queries(settings: Settings, per_collection: int, seed: int) -> list[str
 
 def real_sets(corpora: Path, settings: Settings, experts: list[str], per_collection: int, seed: int) -> list[VectorSet]:
     """One set per expert: its document encoder's cached vectors and the real test queries it encodes."""
-    from retriever.encoders import encoder
-    from retriever.experts import document_spec, query_spec
+    from router_retriever.encoding.encoders import encoder
+    from router_retriever.experts import document_spec, query_spec
 
     texts = test_queries(settings, per_collection, seed)
     sets = []
@@ -290,7 +291,7 @@ def main() -> None:
           f"threads, faiss {faiss.__version__}, k={K}; recall@10 against the flat index")
     with tempfile.TemporaryDirectory(prefix="index-kinds-") as tmp:
         if "real" in sets:
-            from retriever import load_settings
+            from router_retriever import load_settings
 
             settings = load_settings(args.config)
             for vs in real_sets(args.corpora, settings, args.experts.split(","), args.queries_per_collection, args.seed):

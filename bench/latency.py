@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever import Retriever, read_corpus, read_queries, resolve_location
+from router_retriever import Retriever
+from router_retriever.corpus import read_corpus, read_queries
+from router_retriever.locations import resolve_location
 
 DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 

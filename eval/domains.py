@@ -9,10 +9,15 @@ from dataclasses import replace
 
 import numpy as np
 
-from eval.protocol import EvalCollection
-from eval.results import HeldOutDomain
-from eval.significance import paired_randomization_test
-from retriever import PilotLibrary, PilotRouter, Route, Settings, domain_queries, router_identity
+from router_retriever.config import Settings
+from router_retriever.core.types import Route
+from router_retriever.eval.protocol import EvalCollection
+from router_retriever.eval.results import HeldOutDomain
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.experts import router_identity
+from router_retriever.routing.pilot_building import domain_queries
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.routing.router import PilotRouter
 
 Group = tuple[str, str, np.ndarray]  # (domain, expert, base vectors of its pilot queries)
 

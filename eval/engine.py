@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eval.protocol import EvalCollection
-from eval.results import Kind
-from eval.runs import Run
-from retriever import Mode, PilotLibrary, Settings
+from router_retriever.config import Settings
+from router_retriever.core.types import Mode
+from router_retriever.eval.protocol import EvalCollection
+from router_retriever.eval.results import Kind
+from router_retriever.eval.runs import Run
+from router_retriever.routing.pilots import PilotLibrary
 
 
 @dataclass(frozen=True)

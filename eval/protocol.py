@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.datasets import Collection, load_collection, train_spec
-from eval.routers import Router, RoutingData
-from eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
-from retriever import Settings
+from router_retriever.config import Settings
+from router_retriever.eval.datasets import Collection, load_collection, train_spec
+from router_retriever.eval.routers import Router, RoutingData
+from router_retriever.eval.runs import CorpusRuns, ExpertTable, Run, corpus_dir, expert_table
 
 
 @dataclass

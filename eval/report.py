@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval.results import Comparison, Report
-from retriever import HEADLINE
+from router_retriever.eval.results import Comparison, Report
+from router_retriever.metrics import HEADLINE
 
 
 def _pct(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""The evaluation report as types: what ``run_eval`` returns and ``eval.report`` writes."""
+"""The evaluation report as types: what ``run_eval`` returns and ``router_retriever.eval.report`` writes."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ them. Test queries reach a router only as vectors to route.
   engine's PilotRouter scores an expert by the mean (paper) or max (released code) cosine to its pilots.
 - pilot-domain: the engine's default library kind (`router.pilots = "domain"`): one centroid per domain,
   labelled with the domain's best expert on its training queries (cross-fitted; the engine itself labels a
-  domain with its configured expert, evaluated in `eval.domains`).
+  domain with its configured expert, evaluated in `router_retriever.eval.domains`).
 - dataset: DatasetRouter. Up to 100 sampled training queries per domain; a query goes to the best
   expert (on training queries) of the domain of its nearest sampled query.
 - knn: the k nearest training queries (cosine) vote for their best expert(s); k is chosen by
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retriever import PilotLibrary, PilotRouter
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.routing.router import PilotRouter
 
 TIE = 1e-9
 KNN_KS = (1, 3, 5, 10, 20, 50, 100)

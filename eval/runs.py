@@ -18,8 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from indexes.atomic import atomic_open, atomic_write_bytes
-from retriever import HEADLINE, Document, ExpertInfo, Mode, PilotLibrary, Retriever, Settings, evaluate, router_identity
+from router_retriever.api import Retriever
+from router_retriever.config import Settings
+from router_retriever.core.types import Document, ExpertInfo, Mode
+from router_retriever.experts import router_identity
+from router_retriever.indexes.atomic import atomic_open, atomic_write_bytes
+from router_retriever.metrics import HEADLINE, evaluate
+from router_retriever.routing.pilots import PilotLibrary
 
 
 def corpus_key(docs: Sequence[Document]) -> str:
@@ -242,7 +247,7 @@ class CorpusRuns:
 
     def bm25_run(self, queries: dict[str, str]) -> Run:
         """Pyserini BM25 (flat, k1=0.9 b=0.4) top-k per query (index and run cached)."""
-        from eval.bm25 import BM25Index
+        from router_retriever.eval.bm25 import BM25Index
 
         path = self._cache("bm25", queries_key(queries))
         cached = _read_json(path)

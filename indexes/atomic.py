@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from core.errors import IndexCorruptError
+from router_retriever.core.errors import IndexCorruptError
 
 
 @contextmanager

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, ReadOnlyError
-from indexes.consistency import IndexGap, KeyedIndex, compare
-from indexes.document_store import DocumentStore
-from indexes.lock import LOCK_FILE, WriterLock
-from indexes.sharded_index import (
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, ReadOnlyError
+from router_retriever.indexes.consistency import IndexGap, KeyedIndex, compare
+from router_retriever.indexes.document_store import DocumentStore
+from router_retriever.indexes.lock import LOCK_FILE, WriterLock
+from router_retriever.indexes.sharded_index import (
     SHARDS_MANIFEST,
     DenseIndex,
     ShardedIndex,
@@ -24,8 +24,8 @@ from indexes.sharded_index import (
     open_index,
     remove_orphans,
 )
-from indexes.sparse_index import SparseConfig, SparseIndex
-from indexes.vector_index import MANIFEST, IndexConfig, VectorIndex
+from router_retriever.indexes.sparse_index import SparseConfig, SparseIndex
+from router_retriever.indexes.vector_index import MANIFEST, IndexConfig, VectorIndex
 
 SPARSE_FOLDER = "bm25"  # under indexes/; vector index folders always end in an encoder hash
 EXPORTS_FOLDER = "onnx"  # ONNX exports of torch models, one folder per key (written by the encoders)
@@ -38,7 +38,7 @@ Committed = tuple[tuple[int, int, int] | None, ...]  # an index folder's manifes
 class DataDirectory:
     """Owns ``<data_dir>/docs.sqlite``, ``<data_dir>/indexes/<encoder>/`` and ``<data_dir>/indexes/bm25/``;
     experts sharing a document encoder share its index object. ``write_lock`` serialises writes within
-    this process; the ``WriterLock`` (``indexes.lock``, taken here unless ``read_only``, or handed over as
+    this process; the ``WriterLock`` (``router_retriever.indexes.lock``, taken here unless ``read_only``, or handed over as
     ``lock``) keeps every other process out. A read-only directory writes nothing, not even a missing folder.
     ``<data_dir>/onnx/`` (``exports``) is no data of its own but a cache of model exports, keyed by their
     weights and written atomically by whichever process's encoder first needs one, readers included.

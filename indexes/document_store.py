@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.errors import StoreCorruptError
-from core.types import Document
+from router_retriever.core.errors import StoreCorruptError
+from router_retriever.core.types import Document
 
 DAMAGED = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}  # sqlite3's names of a file it cannot read as a database
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataDirectoryLockedError
+from router_retriever.core.errors import DataDirectoryLockedError
 
 LOCK_FILE = "writer.lock"
 

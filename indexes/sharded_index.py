@@ -23,9 +23,9 @@ from typing import Protocol
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
-from core.errors import IndexCorruptError, IndexMismatchError
-from indexes.atomic import atomic_write_bytes
-from indexes.vector_index import MANIFEST, REBUILD, IndexConfig, IndexManifest, VectorIndex, remove_unnamed
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError
+from router_retriever.indexes.atomic import atomic_write_bytes
+from router_retriever.indexes.vector_index import MANIFEST, REBUILD, IndexConfig, IndexManifest, VectorIndex, remove_unnamed
 
 SHARDS_MANIFEST = "shards.json"
 FORMAT_VERSION = 1
@@ -119,7 +119,7 @@ class ShardedIndex:
 
 class DenseIndex(Protocol):
     """What the engine asks of one document encoder's vector index: a ``VectorIndex``, a ``ShardedIndex``, or
-    an index whose shards are searched elsewhere (``retriever.ray_parts``: Serve deployments, read-only)."""
+    an index whose shards are searched elsewhere (``router_retriever.ray.parts``: Serve deployments, read-only)."""
 
     @property
     def exists(self) -> bool: ...

@@ -45,8 +45,8 @@ import numpy as np
 import Stemmer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
-from indexes.atomic import atomic_write_bytes, read_checked
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
+from router_retriever.indexes.atomic import atomic_write_bytes, read_checked
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -409,7 +409,7 @@ def _docs_bytes(state: _State) -> bytes:
 
 
 def _is_temp(name: str) -> bool:
-    """A temp file of an interrupted atomic write (``indexes.atomic``): ``.<name>.<random>.tmp``."""
+    """A temp file of an interrupted atomic write (``router_retriever.indexes.atomic``): ``.<name>.<random>.tmp``."""
     return name.startswith(".") and name.endswith(".tmp")
 
 

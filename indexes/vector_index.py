@@ -25,8 +25,8 @@ import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
-from indexes.atomic import atomic_write_bytes, read_checked
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError
+from router_retriever.indexes.atomic import atomic_write_bytes, read_checked
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -2,7 +2,8 @@
 
 The public API::
 
-    from retriever import Retriever, Document
+    from router_retriever.api import Retriever
+    from router_retriever.core.types import Document
     with Retriever.from_config("experts.toml") as retriever:
         retriever.build(docs)
         result = retriever.search("statins and LDL", top_k=5)
@@ -11,7 +12,10 @@ The public API::
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-from core.errors import (
+from router_retriever.api import Retriever
+from router_retriever.batching import QueryBatcher
+from router_retriever.config import Settings, load_settings
+from router_retriever.core.errors import (
     ConfigError,
     CorpusError,
     DataDirectoryLockedError,
@@ -25,30 +29,27 @@ from core.errors import (
     UnavailableError,
     UnknownExpertError,
 )
-from core.types import MODES, SPARSE, Document, ExpertInfo, Hit, Mode, Provenance, Route, SearchResult, Status
-from indexes.lock import WriterLock
-from retriever.api import Retriever
-from retriever.batching import QueryBatcher
-from retriever.config import Settings, load_settings
-from retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora, read_corpus, read_qrels, read_queries
-from retriever.experts import router_identity
-from retriever.extras import require_extra
-from retriever.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
-from retriever.locations import resolve_location, split_spec
-from retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
-from retriever.parts import LocalParts, Parts
-from retriever.pilot_building import domain_queries
-from retriever.pilots import PilotLibrary
-from retriever.ray_cluster import import_ray, ray_cluster
-from retriever.router import PilotRouter
-from retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
+from router_retriever.core.types import MODES, SPARSE, Document, ExpertInfo, Hit, Mode, Provenance, Route, SearchResult, Status
+from router_retriever.corpus import QRELS_HEADER, BeirFolder, iter_jsonl, read_corpora, read_corpus, read_qrels, read_queries
+from router_retriever.experts import router_identity
+from router_retriever.extras import require_extra
+from router_retriever.indexes.lock import WriterLock
+from router_retriever.locations import resolve_location, split_spec
+from router_retriever.metrics import DEFAULT_MEASURES, HEADLINE, EvalResult, evaluate
+from router_retriever.parts import LocalParts, Parts
+from router_retriever.ray.cluster import import_ray, ray_cluster
+from router_retriever.routing.fusion import RRF_K, reciprocal_rank_fusion, weighted_fusion
+from router_retriever.routing.pilot_building import domain_queries
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.routing.router import PilotRouter
+from router_retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
 
 __version__ = version("router-retriever")
 
 if TYPE_CHECKING:
-    from retriever.training import is_held_out, pairs_from_corpus  # noqa: F401 (listed in __all__ through _TRAINING)
+    from router_retriever.training.trainer import is_held_out, pairs_from_corpus  # noqa: F401 (listed in __all__ through _TRAINING)
 
-_TRAINING = ("is_held_out", "pairs_from_corpus")  # from retriever.training (torch, peft): imported on first use
+_TRAINING = ("is_held_out", "pairs_from_corpus")  # from router_retriever.training.trainer (torch, peft): imported on first use
 
 __all__ = [  # the engine (first line) and the toolkit the evaluation and benchmarks build on
     "MODES", "SPARSE", "Document", "ExpertInfo", "Hit", "Mode", "Provenance", "Retriever", "Route", "SearchResult",
@@ -66,7 +67,7 @@ __all__ = [  # the engine (first line) and the toolkit the evaluation and benchm
 
 def __getattr__(name: str) -> object:
     if name in _TRAINING:
-        from retriever import training
+        from router_retriever.training import trainer as training
 
         return getattr(training, name)
     raise AttributeError(f"module 'retriever' has no attribute {name!r}")

@@ -15,23 +15,23 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConfigError, IndexCorruptError, UnknownExpertError
-from core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
-from indexes.consistency import IndexGap
-from indexes.data_dir import DataDirectory
-from indexes.lock import WriterLock
-from retriever.config import Settings, load_settings
-from retriever.corpus import read_corpora
-from retriever.encoders import prepare_export
-from retriever.experts import Expert, router_spec
-from retriever.indexer import DocumentEncoding, Indexer
-from retriever.parts import LocalParts, Parts
-from retriever.pilot_building import domain_library, winner_library
-from retriever.pilots import PilotLibrary
-from retriever.reranker import cross_encoder
-from retriever.router import QueryRouter, mix_weights
-from retriever.searcher import Ranked, Searcher, fused, hits
-from retriever.validation import (
+from router_retriever.config import Settings, load_settings
+from router_retriever.core.errors import ConfigError, IndexCorruptError, UnknownExpertError
+from router_retriever.core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
+from router_retriever.corpus import read_corpora
+from router_retriever.encoding.encoders import prepare_export
+from router_retriever.encoding.reranker import cross_encoder
+from router_retriever.experts import Expert, router_spec
+from router_retriever.indexer import DocumentEncoding, Indexer
+from router_retriever.indexes.consistency import IndexGap
+from router_retriever.indexes.data_dir import DataDirectory
+from router_retriever.indexes.lock import WriterLock
+from router_retriever.parts import LocalParts, Parts
+from router_retriever.routing.pilot_building import domain_library, winner_library
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.routing.router import QueryRouter, mix_weights
+from router_retriever.searcher import Ranked, Searcher, fused, hits
+from router_retriever.validation import (
     valid_documents,
     valid_ids,
     valid_mode,
@@ -54,7 +54,7 @@ class Retriever:
         """Open the data directory for writing (its writer lock is taken here, or ``writer_lock`` is one
         the caller already holds) or, with ``read_only``, for reading only: nothing is locked or written.
         ``parts`` provides the query encoders and vector indexes (default ``LocalParts``: in this process;
-        ``service.ray_serve`` gives stand-ins for Ray Serve deployments). ``rebuild`` (a writer) reads no index
+        ``router_retriever.service.ray_serve`` gives stand-ins for Ray Serve deployments). ``rebuild`` (a writer) reads no index
         (a corrupt or mismatched one included): ``build`` then re-encodes every index and the pilot library from
         the store, each replacing its files atomically, so a crash leaves the previous ones in force."""
         self.settings = settings or load_settings()
@@ -153,7 +153,7 @@ class Retriever:
               encode: DocumentEncoding | None = None) -> dict[str, int]:
         """Load ``corpus`` (by default the config's ``corpus``, as ``retriever build`` does) into an empty store,
         encode every missing index (with ``encode``, e.g. on a Ray
-        cluster: ``retriever.ray_encoding``; by default here), and build the pilot library if domains are
+        cluster: ``router_retriever.ray.encoding``; by default here), and build the pilot library if domains are
         configured and none of the router's encoder is saved; on the onnx backend, every query encoder's
         export (the router's own included) is made here too, so that no first query pays for one. Returns
         documents encoded per document encoder."""

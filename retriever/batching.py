@@ -17,9 +17,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import UnavailableError
-from core.types import Mode, SearchResult
-from retriever.api import Retriever
+from router_retriever.api import Retriever
+from router_retriever.core.errors import UnavailableError
+from router_retriever.core.types import Mode, SearchResult
 
 
 @dataclass

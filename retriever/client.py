@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
-from core.errors import RetrieverError
-from core.types import Document, Hit, Mode, Provenance, Route, SearchResult
+from router_retriever.core.errors import RetrieverError
+from router_retriever.core.types import Document, Hit, Mode, Provenance, Route, SearchResult
 
 T = TypeVar("T")
 

@@ -15,15 +15,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.errors import ConfigError, UnknownExpertError
-from core.types import SPARSE, Mode
-from indexes.sparse_index import SparseConfig
-from indexes.vector_index import IndexConfig
-from retriever.corpus import CorpusSource
-from retriever.fusion import RRF_K, Fusion
-from retriever.locations import split_spec
-from retriever.onnx_encoder import CPU_PROVIDERS
-from retriever.validation import Limits
+from router_retriever.core.errors import ConfigError, UnknownExpertError
+from router_retriever.core.types import SPARSE, Mode
+from router_retriever.corpus import CorpusSource
+from router_retriever.encoding.onnx_encoder import CPU_PROVIDERS
+from router_retriever.indexes.sparse_index import SparseConfig
+from router_retriever.indexes.vector_index import IndexConfig
+from router_retriever.locations import split_spec
+from router_retriever.routing.fusion import RRF_K, Fusion
+from router_retriever.validation import Limits
 
 DEFAULT_CONFIG = Path(__file__).parent / "defaults" / "experts.toml"
 LIMITS_ENV_PREFIX = "RETRIEVER_"
@@ -33,7 +33,7 @@ DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu")  # torch device types
 
 def _device(device: str) -> str:
     """A torch device string: a device type, optionally with an index (``cuda:1``); whether this machine has it
-    is checked when the model loads (``retriever.encoders.check_device``)."""
+    is checked when the model loads (``router_retriever.encoding.encoders.check_device``)."""
     if not re.fullmatch(rf"({'|'.join(DEVICE_TYPES)})(:\d+)?", device):
         raise ValueError(f"device {device!r} is not a torch device: give one of {', '.join(DEVICE_TYPES)}, "
                          "optionally with an index (e.g. cuda:0)")
@@ -42,7 +42,7 @@ def _device(device: str) -> str:
 
 def _providers(providers: list[str]) -> list[str]:
     """ONNX Runtime execution provider names, e.g. CUDAExecutionProvider; whether the installed onnxruntime has
-    them is checked when the model loads (``retriever.onnx_encoder.check_providers``)."""
+    them is checked when the model loads (``router_retriever.encoding.onnx_encoder.check_providers``)."""
     wrong = [p for p in providers if not re.fullmatch(r"[A-Za-z0-9]+ExecutionProvider", p)]
     if wrong:
         raise ValueError(f"providers {wrong} are not ONNX Runtime execution provider names "
@@ -177,7 +177,7 @@ class RouterConfig(_Strict):
     fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(
         default=5.0, description="a query goes to the fallback expert when its similarity to every pilot is below "
         "this percentile of the similarities of that pilot's own queries; \"auto\": the percentile learnt from the "
-        "pilots by leaving each domain out in turn (retriever.pilots.calibrated_percentile)")
+        "pilots by leaving each domain out in turn (router_retriever.routing.pilots.calibrated_percentile)")
 
 
 class SearchConfig(_Strict):

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.errors import CorpusError
-from core.types import Document
-from retriever.locations import resolve_location, split_spec
-from retriever.validation import check_unique_ids
+from router_retriever.core.errors import CorpusError
+from router_retriever.core.types import Document
+from router_retriever.locations import resolve_location, split_spec
+from router_retriever.validation import check_unique_ids
 
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 Qrels = dict[str, dict[str, int]]

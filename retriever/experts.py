@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from indexes.data_dir import DataDirectory
-from indexes.sharded_index import DenseIndex
-from retriever.config import ExpertConfig, Settings
-from retriever.encoders import Encoder, EncoderSpec, check_available, encoder
-from retriever.parts import LocalParts, Parts
+from router_retriever.config import ExpertConfig, Settings
+from router_retriever.encoding.encoders import Encoder, EncoderSpec, check_available, encoder
+from router_retriever.indexes.data_dir import DataDirectory
+from router_retriever.indexes.sharded_index import DenseIndex
+from router_retriever.parts import LocalParts, Parts
 
 
 @dataclass(frozen=True)

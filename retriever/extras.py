@@ -8,7 +8,7 @@ import re
 import sys
 from importlib.metadata import PackageNotFoundError, requires
 
-from core.errors import ConfigError
+from router_retriever.core.errors import ConfigError
 
 DISTRIBUTION = "router-retriever"
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;\s*extra\s*==\s*['\"]([^'\"]+)['\"]")

@@ -11,15 +11,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.types import SPARSE, Document
-from indexes.data_dir import SPARSE_FOLDER, DataDirectory
-from indexes.sharded_index import DenseIndex
-from retriever.encoders import Encoder
-from retriever.experts import Expert
-from retriever.validation import check_unique_ids
+from router_retriever.core.types import SPARSE, Document
+from router_retriever.encoding.encoders import Encoder
+from router_retriever.experts import Expert
+from router_retriever.indexes.data_dir import SPARSE_FOLDER, DataDirectory
+from router_retriever.indexes.sharded_index import DenseIndex
+from router_retriever.validation import check_unique_ids
 
 # how a build encodes the whole store for one document encoder: in this process (``Encoder.encode``), or
-# elsewhere with the same result (``retriever.ray_encoding``); takes the texts and the progress flag
+# elsewhere with the same result (``router_retriever.ray.encoding``); takes the texts and the progress flag
 DocumentEncoding = Callable[[Encoder, list[str], bool], np.ndarray]
 
 
@@ -78,7 +78,7 @@ class Indexer:
         return encoder.encode(texts, self.batch_size, progress)
 
     def repair(self, progress: bool = False) -> dict[str, int]:
-        """Re-encode only the stored documents that a built index lacks (see ``indexes.consistency``) and
+        """Re-encode only the stored documents that a built index lacks (see ``router_retriever.indexes.consistency``) and
         save that index; returns documents encoded per document encoder (empty when all agree)."""
         self.data_dir.check_writable()
         self.data_dir.check_readable()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from core.errors import ConfigError
+from router_retriever.core.errors import ConfigError
 
 
 def resolve_location(spec: str) -> str:

@@ -1,6 +1,6 @@
 """Where a retriever's parts run: its query encoders (the router's base encoder included) and its vector
 indexes. ``LocalParts`` (the default) loads them into this process; another ``Parts`` may hand the engine
-stand-ins that run them elsewhere (``service.ray_serve``: Ray Serve deployments) behind the same methods, so
+stand-ins that run them elsewhere (``router_retriever.service.ray_serve``: Ray Serve deployments) behind the same methods, so
 the data path (router -> chosen expert's query encoder -> its index, shards merged -> fusion -> hits) and
 the engine's code are the same either way."""
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from indexes.sharded_index import DenseIndex, open_index
-from indexes.vector_index import IndexConfig
-from retriever.encoders import Encoder, EncoderSpec, encoder
+from router_retriever.encoding.encoders import Encoder, EncoderSpec, encoder
+from router_retriever.indexes.sharded_index import DenseIndex, open_index
+from router_retriever.indexes.vector_index import IndexConfig
 
 
 class Parts(Protocol):
@@ -22,7 +22,7 @@ class Parts(Protocol):
         ...
 
     def dense_index(self, folder: Path, encoder: str, config: IndexConfig) -> DenseIndex:
-        """The vector index of document encoder ``encoder``, kept in ``folder`` (``indexes.data_dir.IndexOpener``)."""
+        """The vector index of document encoder ``encoder``, kept in ``folder`` (``router_retriever.indexes.data_dir.IndexOpener``)."""
         ...
 
 

@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.errors import IndexNotBuiltError
-from core.types import SPARSE, Document, Hit, Provenance
-from indexes.data_dir import DataDirectory
-from retriever.experts import Expert
-from retriever.fusion import Fusion, fuse
+from router_retriever.core.errors import IndexNotBuiltError
+from router_retriever.core.types import SPARSE, Document, Hit, Provenance
+from router_retriever.experts import Expert
+from router_retriever.indexes.data_dir import DataDirectory
+from router_retriever.routing.fusion import Fusion, fuse
 
 Ranked = list[tuple[Document, float]]
 FILTER_DEPTH = 8  # with metadata filters, first fetch this many times k candidates

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import CorpusError, InvalidRequestError
-from core.types import MODES, Document, Mode
+from router_retriever.core.errors import CorpusError, InvalidRequestError
+from router_retriever.core.types import MODES, Document, Mode
 
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # what str.strip() removes
 NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"

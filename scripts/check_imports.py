@@ -8,7 +8,7 @@ import sys
 
 import grimp
 
-PACKAGES = ("core", "indexes", "retriever", "service", "eval")
+PACKAGES = ("router_retriever",)
 
 
 def cycles(graph: grimp.ImportGraph) -> list[list[str]]:

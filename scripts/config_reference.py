@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:  # the models of this checkout, whether or not the
 
 def tables() -> list[tuple[str, type[BaseModel]]]:
     """(TOML heading, model) of the top level and of every table under it, in the order of ``Settings``."""
-    from retriever.config import Settings
+    from router_retriever.config import Settings
 
     found: list[tuple[str, type[BaseModel]]] = [("top level", Settings)]
     for name, field in Settings.model_fields.items():

@@ -25,23 +25,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retriever import (
-    MODES,
-    Document,
-    Parts,
-    QueryBatcher,
-    Retriever,
-    RetrieverError,
-    Settings,
-    UnavailableError,
-    WriterLock,
-    __version__,
-)
-from service.auth import API_KEY_HEADER, api_key_guard, key_matches
-from service.errors import RETRY_AFTER_S, NotReadyError, http_status
-from service.metrics import Metrics, MetricsMiddleware
-from service.playground import add_playground_routes
-from service.schemas import (
+from router_retriever import __version__
+from router_retriever.api import Retriever
+from router_retriever.batching import QueryBatcher
+from router_retriever.config import Settings
+from router_retriever.core.errors import RetrieverError, UnavailableError
+from router_retriever.core.types import MODES, Document
+from router_retriever.indexes.lock import WriterLock
+from router_retriever.parts import Parts
+from router_retriever.service.auth import API_KEY_HEADER, api_key_guard, key_matches
+from router_retriever.service.errors import RETRY_AFTER_S, NotReadyError, http_status
+from router_retriever.service.metrics import Metrics, MetricsMiddleware
+from router_retriever.service.playground import add_playground_routes
+from router_retriever.service.schemas import (
     BatchSearchResponse,
     DeleteResponse,
     DocumentsResponse,
@@ -237,7 +233,7 @@ def create_app(source: Retriever | Settings, config: ServiceConfig | None = None
                writer_lock: WriterLock | None = None, parts: Parts | None = None) -> FastAPI:
     """The service over a retriever (not closed by the app) or over settings (opened and closed by it, for
     writing with ``writer_lock`` if the caller holds it already, else taking it; or ``read_only``), its
-    query encoders and indexes from ``parts`` (default: in this process; ``service.ray_serve``: deployments)."""
+    query encoders and indexes from ``parts`` (default: in this process; ``router_retriever.service.ray_serve``: deployments)."""
     config = config or ServiceConfig.from_env()
     loader = RetrieverLoader(source, read_only, writer_lock, parts)
     metrics = Metrics()

@@ -11,10 +11,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from retriever import ConfigError, Settings, WriterLock, import_ray, load_settings, ray_cluster, require_extra
+from router_retriever.config import Settings, load_settings
+from router_retriever.core.errors import ConfigError
+from router_retriever.extras import require_extra
+from router_retriever.indexes.lock import WriterLock
+from router_retriever.ray.cluster import import_ray, ray_cluster
 
 if TYPE_CHECKING:
-    from service.app import ServiceConfig
+    from router_retriever.service.app import ServiceConfig
 
 INSECURE_ENV = "RETRIEVER_INSECURE"  # "1": as --insecure (a container whose port is published on loopback only)
 
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     require_extra("service", "serve")
     import uvicorn
 
-    from service.app import ServiceConfig, create_app
+    from router_retriever.service.app import ServiceConfig, create_app
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     config = service_config(args, ServiceConfig.from_env())
@@ -93,8 +97,8 @@ def _is_wildcard(host: str) -> bool:
 
 def _run_on_ray(args: argparse.Namespace, settings: Settings, config: ServiceConfig) -> int:
     """Serve through Ray Serve's HTTP proxy on ``--host``/``--port`` until interrupted (the replicas take the
-    writer lock themselves, or serve read-only: ``service.ray_serve``)."""
-    from service.ray_serve import DEPLOYMENT, serve_application
+    writer lock themselves, or serve read-only: ``router_retriever.service.ray_serve``)."""
+    from router_retriever.service.ray_serve import DEPLOYMENT, serve_application
 
     serve = import_ray("ray.serve")
     with ray_cluster(args.ray):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import retriever as engine
+import router_retriever as engine
 
 
 class NotReadyError(engine.RetrieverError):

@@ -1,8 +1,8 @@
-"""``retriever serve --ray``: the same FastAPI app (``service.app.create_app``: routes, OpenAPI, API keys,
+"""``retriever serve --ray``: the same FastAPI app (``router_retriever.service.app.create_app``: routes, OpenAPI, API keys,
 limits) as a Ray Serve ingress behind Serve's HTTP proxy, ``[ray] replicas`` copies of it.
 
 With ``[ray] split`` (the default) the engine's heavy parts are deployments of their own, each scaled by
-its replica count (``retriever.ray_parts``): the router's base encoder (``router``), every other query
+its replica count (``router_retriever.ray.parts``): the router's base encoder (``router``), every other query
 encoder (``encoder-<expert>``) and every index shard (``index-<j>-shard-<i>``). Each ingress replica opens the
 data directory read-only (document store, BM25, pilot library) and builds its ``Retriever`` with
 ``ServeParts``, stand-ins that call those deployments' handles, so a search still goes router -> chosen
@@ -24,11 +24,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from core.errors import ConfigError
-from retriever import Settings, import_ray
-from retriever.config import RayConfig
-from retriever.ray_parts import ROUTER, EncoderPart, ServeParts, ShardPart, part_plan
-from service.app import ServiceConfig, create_app
+from router_retriever.config import RayConfig, Settings
+from router_retriever.core.errors import ConfigError
+from router_retriever.ray.cluster import import_ray
+from router_retriever.ray.parts import ROUTER, EncoderPart, ServeParts, ShardPart, part_plan
+from router_retriever.service.app import ServiceConfig, create_app
 
 DEPLOYMENT = "retriever"  # the application, and its ingress deployment
 

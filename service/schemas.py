@@ -8,18 +8,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
-from retriever import (
-    NOT_BLANK_PATTERN,
-    ExpertInfo,
-    Hit,
-    InvalidRequestError,
-    Limits,
-    Mode,
-    Route,
-    SearchResult,
-    check_encodable,
-    valid_metadata,
-)
+from router_retriever.core.errors import InvalidRequestError
+from router_retriever.core.types import ExpertInfo, Hit, Mode, Route, SearchResult
+from router_retriever.validation import NOT_BLANK_PATTERN, Limits, check_encodable, valid_metadata
 
 
 class _Request(BaseModel):

@@ -11,7 +11,9 @@ from typing import NoReturn
 
 import pytest
 
-from retriever import Document, Retriever, load_settings, read_corpus, read_queries, resolve_location
+from router_retriever import Document, Retriever, load_settings
+from router_retriever.corpus import read_corpus, read_queries
+from router_retriever.locations import resolve_location
 
 DEMO_CORPUS = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 SHARED_BEIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beir"

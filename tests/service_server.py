@@ -42,7 +42,7 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
 
 @contextmanager
 def serve_in_subprocess(config: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """``python -m retriever.cli --config CONFIG serve`` on a free loopback port, once ``/ready`` says so."""
+    """``python -m router_retriever.cli --config CONFIG serve`` on a free loopback port, once ``/ready`` says so."""
     with server_process(config, env=env) as server:
         yield server.url
 
@@ -66,7 +66,7 @@ def server_process(config: Path, *options: str, env: Mapping[str, str] | None = 
     """``retriever --config CONFIG serve OPTIONS`` in a subprocess on a free loopback port, yielded once
     ``/ready`` says so (if ``ready``); whatever is left of it is stopped on exit."""
     port = free_port()
-    command = [sys.executable, "-m", "retriever.cli", "--config", str(config), "serve", "--port", str(port),
+    command = [sys.executable, "-m", "router_retriever.cli", "--config", str(config), "serve", "--port", str(port),
                "--log-level", "warning", *options]
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stderr=log, text=True)
@@ -125,9 +125,9 @@ def serve_on_ray(config: Path, api_keys: tuple[str, ...] = (), timeout: float = 
     import ray
     from ray import serve
 
-    from retriever import load_settings
-    from service.app import ServiceConfig
-    from service.ray_serve import DEPLOYMENT, serve_application
+    from router_retriever import load_settings
+    from router_retriever.service.app import ServiceConfig
+    from router_retriever.service.ray_serve import DEPLOYMENT, serve_application
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:

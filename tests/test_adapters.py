@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Document
-from retriever import Retriever, load_settings
-from retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
-from service.app import ServiceConfig, create_app
+from router_retriever import Retriever, load_settings
+from router_retriever.client import AsyncRetrieverClient, RetrieverClient, ServiceError
+from router_retriever.core.types import Document
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import import_or_unavailable, write_config
 from service_server import RAY_SPLIT, Served, serve_in_thread, serve_on_ray
@@ -78,7 +78,7 @@ def test_client_returns_the_pipelines_own_results(served: Served, url: str, retr
 
 
 def test_langchain_retriever_returns_the_right_documents(url: str, corpus_slice: list[Document]) -> None:
-    from retriever.adapters.langchain import RouterRetrieverLangChain
+    from router_retriever.adapters.langchain import RouterRetrieverLangChain
 
     doc = corpus_slice[9]
     docs = RouterRetrieverLangChain(base_url=url, api_key=KEY, top_k=3).invoke(doc.title)
@@ -89,7 +89,7 @@ def test_langchain_retriever_returns_the_right_documents(url: str, corpus_slice:
 
 
 def test_llamaindex_retriever_returns_the_right_nodes(url: str, corpus_slice: list[Document]) -> None:
-    from retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
+    from router_retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
 
     doc = corpus_slice[9]
     nodes = RouterRetrieverLlamaIndex(base_url=url, api_key=KEY, top_k=3).retrieve(doc.title)
@@ -151,8 +151,8 @@ async def test_async_client_adds_and_deletes_documents(fresh_retriever: Retrieve
 
 @pytest.mark.anyio
 async def test_async_retrievers_return_the_sync_results(url: str, corpus_slice: list[Document]) -> None:
-    from retriever.adapters.langchain import RouterRetrieverLangChain
-    from retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
+    from router_retriever.adapters.langchain import RouterRetrieverLangChain
+    from router_retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
 
     queries = [corpus_slice[9].title, SRE_QUERY, corpus_slice[20].title]
     langchain = RouterRetrieverLangChain(base_url=url, api_key=KEY, top_k=3)
@@ -174,8 +174,8 @@ async def test_async_retrievers_return_the_sync_results(url: str, corpus_slice: 
 
 
 def test_async_retrievers_work_across_event_loops(url: str, corpus_slice: list[Document]) -> None:
-    from retriever.adapters.langchain import RouterRetrieverLangChain
-    from retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
+    from router_retriever.adapters.langchain import RouterRetrieverLangChain
+    from router_retriever.adapters.llamaindex import RouterRetrieverLlamaIndex
 
     doc = corpus_slice[9]
     langchain = RouterRetrieverLangChain(base_url=url, api_key=KEY, top_k=2)
@@ -186,8 +186,8 @@ def test_async_retrievers_work_across_event_loops(url: str, corpus_slice: list[D
 
 
 @pytest.mark.parametrize("module, missing, extra", [
-    ("retriever.adapters.langchain", "langchain_core.retrievers", "router-retriever[langchain]"),
-    ("retriever.adapters.llamaindex", "llama_index.core.retrievers", "router-retriever[llamaindex]"),
+    ("router_retriever.adapters.langchain", "langchain_core.retrievers", "router-retriever[langchain]"),
+    ("router_retriever.adapters.llamaindex", "llama_index.core.retrievers", "router-retriever[llamaindex]"),
 ])
 def test_missing_extra_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch, module: str, missing: str,
                                            extra: str) -> None:

@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.errors import InvalidRequestError, UnknownExpertError
-from retriever import Retriever
-from retriever.batching import QueryBatcher
+from router_retriever import Retriever
+from router_retriever.batching import QueryBatcher
+from router_retriever.core.errors import InvalidRequestError, UnknownExpertError
 
 WAIT_S = 120  # generous: only a hung batcher takes this long, and then the test says so
 

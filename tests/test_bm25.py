@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Document
-from eval import bm25
-from eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version, why_unavailable
-from eval.datasets import load_collection
-from retriever import evaluate
+from router_retriever.core.types import Document
+from router_retriever.eval import bm25
+from router_retriever.eval.bm25 import BM25Index, BM25UnavailableError, find_java_home, java_major_version, why_unavailable
+from router_retriever.eval.datasets import load_collection
+from router_retriever.metrics import evaluate
 
 from conftest import SCIFACT, needs_scifact, skip_unless_available
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import retriever.encoders as encoders
-from retriever.cli import main
-from retriever.config import DEFAULT_CONFIG, Settings, load_settings
-from retriever.experts import router_identity
-from retriever.pilots import PilotLibrary
+import router_retriever.encoding.encoders as encoders
+from router_retriever.cli import main
+from router_retriever.config import DEFAULT_CONFIG, Settings, load_settings
+from router_retriever.experts import router_identity
+from router_retriever.routing.pilots import PilotLibrary
 
 from conftest import copy_small, small_config
 
@@ -152,7 +152,7 @@ def _empty_corpus(folder: Path) -> Path:
 def test_demo_builds_with_every_build_option_at_its_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`retriever demo` builds first through `build.run`: it must hand over every option build reads (a
     build option added without the demo knowing of it once broke `retriever demo`)."""
-    from retriever.cli import build
+    from router_retriever.cli import build
 
     seen: dict[str, object] = {}
 
@@ -171,8 +171,8 @@ def test_demo_builds_with_every_build_option_at_its_default(tmp_path: Path, monk
 
 def test_a_fallback_route_says_so() -> None:
     """A query the router sent to its fallback expert is printed as such, with the scores that sent it there."""
-    from core.types import Route, SearchResult
-    from retriever.cli.common import format_result
+    from router_retriever.cli.common import format_result
+    from router_retriever.core.types import Route, SearchResult
 
     route = Route(experts=("general",), scores={"scifact": 0.104, "sre": -0.026}, fallback=True)
     text = format_result(SearchResult(query="q", hits=[], route=route, mode="hybrid"))

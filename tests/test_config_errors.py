@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
-from retriever import Retriever
-from retriever.cli import main
-from retriever.config import load_settings
-from retriever.corpus import CorpusSource, read_corpora, read_corpus, read_training_queries
+from router_retriever import Retriever
+from router_retriever.cli import main
+from router_retriever.config import load_settings
+from router_retriever.core.errors import ConfigError, CorpusError, IndexCorruptError, IndexMismatchError, ModelNotFoundError
+from router_retriever.corpus import CorpusSource, read_corpora, read_corpus, read_training_queries
 
 from conftest import DEMO_CORPUS, SHARED_BEIR, needs, write_config
 

@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import pytest
 
-import retriever.encoders as encoders
-from core.types import Document
-from retriever import Retriever, load_settings
-from retriever.cli import main
-from service.app import ServiceConfig, create_app
+import router_retriever.encoding.encoders as encoders
+from router_retriever import Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.types import Document
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import copy_small
 from service_server import serve_in_thread

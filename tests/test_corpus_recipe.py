@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from retriever import Document, read_corpus, resolve_location
-from retriever.pseudo_queries import PSEUDO_QUERY_KINDS, pseudo_queries, sample_documents, split_sentences
-from retriever.training import CORPUS_RECIPE, pseudo_query_pairs, split_held_out
+from router_retriever import Document
+from router_retriever.corpus import read_corpus
+from router_retriever.locations import resolve_location
+from router_retriever.training.pseudo_queries import PSEUDO_QUERY_KINDS, pseudo_queries, sample_documents, split_sentences
+from router_retriever.training.trainer import CORPUS_RECIPE, pseudo_query_pairs, split_held_out
 
 SLICE = "pkg:retriever/data/scifact-1k"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexes.vector_index as vector_index
-from indexes import DataDirectory, IndexConfig
-from retriever import CorpusError, Document, IndexMismatchError, IndexNotBuiltError, InvalidRequestError, Retriever, load_settings
+import router_retriever.indexes.vector_index as vector_index
+from router_retriever import CorpusError, Document, IndexMismatchError, IndexNotBuiltError, InvalidRequestError, Retriever, load_settings
+from router_retriever.indexes import DataDirectory, IndexConfig
 
 from conftest import write_config
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from retriever import Retriever, load_settings, read_corpus, resolve_location
-from retriever.pilots import PilotLibrary
-from retriever.pseudo_queries import pilot_queries, split_sentences
+from router_retriever import Retriever, load_settings
+from router_retriever.core.errors import ConfigError
+from router_retriever.corpus import read_corpus
+from router_retriever.locations import resolve_location
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.training.pseudo_queries import pilot_queries, split_sentences
 
 from conftest import DEMO_CORPUS, LORA_EXPERTS
 
@@ -45,7 +47,7 @@ def _lines(spec: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def science_queries() -> list[str]:
-    from retriever import read_queries
+    from router_retriever.corpus import read_queries
 
     return list(read_queries(DEMO_CORPUS, "test").values())[:60]
 
@@ -126,8 +128,8 @@ def test_fallback_percentile_learnt_from_the_pilots(library: tuple[Path, PilotLi
                                                     science_queries: list[str]) -> None:
     """`fallback_percentile = "auto"`: the floor is learnt from the pilots alone (each domain left out in turn),
     saved with the library, and used by the router; a library without it is refused by name."""
-    from retriever.pilots import CANDIDATE_PERCENTILES
-    from retriever.router import PilotRouter
+    from router_retriever.routing.pilots import CANDIDATE_PERCENTILES
+    from router_retriever.routing.router import PilotRouter
 
     config, pilots = library
     assert pilots.calibrated_percentile in CANDIDATE_PERCENTILES
@@ -156,7 +158,7 @@ def test_auto_floor_with_a_library_saved_before_it_names_the_fix(library: tuple[
                                                                  tmp_path: Path) -> None:
     """A pilot library saved without the learnt percentile is not used under "auto": routing says to rebuild it,
     and rebuilding it fixes routing."""
-    from retriever.api import PILOTS_FILE
+    from router_retriever.api import PILOTS_FILE
 
     _, pilots = library
     config = _config(tmp_path, router='fallback = "general"\nfallback_percentile = "auto"')

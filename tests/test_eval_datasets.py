@@ -2,7 +2,7 @@
 
 ir-datasets reads IR_DATASETS_HOME when it is first imported, so the module fixture below sets the
 variable to a temporary folder and drops any already-imported ir_datasets modules: the next import
-(inside eval.datasets) then reads and writes only the temporary home, never ~/.ir_datasets.
+(inside router_retriever.eval.datasets) then reads and writes only the temporary home, never ~/.ir_datasets.
 """
 
 import json
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import DatasetError, install_beir_folder, load_collection
+from router_retriever.eval.datasets import DatasetError, install_beir_folder, load_collection
 
 from conftest import SCIFACT, needs_scifact
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from test_eval_harness import make_slice
 
-from eval.domains import config_library
-from eval.harness import run_eval
-from eval.runs import CorpusRuns
-from retriever import domain_queries, load_settings, read_corpus, read_qrels, read_queries
-from retriever.cli import main
+from router_retriever import load_settings
+from router_retriever.cli import main
+from router_retriever.corpus import read_corpus, read_qrels, read_queries
+from router_retriever.eval.domains import config_library
+from router_retriever.eval.harness import run_eval
+from router_retriever.eval.runs import CorpusRuns
+from router_retriever.routing.pilot_building import domain_queries
 
 from conftest import LORA_EXPERTS
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from eval.harness import HYBRID_RRF, check_references, run_eval
-from eval.report import write_report
-from retriever import Retriever, evaluate, read_queries
-from retriever.config import load_settings
-from retriever.corpus import read_qrels
-from retriever.locations import resolve_location
+from router_retriever import Retriever
+from router_retriever.config import load_settings
+from router_retriever.corpus import read_qrels, read_queries
+from router_retriever.eval.harness import HYBRID_RRF, check_references, run_eval
+from router_retriever.eval.report import write_report
+from router_retriever.locations import resolve_location
+from router_retriever.metrics import evaluate
 
 DEMO = Path(resolve_location("pkg:retriever/data/scifact-1k"))
 HAS_BM25 = importlib.util.find_spec("pyserini") is not None
@@ -162,7 +163,7 @@ def test_routers_are_fitted_on_training_queries_only(report, mini):
 
 
 def test_cached_table_is_reused_without_encoding(report, mini, cache, monkeypatch):
-    from retriever.encoders import Encoder
+    from router_retriever.encoding.encoders import Encoder
 
     def refuse(*args, **kwargs):
         raise AssertionError("an encoder was called although every ranking is cached")
@@ -195,7 +196,7 @@ def test_collection_without_train_split_uses_cross_validation(tmp_path, cache):
 
 
 def test_cli_parses_eval_and_data_add():
-    from retriever.cli import parser as cli_parser
+    from router_retriever.cli import parser as cli_parser
 
     parser = cli_parser()
     args = parser.parse_args(["--config", "x.toml", "eval", "beir/scifact/test", "--no-bm25"])

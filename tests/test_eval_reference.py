@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.harness import check_references, run_eval
+from router_retriever.eval.harness import check_references, run_eval
 
 from conftest import needs
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from eval.routers import ClassifierRouter, DatasetRouter, KnnRouter, PilotBaseline, RoutingData
+from router_retriever.eval.routers import ClassifierRouter, DatasetRouter, KnnRouter, PilotBaseline, RoutingData
 
 
 def _unit(x):

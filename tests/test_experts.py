@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.types import Document
-from retriever import Retriever, read_qrels, read_queries, resolve_location
-from retriever.api import PILOTS_FILE
-from retriever.cli import main
-from retriever.config import DEFAULT_CONFIG, load_settings
+from router_retriever import Retriever
+from router_retriever.api import PILOTS_FILE
+from router_retriever.cli import main
+from router_retriever.config import DEFAULT_CONFIG, load_settings
+from router_retriever.core.types import Document
+from router_retriever.corpus import read_qrels, read_queries
+from router_retriever.locations import resolve_location
 
 from conftest import DEMO_CORPUS, write_config
 
@@ -151,7 +153,7 @@ def test_train_expert_takes_the_union_of_several_sources(tmp_path: Path, corpus_
 
 
 def test_adapter_fingerprint_follows_weights_retrained_in_place(tmp_path: Path) -> None:
-    from retriever.encoders import EncoderSpec
+    from router_retriever.encoding.encoders import EncoderSpec
 
     adapter = tmp_path / "adapter"
     shutil.copytree(resolve_location("pkg:retriever/experts/scifact"), adapter)

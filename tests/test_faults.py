@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.types import Document
-from indexes.document_store import DocumentStore
-from retriever import Retriever, load_settings
+from router_retriever import Retriever, load_settings
+from router_retriever.core.types import Document
+from router_retriever.indexes.document_store import DocumentStore
 
 from conftest import copy_small
 from service_server import server_process
@@ -118,7 +118,7 @@ def counted(change):
         return change(*args, **kwargs)
     return call
 os.replace, os.unlink = counted(os.replace), counted(os.unlink)
-from retriever.cli import main
+from router_retriever.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 TIMED_KILLS_S = (1.0, 4.0)  # during start-up and model loading / encoding, whatever this machine reaches by then
@@ -180,7 +180,7 @@ def test_kill_9_anywhere_in_a_rebuild_leaves_the_directory_searchable(small_buil
 def _train(corpus: Path, out: Path, after_s: float | None = None) -> subprocess.CompletedProcess[str]:
     """`retriever train-expert` (a LoRA on 48 documents' pseudo-queries, a checkpoint after each of its 8 short
     epochs), killed with SIGKILL ``after_s`` seconds after it started (None: run to the end)."""
-    command = [sys.executable, "-m", "retriever.cli", "--data-dir", str(out.parent / "data"), "train-expert",
+    command = [sys.executable, "-m", "router_retriever.cli", "--data-dir", str(out.parent / "data"), "train-expert",
                "--name", "tiny", "--train", str(corpus), "--from-corpus", "--out", str(out), "--epochs", "8",
                "--max-steps", "16", "--batch-size", "72", "--per-doc", "3"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from retriever.fusion import RRF_K, reciprocal_rank_fusion
+from router_retriever.routing.fusion import RRF_K, reciprocal_rank_fusion
 
 
 def test_rrf_scores_order_and_best_source() -> None:

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from core.types import Document
-from retriever.corpus import GeneratedPair
-from retriever.hard_negatives import MarginCache, MarginTriple, label_margins, mine_negatives
-from retriever.training import TrainingPair, train_query_adapter
+from router_retriever.core.types import Document
+from router_retriever.corpus import GeneratedPair
+from router_retriever.training.hard_negatives import MarginCache, MarginTriple, label_margins, mine_negatives
+from router_retriever.training.trainer import TrainingPair, train_query_adapter
 
 DOCS = [
     Document("d0", "volcanic ash damages jet engines and aircraft turbines"),

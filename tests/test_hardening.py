@@ -14,11 +14,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from core.types import Document
-from retriever import Retriever, load_settings
-from retriever.cli import main
-from service.app import ALLOWED_HOSTS_ENV, API_KEY_ENV, READ_API_KEY_ENV, ServiceConfig, create_app
-from service.cli import INSECURE_ENV, service_config
+from router_retriever import Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.types import Document
+from router_retriever.service.app import ALLOWED_HOSTS_ENV, API_KEY_ENV, READ_API_KEY_ENV, ServiceConfig, create_app
+from router_retriever.service.cli import INSECURE_ENV, service_config
 
 from conftest import copy_small, small_config
 
@@ -30,7 +30,7 @@ def test_search_into_a_closed_pipe_ends_without_a_traceback(small_built: Path, t
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first byte: every write fails with EPIPE
     try:
-        done = subprocess.run([sys.executable, "-m", "retriever.cli", "--config", str(config), "search", "vitamin D",
+        done = subprocess.run([sys.executable, "-m", "router_retriever.cli", "--config", str(config), "search", "vitamin D",
                                "--mode", "sparse", "--json"], stdout=write_end, stderr=subprocess.PIPE, text=True,
                               timeout=300)
     finally:
@@ -298,7 +298,7 @@ def test_a_rebuild_to_another_shard_layout_replaces_the_old_one(small_built: Pat
 def test_replace_folder_swaps_whole_folders(tmp_path: Path) -> None:
     """A checkpoint folder (train-expert's adapter) is replaced as one step: the new files all appear at once,
     a failed write leaves the old folder as it was, and an earlier crash's temporary folders are removed."""
-    from indexes.atomic import replace_folder
+    from router_retriever.indexes.atomic import replace_folder
 
     folder = tmp_path / "expert"
     replace_folder(folder, lambda new: (new / "weights").write_text("1"))

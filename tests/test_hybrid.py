@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from retriever import SPARSE, Document, IndexNotBuiltError, InvalidRequestError, Retriever, load_settings
-from retriever.client import RetrieverClient
-from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
-from service.app import ServiceConfig, create_app
+from router_retriever import Document, IndexNotBuiltError, InvalidRequestError, Retriever, load_settings
+from router_retriever.client import RetrieverClient
+from router_retriever.core.types import SPARSE
+from router_retriever.routing.fusion import reciprocal_rank_fusion, weighted_fusion
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import write_config
 from service_server import serve_in_subprocess, serve_in_thread

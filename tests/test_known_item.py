@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Document
-from eval.datasets import DatasetError, load_collection
-from eval.known_item import write_known_item_folder
-from retriever.corpus import read_corpus
-from retriever.locations import resolve_location
-from retriever.training import is_held_out, pairs_from_corpus
+from router_retriever.core.types import Document
+from router_retriever.corpus import read_corpus
+from router_retriever.eval.datasets import DatasetError, load_collection
+from router_retriever.eval.known_item import write_known_item_folder
+from router_retriever.locations import resolve_location
+from router_retriever.training.trainer import is_held_out, pairs_from_corpus
 
 POSTGRES = Path(resolve_location("pkg:retriever/data/postgres-ops"))
 
@@ -48,7 +48,7 @@ def test_identical_remainders_are_relevant_to_each_other_and_bad_input_is_refuse
 def test_cli_split_matches_the_shipped_postgres_expert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from retriever.cli import main
+    from router_retriever.cli import main
 
     assert main(["data", "known-item", "pkg:retriever/data/postgres-ops", str(tmp_path / "ki")]) == 0
     card = json.loads(Path(resolve_location("pkg:retriever/experts/postgres/training.json")).read_text())

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from eval.significance import paired_randomization_test
-from retriever import DEFAULT_MEASURES, evaluate
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.metrics import DEFAULT_MEASURES, evaluate
 
 INV_LOG2_3 = 1 / math.log2(3)  # discount of rank 2
 

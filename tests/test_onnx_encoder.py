@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import ConfigError, ModelNotFoundError
-from retriever import Retriever, load_settings, read_corpus, read_qrels, read_queries, resolve_location
-from retriever.encoders import EncoderSpec, encoder
-from retriever.onnx_encoder import Pooling
+from router_retriever import Retriever, load_settings
+from router_retriever.core.errors import ConfigError, ModelNotFoundError
+from router_retriever.corpus import read_corpus, read_qrels, read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.encoding.onnx_encoder import Pooling
+from router_retriever.locations import resolve_location
 
 from conftest import DEMO_CORPUS, write_config
 

@@ -1,4 +1,4 @@
-"""ONNX exports of torch models on the onnx backend (``retriever.onnx_export``), on the shipped SciFact slice:
+"""ONNX exports of torch models on the onnx backend (``router_retriever.encoding.onnx_export``), on the shipped SciFact slice:
 an fp32 export of all-MiniLM-L6-v2 gives its torch vectors, the scifact LoRA expert's export its torch
 query vectors, int8 close ones; exports are kept by key, reused, renewed with the adapter's weights, and
 never left half written. Skipped where onnx, onnxruntime or tokenizers (core dependencies) is missing."""
@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import ConfigError, ModelNotFoundError
-from retriever import Retriever, api, load_settings, read_corpus, read_queries, resolve_location
-from retriever.encoders import EncoderSpec, encoder, export_path, loaded_model, onnx_folder, prepare_export
-from retriever.onnx_encoder import OnnxEmbedder
-from retriever.onnx_export import Quantize
+from router_retriever import Retriever, api, load_settings
+from router_retriever.core.errors import ConfigError, ModelNotFoundError
+from router_retriever.corpus import read_corpus, read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder, export_path, loaded_model, onnx_folder, prepare_export
+from router_retriever.encoding.onnx_encoder import OnnxEmbedder
+from router_retriever.encoding.onnx_export import Quantize
+from router_retriever.locations import resolve_location
 
 from conftest import DEMO_CORPUS, write_config
 
@@ -98,7 +100,7 @@ def test_int8_export_is_close_and_has_its_own_key_and_identity(root: Path, docum
 
 
 def test_an_export_is_reused_and_a_retrained_adapter_gets_a_new_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import retriever.onnx_export as onnx_export
+    import router_retriever.encoding.onnx_export as onnx_export
 
     adapter = tmp_path / "adapter"
     shutil.copytree(resolve_location(SCIFACT), adapter)
@@ -129,7 +131,7 @@ def test_an_export_is_reused_and_a_retrained_adapter_gets_a_new_one(tmp_path: Pa
     (KeyboardInterrupt(), KeyboardInterrupt, None)])
 def test_a_crash_midway_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash: BaseException,
                                          raised: type[BaseException], match: str | None) -> None:
-    import retriever.onnx_export as onnx_export
+    import router_retriever.encoding.onnx_export as onnx_export
 
     def half_export(st: object, path: Path) -> None:
         path.write_bytes(b"half a graph")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from retriever import Retriever, load_settings, read_queries
+from router_retriever import Retriever, load_settings
+from router_retriever.corpus import read_queries
 
 from conftest import DEMO_CORPUS, SHARED_BEIR, skip_unless_available
 

@@ -10,15 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.errors import ConfigError, InvalidRequestError, UnknownExpertError
-from core.types import Document, Route
-from retriever import Retriever, load_settings, read_corpus, read_qrels
-from retriever.api import PILOTS_FILE
-from retriever.batching import QueryBatcher
-from retriever.client import AsyncRetrieverClient, RetrieverClient
-from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
-from retriever.pilots import PilotLibrary
-from retriever.router import mix_weights
+from router_retriever import Retriever, load_settings
+from router_retriever.api import PILOTS_FILE
+from router_retriever.batching import QueryBatcher
+from router_retriever.client import AsyncRetrieverClient, RetrieverClient
+from router_retriever.core.errors import ConfigError, InvalidRequestError, UnknownExpertError
+from router_retriever.core.types import Document, Route
+from router_retriever.corpus import read_corpus, read_qrels
+from router_retriever.routing.fusion import reciprocal_rank_fusion, weighted_fusion
+from router_retriever.routing.pilots import PilotLibrary
+from router_retriever.routing.router import mix_weights
 
 from conftest import DEMO_CORPUS, SCIFACT, needs_scifact, write_config
 

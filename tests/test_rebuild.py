@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.types import Document
-from retriever import IndexCorruptError, Retriever, load_settings
-from retriever.cli import main
+from router_retriever import IndexCorruptError, Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.types import Document
 
 from conftest import small_config
 

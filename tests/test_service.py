@@ -20,13 +20,14 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import ConfigError, UnavailableError
-from core.types import Document
-from retriever import LocalParts, Retriever
-from retriever.client import RetrieverClient
-from retriever.config import load_settings
-from retriever.encoders import Encoder, EncoderSpec
-from service.app import ServiceConfig, create_app
+from router_retriever import Retriever
+from router_retriever.client import RetrieverClient
+from router_retriever.config import load_settings
+from router_retriever.core.errors import ConfigError, UnavailableError
+from router_retriever.core.types import Document
+from router_retriever.encoding.encoders import Encoder, EncoderSpec
+from router_retriever.parts import LocalParts
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import import_or_unavailable, write_config
 from service_server import RAY_SPLIT, Served, serve_in_subprocess, serve_in_thread, serve_on_ray
@@ -317,7 +318,7 @@ def test_not_ready_until_indexes_are_built(built_config: Path, tmp_path: Path) -
 
 
 class DownEncoder(Encoder):
-    """A query encoder whose replica elsewhere is gone: what ``retriever.ray_parts.RemoteEncoder`` raises then."""
+    """A query encoder whose replica elsewhere is gone: what ``router_retriever.ray.parts.RemoteEncoder`` raises then."""
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         raise UnavailableError("the query encoder did not answer within 1 s; retry shortly")
@@ -427,8 +428,8 @@ def test_a_serve_application_larger_than_the_ray_cluster_is_refused_naming_the_n
     """On 2 CPUs the packaged demo's split layout (ingress, router, three other query encoders, two indexes)
     would reserve 7 CPUs, and Serve would wait for them without end: refused, with the numbers and the fix.
     Fractional reservations that fit are accepted. No Ray is needed to decide."""
-    from retriever.config import DEFAULT_CONFIG
-    from service.ray_serve import check_fits, reservations
+    from router_retriever.config import DEFAULT_CONFIG
+    from router_retriever.service.ray_serve import check_fits, reservations
 
     settings = load_settings(DEFAULT_CONFIG, data_dir=tmp_path)
     assert reservations(settings) == (1, 6)

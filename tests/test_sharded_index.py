@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import IndexCorruptError, IndexMismatchError
-from core.types import Document
-from indexes.sharded_index import SHARDS_MANIFEST, ShardedIndex, merged, open_index, open_shard, shard_of
-from indexes.vector_index import IndexConfig, VectorIndex
-from retriever import Retriever, load_settings
-from retriever.encoders import EncoderSpec, encoder
+from router_retriever import Retriever, load_settings
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError
+from router_retriever.core.types import Document
+from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.indexes.sharded_index import SHARDS_MANIFEST, ShardedIndex, merged, open_index, open_shard, shard_of
+from router_retriever.indexes.vector_index import IndexConfig, VectorIndex
 
 from conftest import small_config
 

@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 
-from core.types import Document
-from indexes.vector_index import IndexConfig, VectorIndex, train_threshold
-from retriever import Retriever, load_settings
-from retriever.cli import main
-from service.app import ServiceConfig, create_app
+from router_retriever import Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.types import Document
+from router_retriever.indexes.vector_index import IndexConfig, VectorIndex, train_threshold
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import small_config
 from service_server import serve_in_thread

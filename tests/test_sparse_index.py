@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
-from eval.datasets import Collection, load_beir_folder
-from indexes.sparse_index import MANIFEST, SparseConfig, SparseIndex
-from retriever import evaluate
+from router_retriever.core.errors import IndexCorruptError, IndexMismatchError, IndexNotBuiltError, InvalidRequestError
+from router_retriever.eval.datasets import Collection, load_beir_folder
+from router_retriever.indexes.sparse_index import MANIFEST, SparseConfig, SparseIndex
+from router_retriever.metrics import evaluate
 
 SLICE = Path(__file__).resolve().parents[1] / "retriever/data/scifact-1k"
 # nDCG@10 of the default SparseConfig on the slice's 300 test queries over its 1,000 documents, measured

@@ -17,9 +17,9 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
-from core.types import Document
-from retriever.encoders import load_query_adapter
-from retriever.training import (
+from router_retriever.core.types import Document
+from router_retriever.encoding.encoders import load_query_adapter
+from router_retriever.training.trainer import (
     TrainingPair,
     held_out_pairs,
     is_held_out,

@@ -20,16 +20,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core.types import Document
-from retriever import DataDirectoryLockedError, ReadOnlyError, Retriever, load_settings
-from retriever.cli import main
-from service.app import ServiceConfig, create_app
+from router_retriever import DataDirectoryLockedError, ReadOnlyError, Retriever, load_settings
+from router_retriever.cli import main
+from router_retriever.core.types import Document
+from router_retriever.service.app import ServiceConfig, create_app
 
 from conftest import copy_small, small_config
 from service_server import ROOT, free_port, serve_in_thread
 
 WAIT_S = 300  # generous: only a second writer that neither refuses nor exits takes this long, and the test says so
-HOLDER = ("import sys, time; from pathlib import Path; from indexes.lock import WriterLock; "
+HOLDER = ("import sys, time; from pathlib import Path; from router_retriever.indexes.lock import WriterLock; "
           "lock = WriterLock.acquire(Path(sys.argv[1]), 'lock-holder-for-test'); print('locked', flush=True); time.sleep(300)")
 
 
@@ -77,7 +77,7 @@ def test_serve_and_build_refuse_a_second_writer_before_doing_anything(tmp_path: 
     config = small_config(tmp_path)
     with lock_holder(tmp_path / "data") as holder:
         port = free_port()
-        command = [sys.executable, "-m", "retriever.cli", "--config", str(config), "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "router_retriever.cli", "--config", str(config), "serve", "--port", str(port)]
         log = tmp_path / "second-writer.log"  # a file, not a pipe: the child never blocks on a full one
         with log.open("w") as output:
             process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)

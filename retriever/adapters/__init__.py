@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.types import Document, Hit
+from router_retriever.core.types import Document, Hit
 
 
 def hit_metadata(hit: Hit) -> dict[str, object]:

@@ -18,9 +18,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError("the LangChain adapter needs langchain-core: pip install 'router-retriever[langchain]'") from exc
 from pydantic import PrivateAttr
 
-from core.types import Mode, SearchResult
-from retriever.adapters import hit_content, hit_metadata
-from retriever.client import AsyncRetrieverClient, RetrieverClient
+from router_retriever.adapters import hit_content, hit_metadata
+from router_retriever.client import AsyncRetrieverClient, RetrieverClient
+from router_retriever.core.types import Mode, SearchResult
 
 
 class RouterRetrieverLangChain(BaseRetriever):

@@ -1,6 +1,6 @@
 """Command line: ``retriever COMMAND``. One module per command; the table below lists the built-in ones,
 and other packages add theirs through the ``retriever.commands`` entry point group (``eval``, ``data``
-and ``serve`` come from ``eval.cli`` and ``service.cli``), so the engine never imports them."""
+and ``serve`` come from ``router_retriever.eval.cli`` and ``router_retriever.service.cli``), so the engine never imports them."""
 
 from __future__ import annotations
 
@@ -11,17 +11,17 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from core.errors import RetrieverError
-from retriever.cli.common import add_common_options, command
+from router_retriever.cli.common import add_common_options, command
+from router_retriever.core.errors import RetrieverError
 
 COMMANDS = (  # built-in commands, in help order; each module has ``register(subparsers)``
-    "retriever.cli.build",
-    "retriever.cli.search",
-    "retriever.cli.experts",
-    "retriever.cli.pilots",
-    "retriever.cli.generate_queries",
-    "retriever.cli.train_expert",
-    "retriever.cli.demo",
+    "router_retriever.cli.build",
+    "router_retriever.cli.search",
+    "router_retriever.cli.experts",
+    "router_retriever.cli.pilots",
+    "router_retriever.cli.generate_queries",
+    "router_retriever.cli.train_expert",
+    "router_retriever.cli.demo",
 )
 PLUGIN_GROUP = "retriever.commands"
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The full parser: global options, built-in commands, then plug-in commands."""
-    from retriever import __version__
+    from router_retriever import __version__
 
     root = argparse.ArgumentParser(prog="retriever", description="Multi-expert dense retrieval: build indexes, "
                                    "search, train experts, evaluate on BEIR, serve the REST API.")

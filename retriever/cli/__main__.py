@@ -1,7 +1,7 @@
-"""``python -m retriever.cli``: the same as the ``retriever`` command."""
+"""``python -m router_retriever.cli``: the same as the ``retriever`` command."""
 
 import sys
 
-from retriever.cli import main
+from router_retriever.cli import main
 
 sys.exit(main())

@@ -9,17 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.errors import ConfigError, RetrieverError, StoreCorruptError
-from core.types import Document
-from indexes.data_dir import DataDirectory
-from indexes.document_store import DocumentStore
-from indexes.lock import WriterLock
-from retriever.api import Retriever
-from retriever.cli.common import command, settings
-from retriever.config import DEFAULT_CONFIG
-from retriever.corpus import read_corpora
-from retriever.ray_cluster import import_ray, ray_cluster
-from retriever.ray_encoding import RayEncoding
+from router_retriever.api import Retriever
+from router_retriever.cli.common import command, settings
+from router_retriever.config import DEFAULT_CONFIG
+from router_retriever.core.errors import ConfigError, RetrieverError, StoreCorruptError
+from router_retriever.core.types import Document
+from router_retriever.corpus import read_corpora
+from router_retriever.indexes.data_dir import DataDirectory
+from router_retriever.indexes.document_store import DocumentStore
+from router_retriever.indexes.lock import WriterLock
+from router_retriever.ray.cluster import import_ray, ray_cluster
+from router_retriever.ray.encoding import RayEncoding
 
 SHOWN = 10  # ids listed when --reset would remove documents
 

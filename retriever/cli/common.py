@@ -7,9 +7,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from core.types import SearchResult
-from retriever.api import Retriever
-from retriever.config import Settings, load_settings
+from router_retriever.api import Retriever
+from router_retriever.config import Settings, load_settings
+from router_retriever.core.types import SearchResult
 
 
 def add_common_options(parser: argparse.ArgumentParser, top_level: bool = False) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from retriever.cli import build
-from retriever.cli.common import command, format_result, open_retriever, settings
+from router_retriever.cli import build
+from router_retriever.cli.common import command, format_result, open_retriever, settings
 
 DEMO_QUERIES = (
     # SciFact test claims, first sentences of held-out PostgreSQL documents and held-out SRE sentences from

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from retriever.cli.common import command, open_retriever
+from router_retriever.cli.common import command, open_retriever
 
 
 def register(sub: argparse._SubParsersAction) -> None:

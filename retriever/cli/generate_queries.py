@@ -7,12 +7,12 @@ import argparse
 import time
 from pathlib import Path
 
-from retriever.cli.common import command, settings
-from retriever.corpus import BeirFolder, read_corpus
+from router_retriever.cli.common import command, settings
+from router_retriever.corpus import BeirFolder, read_corpus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from retriever.query_generation import CONSISTENCY_K, GENERATE_EXTRA
+    from router_retriever.training.query_generation import CONSISTENCY_K, GENERATE_EXTRA
 
     generate = command(sub, "generate-queries", run,
                        "write queries for a corpus's documents with a small LLM (few-shot, cached and resumable), keep "
@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from indexes.atomic import atomic_write_bytes
-    from retriever.query_generation import (
+    from router_retriever.indexes.atomic import atomic_write_bytes
+    from router_retriever.training.query_generation import (
         GenerationParams,
         LlamaCppGenerator,
         QueryCache,

@@ -7,10 +7,10 @@ import json
 import sys
 from dataclasses import asdict
 
-from core.errors import IndexNotBuiltError, InvalidRequestError
-from core.types import MODES, Status
-from retriever.cli.common import command, format_result, open_retriever, settings
-from retriever.validation import valid_top_k, valid_top_m
+from router_retriever.cli.common import command, format_result, open_retriever, settings
+from router_retriever.core.errors import IndexNotBuiltError, InvalidRequestError
+from router_retriever.core.types import MODES, Status
+from router_retriever.validation import valid_top_k, valid_top_m
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,19 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import RetrieverError, UnknownExpertError
-from retriever.cli.common import command, settings
-from retriever.corpus import BeirFolder, read_corpus, read_training_queries
-from retriever.extras import require_extra
-from retriever.locations import resolve_location
+from router_retriever.cli.common import command, settings
+from router_retriever.core.errors import RetrieverError, UnknownExpertError
+from router_retriever.corpus import BeirFolder, read_corpus, read_training_queries
+from router_retriever.extras import require_extra
+from router_retriever.locations import resolve_location
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from core.types import Document
-    from retriever.corpus import GeneratedPair
-    from retriever.hard_negatives import MarginTriple
-    from retriever.training import TrainingPair, TrainingReport
+    from router_retriever.core.types import Document
+    from router_retriever.corpus import GeneratedPair
+    from router_retriever.training.hard_negatives import MarginTriple
+    from router_retriever.training.trainer import TrainingPair, TrainingReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,11 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="with --from-corpus: several pseudo-queries per document, each paired with the whole "
                             "document (its sentences, spans of words, the keywords of its sentences, or mixed), or "
                             "one pair per document: its title (else first sentence) or its first sentence -> the "
-                            "rest (default: the corpus recipe, retriever.training.CORPUS_RECIPE)")
+                            "rest (default: the corpus recipe, router_retriever.training.trainer.CORPUS_RECIPE)")
     train.add_argument("--generated", type=Path, metavar="FILE",
                        help="with --from-corpus and one --train corpus: train on these generated (query, doc_id) pairs "
                             "of that corpus (written by `retriever generate-queries`) instead of pseudo-queries, with "
-                            "the generated-queries recipe (retriever.training.GENERATED_RECIPE: hard negatives "
+                            "the generated-queries recipe (router_retriever.training.trainer.GENERATED_RECIPE: hard negatives "
                             "labelled by a cross-encoder, as GPL)")
     train.add_argument("--hard-negatives", type=int, metavar="N",
                        help="with --generated: each query's hard negatives are the base model's and BM25's top N "
@@ -87,7 +87,7 @@ class _Source:
 
 def run(args: argparse.Namespace) -> int:
     require_extra("train", "train-expert")  # the training card's loss plot
-    from retriever.training import train_query_adapter
+    from router_retriever.training.trainer import train_query_adapter
 
     sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
     if not sources:
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
 def default_recipe(linear: bool, from_corpus: bool, generated: bool = False) -> dict[str, Any]:
     """The training defaults for a LoRA adapter or (``linear``) a query map, from a corpus (any source made of
     pseudo-queries), from generated queries, or from labelled queries (qrels)."""
-    from retriever.training import CORPUS_RECIPE, GENERATED_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+    from router_retriever.training.trainer import CORPUS_RECIPE, GENERATED_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
 
     if linear:
         weights = {key: GENERATED_RECIPE[key] for key in ("margin_weight", "contrastive_weight")} if generated else {}
@@ -148,10 +148,10 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
     """A linear query map over the configured expert ``--linear``: its query and document vectors of every
     source's pairs (cached per source, so a multi-source run reuses single-source ones), then the map;
     returns the card and the config lines of the new expert."""
-    from indexes.data_dir import EXPORTS_FOLDER
-    from retriever.encoders import encoder
-    from retriever.experts import document_spec, query_spec
-    from retriever.training import encode_cached, train_query_map
+    from router_retriever.encoding.encoders import encoder
+    from router_retriever.experts import document_spec, query_spec
+    from router_retriever.indexes.data_dir import EXPORTS_FOLDER
+    from router_retriever.training.trainer import encode_cached, train_query_map
 
     config = settings(args)
     try:
@@ -178,9 +178,9 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
 def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _Source:
     """Pairs of one source: qrels of a BEIR split, generated queries of a corpus, or pseudo-queries of a corpus
     (per the recipe options)."""
-    from retriever.corpus import read_pairs
-    from retriever.pseudo_queries import sample_documents
-    from retriever.training import (
+    from router_retriever.corpus import read_pairs
+    from router_retriever.training.pseudo_queries import sample_documents
+    from router_retriever.training.trainer import (
         CORPUS_RECIPE,
         GENERATED_RECIPE,
         held_out_pairs,
@@ -232,11 +232,11 @@ def _margin_triples(args: argparse.Namespace, generated: list[GeneratedPair], do
     model's vectors of the corpus (by text; they also spare the training its document pass), all cached."""
     import numpy as np
 
-    from retriever.encoders import EncoderSpec, encoder
-    from retriever.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-    from retriever.query_generation import file_sha256
-    from retriever.reranker import cross_encoder
-    from retriever.training import encode_cached
+    from router_retriever.encoding.encoders import EncoderSpec, encoder
+    from router_retriever.encoding.reranker import cross_encoder
+    from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
+    from router_retriever.training.query_generation import file_sha256
+    from router_retriever.training.trainer import encode_cached
 
     require_extra("rerank", "train-expert --hard-negatives")
     cache = settings(args).data_dir / "cache"

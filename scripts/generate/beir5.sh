@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-python}
 mkdir -p "$CACHE" "$OUT"
 for name in "${@:-med cisi cranfield arguana scifact}"; do
   for one in $name; do
-    { echo "started $(date -Is)"; time "$PYTHON" -m retriever.cli generate-queries "$DATA/$one" --per-doc 1 \
+    { echo "started $(date -Is)"; time "$PYTHON" -m router_retriever.cli generate-queries "$DATA/$one" --per-doc 1 \
         --max-documents 250 --threads 1 --seed 0 --cache "$CACHE" --out "$OUT/$one.jsonl"; \
       echo "finished $(date -Is)"; } > "$CACHE/$one.log" 2>&1
   done

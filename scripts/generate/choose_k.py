@@ -1,4 +1,4 @@
-"""The consistency filter's k (retriever.query_generation.CONSISTENCY_K), chosen on SciFact TRAIN queries only:
+"""The consistency filter's k (router_retriever.training.query_generation.CONSISTENCY_K), chosen on SciFact TRAIN queries only:
 the smallest k at which the engine's BM25 ranks a relevant document in the top k for CONSISTENCY_SHARE of them.
 
     python scripts/generate/choose_k.py [../shared/data/beir/scifact]
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from retriever.corpus import read_corpus, read_qrels, read_queries
-from retriever.query_generation import CONSISTENCY_SHARE, bm25_ranks, smallest_k
+from router_retriever.corpus import read_corpus, read_qrels, read_queries
+from router_retriever.training.query_generation import CONSISTENCY_SHARE, bm25_ranks, smallest_k
 
 DEPTH = 100
 SCIFACT = Path(__file__).resolve().parents[3] / "shared" / "data" / "beir" / "scifact"

@@ -1,5 +1,5 @@
 """Generator models compared on a few SciFact documents (the default model's choice in
-retriever/query_generation.py): seconds per document and queries kept by filter_generated, one greedy query each.
+retriever/training/query_generation.py): seconds per document and queries kept by filter_generated, one greedy query each.
 
     python scripts/generate/compare_models.py [--documents N] [--seed S] MODEL.gguf [MODEL.gguf ...]
 """
@@ -10,9 +10,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from retriever.corpus import read_corpus
-from retriever.pseudo_queries import sample_documents
-from retriever.query_generation import (
+from router_retriever.corpus import read_corpus
+from router_retriever.training.pseudo_queries import sample_documents
+from router_retriever.training.query_generation import (
     GenerationParams,
     LlamaCppGenerator,
     QueryCache,

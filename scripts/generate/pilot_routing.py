@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from eval.datasets import load_beir_folder
-from indexes.data_dir import EXPORTS_FOLDER
-from retriever.config import DomainConfig, load_settings
-from retriever.encoders import encoder
-from retriever.experts import query_spec
-from retriever.pilot_building import domain_library
-from retriever.router import PilotRouter
+from router_retriever.config import DomainConfig, load_settings
+from router_retriever.encoding.encoders import encoder
+from router_retriever.eval.datasets import load_beir_folder
+from router_retriever.experts import query_spec
+from router_retriever.indexes.data_dir import EXPORTS_FOLDER
+from router_retriever.routing.pilot_building import domain_library
+from router_retriever.routing.router import PilotRouter
 
 GENERATED = Path("experts-beir5/generated")
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Experts from the committed generated queries (experts-beir5/generated/<domain>.jsonl) with the frozen recipe
-# (train-expert --generated defaults: retriever.training.GENERATED_RECIPE): a MiniLM LoRA adapter per domain into
+# (train-expert --generated defaults: router_retriever.training.trainer.GENERATED_RECIPE): a MiniLM LoRA adapter per domain into
 # experts-beir5/gen-<domain>/. Base-model vectors and cross-encoder margins are cached under $DATA_DIR/cache.
 #   scripts/generate/train_experts.sh [domain ...]     (default: med cisi cranfield arguana scifact)
 set -euo pipefail
@@ -11,7 +11,7 @@ DATA_DIR=${DATA_DIR:-data/gpl}
 for name in "${@:-med cisi cranfield arguana scifact}"; do
   for domain in $name; do
     start=$(date +%s)
-    "$PYTHON" -m retriever.cli --data-dir "$DATA_DIR" train-expert --name "gen-$domain" --train "$BEIR/$domain" \
+    "$PYTHON" -m router_retriever.cli --data-dir "$DATA_DIR" train-expert --name "gen-$domain" --train "$BEIR/$domain" \
       --from-corpus --generated "experts-beir5/generated/$domain.jsonl" --out "experts-beir5/gen-$domain"
     rm -f "experts-beir5/gen-$domain/loss.png"
     echo "$domain: $(( $(date +%s) - start )) s wall (process)"

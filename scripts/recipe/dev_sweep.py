@@ -16,11 +16,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import devkit
 
-from eval.significance import paired_randomization_test
-from retriever import evaluate
-from retriever.corpus import read_qrels, read_queries
-from retriever.pseudo_queries import sample_documents
-from retriever.training import pairs_from_corpus, pseudo_query_pairs, train_query_adapter
+from router_retriever.corpus import read_qrels, read_queries
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.metrics import evaluate
+from router_retriever.training.pseudo_queries import sample_documents
+from router_retriever.training.trainer import pairs_from_corpus, pseudo_query_pairs, train_query_adapter
 
 
 def dev_set():

@@ -16,8 +16,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
 
-from retriever import Document, resolve_location
-from retriever.corpus import read_corpus
+from router_retriever import Document
+from router_retriever.corpus import read_corpus
+from router_retriever.locations import resolve_location
 
 BEIR = Path("/work/shared/data/beir")
 CACHE = Path("/tmp/recipe-cache")
@@ -47,8 +48,8 @@ def doc_vectors(name: str, docs: list[Document]) -> np.ndarray:
     """Base-model vectors of ``doc.content`` (what the index holds), cached by corpus content: in CACHE where an
     earlier run put them there, else in the vector cache that `retriever train-expert --data-dir data/gpl` fills
     (ENGINE_CACHE), so an expert's training and its evaluation encode a corpus once."""
-    from retriever.encoders import EncoderSpec, encoder
-    from retriever.training import encode_cached
+    from router_retriever.encoding.encoders import EncoderSpec, encoder
+    from router_retriever.training.trainer import encode_cached
 
     texts = [d.content for d in docs]
     path = CACHE / f"{name}-{_key(texts)}.npy"
@@ -61,7 +62,7 @@ def doc_vectors(name: str, docs: list[Document]) -> np.ndarray:
 
 
 def query_model(adapter: Path | None):
-    from retriever.encoders import load_query_adapter
+    from router_retriever.encoding.encoders import load_query_adapter
 
     st = base_model()
     if adapter is not None:
@@ -89,7 +90,7 @@ def install_vector_cache(docs: list[Document], vectors: np.ndarray) -> None:
     """Make train_query_adapter take training-document vectors from the cache (experiments only)."""
     import torch
 
-    import retriever.training as training
+    import router_retriever.training.trainer as training
 
     table = {d.content: vectors[i] for i, d in enumerate(docs)}
     original = training._encode_documents

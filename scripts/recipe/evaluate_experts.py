@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import devkit
 
-from eval.datasets import load_beir_folder
-from eval.significance import paired_randomization_test
-from retriever import evaluate
+from router_retriever.eval.datasets import load_beir_folder
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.metrics import evaluate
 
 DOMAINS = ("scifact", "arguana", "cranfield", "cisi", "med")
 CORPUS_ONLY = ("arguana", "cranfield", "cisi", "med")

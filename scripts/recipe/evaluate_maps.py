@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.datasets import load_beir_folder
-from eval.significance import paired_randomization_test
-from indexes.data_dir import EXPORTS_FOLDER
-from retriever import evaluate, load_settings
-from retriever.encoders import encoder
-from retriever.experts import document_spec, query_spec
-from retriever.query_map import load_query_map
-from retriever.training import encode_cached
+from router_retriever import load_settings
+from router_retriever.encoding.encoders import encoder
+from router_retriever.encoding.query_map import load_query_map
+from router_retriever.eval.datasets import load_beir_folder
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.experts import document_spec, query_spec
+from router_retriever.indexes.data_dir import EXPORTS_FOLDER
+from router_retriever.metrics import evaluate
+from router_retriever.training.trainer import encode_cached
 
 BEIR = Path("../shared/data/beir")
 EXPERTS = Path("experts-beir5")

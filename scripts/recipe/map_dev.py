@@ -24,15 +24,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import devkit
 
-from eval.significance import paired_randomization_test
-from indexes.data_dir import EXPORTS_FOLDER
-from retriever import evaluate
-from retriever.config import load_settings
-from retriever.corpus import read_qrels, read_queries
-from retriever.encoders import encoder
-from retriever.experts import query_spec
-from retriever.query_map import QueryMap, load_query_map
-from retriever.training import TrainingPair, encode_cached, pairs_from_qrels, pseudo_query_pairs, train_query_map
+from router_retriever.config import load_settings
+from router_retriever.corpus import read_qrels, read_queries
+from router_retriever.encoding.encoders import encoder
+from router_retriever.encoding.query_map import QueryMap, load_query_map
+from router_retriever.eval.significance import paired_randomization_test
+from router_retriever.experts import query_spec
+from router_retriever.indexes.data_dir import EXPORTS_FOLDER
+from router_retriever.metrics import evaluate
+from router_retriever.training.trainer import TrainingPair, encode_cached, pairs_from_qrels, pseudo_query_pairs, train_query_map
 
 ROOT = Path(__file__).resolve().parents[2]
 SHRINK = [0.25, 0.5, 1.0]

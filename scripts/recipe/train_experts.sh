@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python}
 for name in "${@:-scifact arguana cranfield cisi med}"; do
   for domain in $name; do
     start=$(date +%s)
-    nice -n 19 "$PYTHON" -m retriever.cli train-expert --name "$domain" --train "$BEIR/$domain" --from-corpus \
+    nice -n 19 "$PYTHON" -m router_retriever.cli train-expert --name "$domain" --train "$BEIR/$domain" --from-corpus \
       --out "experts-beir5/$domain"
     rm -f "experts-beir5/$domain/loss.png"
     echo "$domain: $(( $(date +%s) - start )) s wall (process)"

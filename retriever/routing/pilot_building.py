@@ -13,14 +13,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.errors import ConfigError
-from core.types import SearchResult
-from retriever.config import DomainConfig
-from retriever.corpus import Qrels, read_corpora, read_training_queries
-from retriever.encoders import Encoder
-from retriever.metrics import evaluate
-from retriever.pilots import PilotGroup, PilotLibrary
-from retriever.pseudo_queries import pilot_queries
+from router_retriever.config import DomainConfig
+from router_retriever.core.errors import ConfigError
+from router_retriever.core.types import SearchResult
+from router_retriever.corpus import Qrels, read_corpora, read_training_queries
+from router_retriever.encoding.encoders import Encoder
+from router_retriever.metrics import evaluate
+from router_retriever.routing.pilots import PilotGroup, PilotLibrary
+from router_retriever.training.pseudo_queries import pilot_queries
 
 MEASURE = "nDCG@10"
 ForcedSearch = Callable[[list[str], str], list[SearchResult]]  # (queries, expert) -> top-10 results

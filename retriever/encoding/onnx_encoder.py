@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.errors import ConfigError, ModelNotFoundError
+from router_retriever.core.errors import ConfigError, ModelNotFoundError
 
 Pooling = Literal["mean", "cls"]
 DEFAULT_MAX_LENGTH = 512
@@ -132,7 +132,7 @@ def pool(hidden: np.ndarray, attention_mask: np.ndarray, pooling: Pooling) -> np
 
 class OnnxEmbedder:
     """One ONNX Runtime session (on its ``providers``, by default the CPU with one intra-op thread per available
-    core) and its tokenizer. Not thread-safe by itself: ``retriever.encoders.LoadedModel`` serialises calls with
+    core) and its tokenizer. Not thread-safe by itself: ``router_retriever.encoding.encoders.LoadedModel`` serialises calls with
     its lock."""
 
     def __init__(self, folder: Path, source: str, pooling: Pooling | None = None, max_seq_length: int | None = None,

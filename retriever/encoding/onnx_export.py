@@ -1,5 +1,5 @@
 """Exporting a torch sentence-transformers model (its LoRA adapter already merged into the weights) to an
-ONNX folder that ``retriever.onnx_encoder.OnnxEmbedder`` loads: ``model.onnx`` (the transformer's token
+ONNX folder that ``router_retriever.encoding.onnx_encoder.OnnxEmbedder`` loads: ``model.onnx`` (the transformer's token
 vectors, ``last_hidden_state``, with dynamic batch and sequence axes; optionally int8 weights, per channel,
 via onnxruntime's ``quantize_dynamic``), the model folder's ``tokenizer.json`` and its pooling and truncation
 files, so the onnx encoder pools and truncates as the torch model does.
@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import ModelNotFoundError, RetrieverError
-from indexes.atomic import fsync_dir
-from indexes.data_dir import folder_name
-from retriever.onnx_encoder import FEEDS
+from router_retriever.core.errors import ModelNotFoundError, RetrieverError
+from router_retriever.encoding.onnx_encoder import FEEDS
+from router_retriever.indexes.atomic import fsync_dir
+from router_retriever.indexes.data_dir import folder_name
 
 Quantize = Literal["none", "int8"]
 EXPORTER_VERSION = 2  # bump when the exported graph changes: every key changes with it (2: fused attention)

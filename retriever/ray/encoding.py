@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from retriever.config import RayConfig
-from retriever.encoders import Encoder, EncoderSpec, Role, encoder
-from retriever.ray_cluster import import_ray
+from router_retriever.config import RayConfig
+from router_retriever.encoding.encoders import Encoder, EncoderSpec, Role, encoder
+from router_retriever.ray.cluster import import_ray
 
 
 class EncodeBatch:
@@ -31,7 +31,7 @@ class EncodeBatch:
 
 
 class RayEncoding:
-    """A ``DocumentEncoding`` (``retriever.indexer``) that encodes on the connected Ray cluster."""
+    """A ``DocumentEncoding`` (``router_retriever.indexer``) that encodes on the connected Ray cluster."""
 
     def __init__(self, config: RayConfig, batch_size: int) -> None:
         self.config = config

@@ -4,7 +4,7 @@ The document side stays the frozen base model, so an expert reuses the base docu
 training document is therefore encoded once with the base model (no grad) and cached; only queries
 go through base+LoRA with gradients. Loss: in-batch negatives contrastive (MultipleNegativesRankingLoss
 form), optionally with every cached training document as an extra negative; with hard-negative triples
-(``retriever.hard_negatives``) also MarginMSE on cross-encoder margins, as GPL.
+(``router_retriever.training.hard_negatives``) also MarginMSE on cross-encoder margins, as GPL.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
-from core.errors import CorpusError
-from core.types import Document
-from indexes.atomic import atomic_write_bytes, replace_folder
-from retriever.corpus import GeneratedPair
-from retriever.encoders import Encoder, quiet_loading
-from retriever.hard_negatives import MarginTriple
-from retriever.metrics import evaluate
-from retriever.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
-from retriever.query_map import MAP_FILE, QueryMap
+from router_retriever.core.errors import CorpusError
+from router_retriever.core.types import Document
+from router_retriever.corpus import GeneratedPair
+from router_retriever.encoding.encoders import Encoder, quiet_loading
+from router_retriever.encoding.query_map import MAP_FILE, QueryMap
+from router_retriever.indexes.atomic import atomic_write_bytes, replace_folder
+from router_retriever.metrics import evaluate
+from router_retriever.training.hard_negatives import MarginTriple
+from router_retriever.training.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
 
 ATTENTION_PROJECTIONS = ("query", "key", "value")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -304,7 +304,7 @@ def train_query_map(
     margin_weight: float = 1.0,
     contrastive_weight: float = 1.0,
 ) -> TrainingReport:
-    """Train a linear query map (``retriever.query_map``) over an expert's own vectors: every query's and
+    """Train a linear query map (``router_retriever.encoding.query_map``) over an expert's own vectors: every query's and
     document's vector is given (by text), so no model runs here and a step costs one small matrix product.
 
     Same objective as the LoRA adapter (every training document a negative, a query's other positives

@@ -17,9 +17,9 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save
 
-from core.errors import IndexMismatchError, ModelNotFoundError
-from indexes.atomic import atomic_write_bytes
-from retriever.locations import resolve_location
+from router_retriever.core.errors import IndexMismatchError, ModelNotFoundError
+from router_retriever.indexes.atomic import atomic_write_bytes
+from router_retriever.locations import resolve_location
 
 MAP_FILE = "query_map.safetensors"
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.errors import ConfigError
+from router_retriever.core.errors import ConfigError
 
 
 def import_ray(module: str = "ray") -> Any:

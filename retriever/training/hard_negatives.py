@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.types import Document
-from retriever.corpus import GeneratedPair
-from retriever.query_generation import bm25_top, text_hash
+from router_retriever.core.types import Document
+from router_retriever.corpus import GeneratedPair
+from router_retriever.training.query_generation import bm25_top, text_hash
 
 # The cross-encoder reads the query and the first 256 tokens of a document: half its 512, for half the time on CPU
 # (ms-marco-MiniLM-L-12 int8: about 7 pairs a second on 2 busy cores at 256 tokens, 2 at 512).

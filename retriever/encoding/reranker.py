@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ModelNotFoundError
-from retriever.locations import resolve_location
-from retriever.onnx_encoder import CPU_PROVIDERS, check_providers
+from router_retriever.core.errors import ModelNotFoundError
+from router_retriever.encoding.onnx_encoder import CPU_PROVIDERS, check_providers
+from router_retriever.locations import resolve_location
 
 BATCH = 16
 

@@ -1,6 +1,6 @@
 """The engine's parts on Ray Serve (``retriever serve --ray`` with ``[ray] split``): which deployments a
 config needs, what each replica holds, and the stand-ins the ingress's ``Retriever`` uses in their place
-(``ServeParts``, a ``retriever.parts.Parts``).
+(``ServeParts``, a ``router_retriever.parts.Parts``).
 
 - ``router``: the router's base encoder (its pass routes every query, and is the pass of each expert whose
   query encoder is that model; the pilot comparison, one small matrix product, stays in the ingress);
@@ -23,14 +23,14 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from core.errors import ReadOnlyError, RetrieverError, UnavailableError
-from indexes.data_dir import EXPORTS_FOLDER, folder_name
-from indexes.sharded_index import DenseIndex, merged, open_shard
-from indexes.vector_index import IndexConfig
-from retriever.config import Settings
-from retriever.encoders import Encoder, EncoderSpec, encoder
-from retriever.experts import document_spec, query_spec, router_spec
-from retriever.ray_cluster import import_ray
+from router_retriever.config import Settings
+from router_retriever.core.errors import ReadOnlyError, RetrieverError, UnavailableError
+from router_retriever.encoding.encoders import Encoder, EncoderSpec, encoder
+from router_retriever.experts import document_spec, query_spec, router_spec
+from router_retriever.indexes.data_dir import EXPORTS_FOLDER, folder_name
+from router_retriever.indexes.sharded_index import DenseIndex, merged, open_shard
+from router_retriever.indexes.vector_index import IndexConfig
+from router_retriever.ray.cluster import import_ray
 
 ROUTER = "router"
 

@@ -1,7 +1,7 @@
 """Text encoders: sentence-transformers models loaded by path (optionally with a merged LoRA adapter), or
-ONNX Runtime model folders (``backend = "onnx"``, ``retriever.onnx_encoder``), each loaded once, on first
+ONNX Runtime model folders (``backend = "onnx"``, ``router_retriever.encoding.onnx_encoder``), each loaded once, on first
 use, and shared by every encoder built on it. On the onnx backend a torch (sentence-transformers) model
-folder, its adapter merged, is exported to ONNX on first use (``retriever.onnx_export``) and kept, by a key
+folder, its adapter merged, is exported to ONNX on first use (``router_retriever.encoding.onnx_export``) and kept, by a key
 of its weights, in the spec's ``export_dir`` (a Retriever's: ``<data_dir>/onnx``).
 
 Nothing is downloaded: models and adapters load with ``local_files_only`` (a model that is not on this machine
@@ -27,11 +27,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from core.errors import ConfigError, ModelNotFoundError
-from retriever.locations import resolve_location
-from retriever.onnx_encoder import CPU_PROVIDERS, OnnxEmbedder, Pooling, check_model, check_pipeline, check_providers, model_file
-from retriever.onnx_export import Quantize, export_key, exported
-from retriever.query_map import check_query_map, load_query_map, map_file
+from router_retriever.core.errors import ConfigError, ModelNotFoundError
+from router_retriever.encoding.onnx_encoder import (
+    CPU_PROVIDERS,
+    OnnxEmbedder,
+    Pooling,
+    check_model,
+    check_pipeline,
+    check_providers,
+    model_file,
+)
+from router_retriever.encoding.onnx_export import Quantize, export_key, exported
+from router_retriever.encoding.query_map import check_query_map, load_query_map, map_file
+from router_retriever.locations import resolve_location
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

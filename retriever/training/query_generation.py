@@ -34,10 +34,10 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from core.errors import RetrieverError
-from core.types import Document
-from retriever.corpus import GeneratedPair
-from retriever.pseudo_queries import STOP_WORDS, sample_documents
+from router_retriever.core.errors import RetrieverError
+from router_retriever.core.types import Document
+from router_retriever.corpus import GeneratedPair
+from router_retriever.training.pseudo_queries import STOP_WORDS, sample_documents
 
 GENERATE_EXTRA = "pip install 'router-retriever[generate]'"
 
@@ -323,7 +323,7 @@ def bm25_ranks(queries: Sequence[str], relevant: Sequence[Collection[str]], docs
 def bm25_top(queries: Sequence[str], docs: Sequence[Document], depth: int) -> list[list[int]]:
     """Each query's top ``depth`` documents (positions in ``docs``; -1 pads a short list) by the engine's BM25
     (default settings) over ``docs``, built in memory."""
-    from indexes.sparse_index import SparseConfig, SparseIndex
+    from router_retriever.indexes.sparse_index import SparseConfig, SparseIndex
 
     if not queries:
         return []

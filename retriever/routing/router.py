@@ -14,11 +14,11 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import ConfigError
-from core.types import Route
-from retriever.config import RouterConfig
-from retriever.encoders import Encoder
-from retriever.pilots import PilotLibrary
+from router_retriever.config import RouterConfig
+from router_retriever.core.errors import ConfigError
+from router_retriever.core.types import Route
+from router_retriever.encoding.encoders import Encoder
+from router_retriever.routing.pilots import PilotLibrary
 
 
 def mix_weights(route: Route, temperature: float) -> dict[str, float]:

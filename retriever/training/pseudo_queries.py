@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from core.types import Document
+from router_retriever.core.types import Document
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -2,7 +2,7 @@
 
 Embedded with the router's base model. Built per domain (one centroid per domain, labelled with the
 domain's expert) or the paper's way (each domain's training queries grouped by the expert that wins
-on them, one centroid per group); see ``retriever.pilot_building``.
+on them, one centroid per group); see ``router_retriever.routing.pilot_building``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Literal
 
 import numpy as np
 
-from core.errors import ConfigError, IndexCorruptError
-from indexes.atomic import atomic_write_bytes
-from retriever.encoders import Encoder
+from router_retriever.core.errors import ConfigError, IndexCorruptError
+from router_retriever.encoding.encoders import Encoder
+from router_retriever.indexes.atomic import atomic_write_bytes
 
 PERCENTILES = np.arange(101)
 # The fallback percentiles that calibration (``calibrated_percentile``) chooses among.
