@@ -1,4 +1,5 @@
-"""Which BM25 the engine embeds: bm25s (``router_retriever.indexes.sparse_index.SparseIndex``) or Pyserini/Lucene (``router_retriever.eval.bm25``).
+"""Which BM25 the engine embeds: bm25s (``router_retriever.indexes.sparse_index.SparseIndex``) or Pyserini/Lucene
+(``router_retriever.eval.bm25``).
 
 One run on real BEIR SciFact (5,183 documents, 300 test queries; title + text), both with k1 0.9, b 0.4.
 Prints, for each: nDCG@10 and R@100, index build time, single-query latency p50/p95 (top-10, one query

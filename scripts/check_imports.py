@@ -1,12 +1,14 @@
 """Fail if any two modules of the project import each other, directly or through others (grimp's graph,
 function-level and TYPE_CHECKING imports included). The package layers are checked by `lint-imports`
-(the contract in pyproject.toml)."""
+(the contract in pyproject.toml). Both read the package from build/package-view (scripts/package_view.py), the
+installed layout, which this script makes anew."""
 
 from __future__ import annotations
 
 import sys
 
 import grimp
+from package_view import make_view  # scripts/package_view.py
 
 PACKAGES = ("router_retriever",)
 
@@ -48,6 +50,7 @@ def cycles(graph: grimp.ImportGraph) -> list[list[str]]:
 
 def main() -> int:
     sys.setrecursionlimit(10_000)
+    sys.path.insert(0, str(make_view()))
     graph = grimp.build_graph(*PACKAGES)
     found = cycles(graph)
     for group in found:
