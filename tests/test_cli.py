@@ -50,6 +50,22 @@ def test_options_go_before_or_after_the_command(small_built: Path, tmp_path: Pat
     assert not Path(elsewhere).exists()
 
 
+def test_a_relative_data_dir_option_is_taken_from_the_working_directory(small_built: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`--data-dir data` with `--config configs/x.toml` is ./data, not configs/data (the config's own data_dir
+    stays relative to its file)."""
+    config = copy_small(small_built, tmp_path / "copy")
+    monkeypatch.chdir(tmp_path / "copy")
+    assert main(["--config", str(config), "--data-dir", "data", "search", "tape backup", "-k", "2", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
+    monkeypatch.chdir(tmp_path)
+    assert main(["--config", str(config), "--data-dir", "copy/data", "search", "tape backup", "-k", "2",
+                 "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["hits"]) == 2
+    assert not (config.parent / "copy").exists()
+
+
 def test_search_without_data_says_what_to_run_and_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                   no_models: None,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:

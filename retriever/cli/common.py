@@ -16,7 +16,14 @@ def add_common_options(parser: argparse.ArgumentParser, top_level: bool = False)
     """``--config`` and ``--data-dir``; on a command they override the global ones only when given."""
     default = None if top_level else argparse.SUPPRESS
     parser.add_argument("--config", type=Path, default=default, help="TOML config (default: the packaged demo config)")
-    parser.add_argument("--data-dir", type=Path, default=default, help="override the config's data directory")
+    parser.add_argument("--data-dir", type=_working_path, default=default,
+                        help="override the config's data directory (a relative path is taken from the working "
+                             "directory, as any command-line path; the config's own data_dir from its folder)")
+
+
+def _working_path(text: str) -> Path:
+    """A command-line path, anchored at the working directory (never at the config file's folder)."""
+    return Path(text).expanduser().absolute()
 
 
 def command(sub: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],

@@ -65,8 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="with --from-corpus: hold out this share of documents (stable by id) and report the "
                             "known-item MRR@10 on them, base vs expert, in training.json")
     train.add_argument("--out", type=Path, help="adapter folder (default: <data_dir>/experts/<name>)")
-    train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's; with --linear: "
-                       "the query-map recipe's: QUERY_MAP_RECIPE from a corpus, QUERY_MAP_QRELS_RECIPE from qrels)")
+    train.add_argument("--epochs", type=int, help="default: 6 (with --from-corpus: the corpus recipe's; with --generated: "
+                       "GENERATED_RECIPE's; with --linear: the query-map recipe's: QUERY_MAP_RECIPE from a corpus, "
+                       "QUERY_MAP_QRELS_RECIPE from qrels, GENERATED_MAP_RECIPE from generated queries)")
     train.add_argument("--lr", type=float, help="default: 1e-3 (with --from-corpus: the corpus recipe's; with --linear: "
                        "the query-map recipe's)")
     train.add_argument("--batch-size", type=int, default=32)
@@ -133,11 +134,16 @@ def run(args: argparse.Namespace) -> int:
 def default_recipe(linear: bool, from_corpus: bool, generated: bool = False) -> dict[str, Any]:
     """The training defaults for a LoRA adapter or (``linear``) a query map, from a corpus (any source made of
     pseudo-queries), from generated queries, or from labelled queries (qrels)."""
-    from router_retriever.training.trainer import CORPUS_RECIPE, GENERATED_RECIPE, QUERY_MAP_QRELS_RECIPE, QUERY_MAP_RECIPE
+    from router_retriever.training.trainer import (
+        CORPUS_RECIPE,
+        GENERATED_MAP_RECIPE,
+        GENERATED_RECIPE,
+        QUERY_MAP_QRELS_RECIPE,
+        QUERY_MAP_RECIPE,
+    )
 
     if linear:
-        weights = {key: GENERATED_RECIPE[key] for key in ("margin_weight", "contrastive_weight")} if generated else {}
-        return (QUERY_MAP_RECIPE if from_corpus else QUERY_MAP_QRELS_RECIPE) | weights
+        return GENERATED_MAP_RECIPE if generated else QUERY_MAP_RECIPE if from_corpus else QUERY_MAP_QRELS_RECIPE
     if generated:
         return GENERATED_RECIPE
     return CORPUS_RECIPE if from_corpus else {"epochs": 6, "lr": 1e-3, "max_steps": None}

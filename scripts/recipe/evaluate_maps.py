@@ -43,8 +43,9 @@ def main() -> None:
     ap.add_argument("domains", nargs="*", default=["med", "cisi", "cranfield", "arguana"])
     ap.add_argument("--prefix", default="bge-gen-")
     ap.add_argument("--config", default="configs/beir5.toml")
+    ap.add_argument("--data-dir", type=Path, default=Path("data/gpl"), help="where the vectors are cached")
     args = ap.parse_args()
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, data_dir=args.data_dir.absolute())
     bge = settings.expert("bge")
     exports, cache = settings.data_dir / EXPORTS_FOLDER, settings.data_dir / "cache" / "vectors"
     documents, queries = encoder(document_spec(bge, exports), "document"), encoder(query_spec(bge, exports), "query")

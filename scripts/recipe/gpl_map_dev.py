@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--log", default="scripts/recipe/gpl-map-dev.jsonl")
     ap.add_argument("variants", nargs="+")
     args = ap.parse_args()
-    settings = load_settings("configs/beir5.toml", data_dir=args.data_dir)
+    settings = load_settings("configs/beir5.toml", data_dir=args.data_dir.absolute())
     cache = args.data_dir / "cache"
     docs = read_corpus(SCIFACT)
     texts = [d.content for d in docs]
