@@ -10,7 +10,6 @@ disk (one line per query), so a rerun or an interrupted run scores nothing twice
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from router_retriever.core.types import Document
 from router_retriever.corpus import GeneratedPair
-from router_retriever.training.query_generation import bm25_top, text_hash
+from router_retriever.training.query_generation import append_log, bm25_top, read_log, text_hash
 
 # The cross-encoder reads the query and the first 256 tokens of a document: half its 512, for half the time on CPU
 # (ms-marco-MiniLM-L-12 int8: about 7 pairs a second on 2 busy cores at 256 tokens, 2 at 512).
@@ -63,26 +62,18 @@ def _interleave(lists: list[list[str]]) -> Iterable[list[str]]:
 
 
 class MarginCache:
-    """Cross-encoder scores of (query, documents) already computed: an append-only JSONL keyed by the scorer's
-    name, one line per query (``{"query", "doc_hashes", "scores"}``); a torn last line is ignored."""
+    """Cross-encoder scores of (query, documents) already computed: an append-only JSONL log keyed by the scorer's
+    name, one row per query (``{"query", "doc_hashes", "scores"}``); a torn last line is ignored."""
 
     def __init__(self, folder: Path, scorer_name: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{text_hash(scorer_name)[:16]}.jsonl"
-        self.scores: dict[tuple[str, str], float] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self.scores |= {(row["query"], h): float(s) for h, s in zip(row["doc_hashes"], row["scores"])}
+        self.scores: dict[tuple[str, str], float] = {
+            (row["query"], h): float(s) for row in read_log(self.path) for h, s in zip(row["doc_hashes"], row["scores"])}
 
     def add(self, query: str, texts: list[str], scores: np.ndarray) -> None:
         hashes = [text_hash(t) for t in texts]
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"query": query, "doc_hashes": hashes,
-                                     "scores": [round(float(s), 5) for s in scores]}) + "\n")
+        append_log(self.path, {"query": query, "doc_hashes": hashes, "scores": [round(float(s), 5) for s in scores]})
         self.scores |= {(query, h): float(s) for h, s in zip(hashes, scores)}
 
     def get(self, query: str, text: str) -> float | None:

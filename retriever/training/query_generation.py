@@ -164,8 +164,31 @@ class CachedQueries:
     seconds: float  # the time it took to generate them
 
 
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The rows of an append-only JSONL log (``append_log``), none when it does not exist. A torn last line (an
+    interrupted write) is skipped, and ended so that the next row appended starts a line of its own."""
+    if not path.is_file():
+        return []
+    if not path.read_bytes().endswith(b"\n"):
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("\n")
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def append_log(path: Path, row: Mapping[str, Any]) -> None:
+    """Append one row to a JSONL log in one write, so an interruption loses at most that row."""
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
 class QueryCache:
-    """Generated queries of one (generator identity, queries per document) key: an append-only JSONL, one line
+    """Generated queries of one (generator identity, queries per document) key: an append-only JSONL log, one row
     per document (``{"doc_hash", "doc_id", "queries", "seconds"}``), next to a JSON file describing the key; a torn
     last line (an interrupted write) is ignored, so an interrupted run resumes at the first document not written."""
 
@@ -177,27 +200,14 @@ class QueryCache:
         description = folder / f"{digest}.json"
         if not description.is_file():
             description.write_text(json.dumps(key, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if self.path.is_file() and not self.path.read_bytes().endswith(b"\n"):
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write("\n")  # end a torn last line: the next document starts a line of its own
-        self.entries = dict(self._read())
-
-    def _read(self) -> Iterable[tuple[str, CachedQueries]]:
-        if not self.path.is_file():
-            return
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            yield row["doc_hash"], CachedQueries(list(row["queries"]), float(row["seconds"]))
+        self.entries = {row["doc_hash"]: CachedQueries(list(row["queries"]), float(row["seconds"]))
+                        for row in read_log(self.path)}
 
     def add(self, doc: Document, entry: CachedQueries) -> None:
-        """Record one document's queries (appended at once, so an interruption loses at most this line)."""
+        """Record one document's queries."""
         doc_hash = text_hash(doc.content)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"doc_hash": doc_hash, "doc_id": doc.id, "queries": entry.queries,
-                                     "seconds": round(entry.seconds, 3)}) + "\n")
+        append_log(self.path, {"doc_hash": doc_hash, "doc_id": doc.id, "queries": entry.queries,
+                               "seconds": round(entry.seconds, 3)})
         self.entries[doc_hash] = entry
 
     def get(self, doc: Document) -> CachedQueries | None:
