@@ -17,8 +17,6 @@ from router_retriever.locations import resolve_location
 if TYPE_CHECKING:
     import numpy as np
 
-    from router_retriever.core.types import Document
-    from router_retriever.corpus import GeneratedPair
     from router_retriever.training.hard_negatives import MarginTriple
     from router_retriever.training.trainer import TrainingPair, TrainingReport
 
@@ -189,6 +187,7 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
     from router_retriever.training.trainer import (
         CORPUS_RECIPE,
         GENERATED_RECIPE,
+        generated_margin_triples,
         held_out_pairs,
         pairs_from_corpus,
         pairs_from_generated,
@@ -205,7 +204,9 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
         depth = GENERATED_RECIPE["hard_negatives"] if args.hard_negatives is None else args.hard_negatives
         if depth <= 0:
             return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}")
-        triples, vectors = _margin_triples(args, generated, docs, depth)
+        require_extra("rerank", "train-expert --hard-negatives")
+        triples, vectors = generated_margin_triples(args.base, args.cross_encoder, generated, docs, depth,
+                                                    settings(args).data_dir / "cache")
         return _Source(pairs, [], f"{spec}: {len(pairs)} generated queries from {args.generated}, {len(triples)} "
                        f"hard negatives (base model and BM25 top {depth}) with margins of {args.cross_encoder}",
                        triples, vectors)
@@ -230,29 +231,3 @@ def _source_pairs(spec: str, from_corpus: bool, args: argparse.Namespace) -> _So
     queries, qrels = read_training_queries(spec)
     return _Source(pairs_from_qrels(queries, qrels or {}, {d.id: d.content for d in docs}), [],
                    f"{spec}: {len(queries)} training queries with qrels")
-
-
-def _margin_triples(args: argparse.Namespace, generated: list[GeneratedPair], docs: list[Document],
-                    depth: int) -> tuple[list[MarginTriple], dict[str, np.ndarray]]:
-    """Hard negatives of the generated queries (base model and BM25) with cross-encoder margins, and the base
-    model's vectors of the corpus (by text; they also spare the training its document pass), all cached."""
-    import numpy as np
-
-    from router_retriever.encoding.encoders import EncoderSpec, encoder
-    from router_retriever.encoding.reranker import cross_encoder
-    from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-    from router_retriever.training.query_generation import file_sha256
-    from router_retriever.training.trainer import encode_cached
-
-    require_extra("rerank", "train-expert --hard-negatives")
-    cache = settings(args).data_dir / "cache"
-    spec = EncoderSpec(args.base)
-    vectors = encode_cached(encoder(spec, "document"), [d.content for d in docs], cache / "vectors")
-    queries = encode_cached(encoder(spec, "query"), [p.query for p in generated], cache / "vectors")
-    negatives = mine_negatives(generated, docs, np.stack([queries[p.query] for p in generated]),
-                               np.stack([vectors[d.content] for d in docs]), depth)
-    scorer = cross_encoder(args.cross_encoder, CROSS_ENCODER_MAX_LENGTH)
-    model_hash = file_sha256(Path(resolve_location(args.cross_encoder)) / "model.onnx")
-    margins = MarginCache(cache / "margins", f"{model_hash}|{CROSS_ENCODER_MAX_LENGTH}")
-    return label_margins(generated, negatives, docs, scorer.scores, margins), vectors
-

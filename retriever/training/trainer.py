@@ -102,6 +102,35 @@ def pairs_from_generated(generated: Iterable[GeneratedPair], docs: Iterable[Docu
     return pairs
 
 
+def generated_margin_triples(base_model: str, cross_encoder_model: str, generated: list[GeneratedPair],
+                             docs: list[Document], depth: int, cache_dir: Path) -> tuple[list[MarginTriple],
+                                                                                      dict[str, np.ndarray]]:
+    """The hard negatives of generated queries (``base_model``'s and BM25's top ``depth``) with the margins of the
+    cross-encoder at ``cross_encoder_model``, and ``base_model``'s vectors of the corpus by text (they also spare
+    a training its document pass). Vectors and cross-encoder scores are cached in ``cache_dir`` (``vectors/``,
+    ``margins/``; the scores keyed by the cross-encoder file's SHA-256 and the length it reads)."""
+    from router_retriever.encoding.encoders import EncoderSpec, encoder
+    from router_retriever.encoding.reranker import cross_encoder
+    from router_retriever.locations import resolve_location
+    from router_retriever.training.hard_negatives import (
+        CROSS_ENCODER_MAX_LENGTH,
+        MarginCache,
+        label_margins,
+        mine_negatives,
+    )
+    from router_retriever.training.query_generation import file_sha256
+
+    spec = EncoderSpec(base_model)
+    vectors = encode_cached(encoder(spec, "document"), [d.content for d in docs], cache_dir / "vectors")
+    queries = encode_cached(encoder(spec, "query"), [p.query for p in generated], cache_dir / "vectors")
+    negatives = mine_negatives(generated, docs, np.stack([queries[p.query] for p in generated]),
+                               np.stack([vectors[d.content] for d in docs]), depth)
+    scorer = cross_encoder(cross_encoder_model, CROSS_ENCODER_MAX_LENGTH)
+    model_hash = file_sha256(Path(resolve_location(cross_encoder_model)) / "model.onnx")
+    margins = MarginCache(cache_dir / "margins", f"{model_hash}|{CROSS_ENCODER_MAX_LENGTH}")
+    return label_margins(generated, negatives, docs, scorer.scores, margins), vectors
+
+
 def pairs_from_corpus(docs: Iterable[Document], *, min_words: int = 3, use_titles: bool = True) -> list[TrainingPair]:
     """Pseudo-queries for a domain without queries: title -> body, else (or with ``use_titles=False``)
     first sentence -> rest. Pairs whose query or document has fewer than ``min_words`` words are dropped.

