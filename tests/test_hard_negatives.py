@@ -69,3 +69,14 @@ def test_training_with_margins_records_them_and_moves_the_query_side(tmp_path):
     card = json.loads((tmp_path / "adapter" / "training.json").read_text())
     assert card["n_triples"] == 2 and card["margin_weight"] == 1.0 and card["contrastive_weight"] == 0.0
     assert report.steps == 3 and report.losses[-1] < report.losses[0]  # the MarginMSE falls
+
+
+def test_a_torn_last_line_of_the_margin_cache_loses_no_later_score(tmp_path):
+    cache = MarginCache(tmp_path, "toy")
+    cache.add("q1", ["doc a"], np.array([1.5]))
+    with cache.path.open("a") as handle:
+        handle.write('{"query": "q2", "doc_ha')  # an interrupted write
+    reopened = MarginCache(tmp_path, "toy")
+    assert reopened.get("q1", "doc a") == 1.5 and reopened.get("q2", "doc b") is None
+    reopened.add("q3", ["doc c"], np.array([-2.0]))
+    assert MarginCache(tmp_path, "toy").get("q3", "doc c") == -2.0
