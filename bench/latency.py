@@ -1,10 +1,11 @@
 """Search latency and throughput of the retriever, measured in one run on one corpus.
 
-Prints: single-expert (forced) latency p50/p95, routed (dense) latency p50/p95 and their ratio, sparse
+Prints: single-expert (forced) latency p50/p95, routed (dense) latency p50/p95 and their ratio, the top-m
+routed experts fused (soft mixing with the config's ``router.mix_temperature``, else RRF) against one, sparse
 (BM25), hybrid and reranked-hybrid latency with their ratios to routed dense, the reranker's cost per
 candidate, batched throughput (queries/s) and document-encoding throughput (docs/s).
 
-    python bench/latency.py [--config CONFIG] [--data-dir DIR] [--queries 200] [--rerank-queries 20]
+    python bench/latency.py [--config CONFIG] [--data-dir DIR] [--queries 200] [--top-m 2] [--rerank-queries 20]
 
 Uses the configured data directory (default: the packaged demo; run `retriever demo` or
 `retriever build` first) and the real SciFact test claims of the shipped corpus as queries.
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--encode-docs", type=int, default=300)
+    parser.add_argument("--top-m", type=int, default=2, help="experts fused per query in the mixing line (1: skip)")
     parser.add_argument("--rerank-queries", type=int, default=20, help="queries timed with reranking (0: skip)")
     args = parser.parse_args()
 
@@ -63,6 +65,12 @@ def main() -> None:
     print(f"single expert (forced, same expert as routed): p50 {s50:.1f} ms  p95 {s95:.1f} ms")
     print(f"routed dense (router pass + expert pass):      p50 {r50:.1f} ms  p95 {r95:.1f} ms")
     print(f"routed / single latency ratio:                 p50 {r50 / s50:.2f}  p95 {r95 / s95:.2f}")
+    if args.top_m > 1:
+        temperature = retriever.settings.router.mix_temperature
+        fusion = f"soft mixing, T {temperature:g}" if temperature is not None else "RRF"
+        m50, m95 = percentiles([timed(retriever.search, q, mode="dense", top_m=args.top_m) for q in queries])
+        print(f"{f'top-{args.top_m} experts fused ({fusion}):':<47}p50 {m50:.1f} ms  p95 {m95:.1f} ms  "
+              f"(x{m50 / s50:.2f} / x{m95 / s95:.2f} single expert)")
     p50 = {}
     for mode in ("sparse", "hybrid"):
         p50[mode], m95 = percentiles([timed(retriever.search, q, mode=mode) for q in queries])
