@@ -37,7 +37,7 @@ def config_library(settings: Settings, groups: list[Group]) -> PilotLibrary | No
 def engine_router(settings: Settings, library: PilotLibrary, experts: list[str], fallback: bool) -> PilotRouter:
     """The engine router as configured (with or without its fallback expert) over ``library``."""
     return PilotRouter(library, experts, settings.router.aggregate, settings.router.fallback if fallback else None,
-                       settings.router.fallback_percentile)
+                       settings.router.fallback_percentile, settings.router.mix_fallback)
 
 
 def engine_routes(settings: Settings, library: PilotLibrary, experts: list[str], vectors: np.ndarray,

@@ -175,6 +175,10 @@ class RouterConfig(_Strict):
         "unset: reciprocal rank fusion")
     fallback: str | None = Field(
         default=None, description="expert for queries unlike every domain (e.g. the general model); unset: always route")
+    mix_fallback: bool = Field(
+        default=False, description="also fuse the fallback expert's list into every routed query's (a hedge against "
+        "a wrong route): weighted as the best-scored expert with mix_temperature, else by reciprocal rank; needs "
+        "fallback")
     fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(
         default=5.0, description="a query goes to the fallback expert when its similarity to every pilot is below "
         "this percentile of the similarities of that pilot's own queries; \"auto\": the percentile learnt from the "
@@ -285,6 +289,8 @@ class Settings(_Strict):
                 raise ValueError(f"domain {d.name!r} names unknown expert {d.expert!r}")
         if self.router.fallback is not None and self.router.fallback not in names:
             raise ValueError(f"router.fallback names unknown expert {self.router.fallback!r}")
+        if self.router.mix_fallback and self.router.fallback is None:
+            raise ValueError("router.mix_fallback fuses the fallback expert's list: set router.fallback too")
         if self.router.expert is not None and self.router.expert not in names:
             raise ValueError(f"router.expert names unknown expert {self.router.expert!r}")
         if self.router.expert is not None and self.router.model is not None:

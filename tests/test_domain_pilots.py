@@ -111,6 +111,26 @@ def test_fallback_takes_queries_unlike_every_domain(library: tuple[Path, PilotLi
     assert shares[50.0]["science"] > 0.0
 
 
+def test_mix_fallback_adds_the_fallback_expert_to_every_routed_query(library: tuple[Path, PilotLibrary],
+                                                                     science_queries: list[str], tmp_path: Path) -> None:
+    """`mix_fallback`: a routed query's experts end with the fallback (once), a query that falls back keeps it
+    alone, the best-scored expert stays first; without a fallback the setting is refused by name."""
+    from router_retriever.routing.router import PilotRouter
+
+    config, pilots = library
+    plain = PilotRouter(pilots, ["scifact", "postgres"], fallback="general", percentile=50.0)
+    mixed = PilotRouter(pilots, ["scifact", "postgres"], fallback="general", percentile=50.0, mix_fallback=True)
+    with Retriever(load_settings(config), read_only=True) as retriever:
+        vectors = retriever.embed_queries(science_queries)
+    routes = list(zip(plain.route(vectors, top_m=2), mixed.route(vectors, top_m=2)))
+    assert any(r.fallback for r, _ in routes) and not all(r.fallback for r, _ in routes)
+    for without, with_fallback in routes:
+        expected = without.experts if without.fallback else (*without.experts, "general")
+        assert with_fallback.experts == expected and with_fallback.scores == without.scores
+    with pytest.raises(ConfigError, match=r"router\.mix_fallback fuses the fallback expert's list: set router\.fallback"):
+        load_settings(_config(tmp_path, router="mix_fallback = true"))
+
+
 def test_library_floors_round_trip_and_older_libraries_never_fall_back(library: tuple[Path, PilotLibrary],
                                                                        tmp_path: Path) -> None:
     _, pilots = library

@@ -215,3 +215,22 @@ def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: 
     assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in expected]
     assert [h.score for h in result.hits] == pytest.approx([score for _, score, _ in expected])
     assert [h.id for h in result.hits] != [d for d, _, _ in reciprocal_rank_fusion({e: [d for d, _ in v] for e, v in lists.items()})[:10]]
+
+
+def test_mix_fallback_fuses_the_fallback_experts_list_into_a_routed_search(tmp_path: Path, built_config: Path) -> None:
+    """With router.mix_fallback, a query routed to one expert is answered by that expert's list fused (RRF without
+    mix_temperature) with the fallback expert's list."""
+    import shutil
+
+    shutil.copytree(built_config.parent / "data", tmp_path / "data")
+    query = "memory leak in a container"
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(
+        'pilots = "domain"', 'pilots = "domain"\nfallback = "general"\nfallback_percentile = 0.0\nmix_fallback = true'))
+    with Retriever(load_settings(config)) as mixed:
+        result = mixed.search(query, top_k=10)
+        lists = {e: [h.id for h in mixed.search(query, top_k=10, expert=e, mode="dense").hits]
+                 for e in ("sre", "general")}
+    assert result.route.experts == ("sre", "general") and not result.route.fallback
+    assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in reciprocal_rank_fusion(lists)[:10]]
+    assert [h.id for h in result.hits] != lists["sre"]

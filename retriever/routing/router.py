@@ -35,11 +35,12 @@ class PilotRouter:
     """Routes base-model query vectors to experts by their pilot similarities."""
 
     def __init__(self, library: PilotLibrary, experts: Sequence[str], aggregate: Literal["mean", "max"] = "mean",
-                 fallback: str | None = None, percentile: float | Literal["auto"] = 5.0):
+                 fallback: str | None = None, percentile: float | Literal["auto"] = 5.0, mix_fallback: bool = False):
         self.library = library.restricted_to(experts)
         self.experts = [e for e in experts if e in set(self.library.experts)]
         self.aggregate = aggregate
         self.fallback = fallback
+        self.mix_fallback = mix_fallback and fallback is not None
         self.percentile = self.library.percentile(percentile) if fallback else None
         self._floors = self.library.floors(self.percentile) if self.percentile is not None else None
         self._membership = np.array([[p == e for p in self.library.experts] for e in self.experts],
@@ -61,18 +62,25 @@ class PilotRouter:
         return np.asarray((vectors @ self.library.vectors.T < self._floors).all(axis=1))
 
     def route(self, vectors: np.ndarray, top_m: int = 1) -> list[Route]:
-        """The best ``top_m`` experts for each query vector, with every routable expert's score."""
+        """The best ``top_m`` experts for each query vector (then the fallback expert, with ``mix_fallback``), with
+        every routable expert's score."""
         scores = self.expert_scores(vectors)
         order = np.argsort(-scores, axis=1, kind="stable")[:, :top_m]
         outside = self.unlike_every_domain(vectors)
         return [
             Route(
-                experts=(self.fallback,) if out and self.fallback else tuple(self.experts[j] for j in row),
+                experts=(self.fallback,) if out and self.fallback else self._with_fallback([self.experts[j] for j in row]),
                 scores={e: round(float(s), 6) for e, s in zip(self.experts, q_scores)},
                 fallback=bool(out),
             )
             for row, q_scores, out in zip(order, scores, outside)
         ]
+
+    def _with_fallback(self, chosen: list[str]) -> tuple[str, ...]:
+        """``chosen``, followed by the fallback expert when it is mixed into every route."""
+        if self.mix_fallback and self.fallback is not None and self.fallback not in chosen:
+            return (*chosen, self.fallback)
+        return tuple(chosen)
 
 
 class QueryRouter:
@@ -97,7 +105,7 @@ class QueryRouter:
     def use(self, library: PilotLibrary) -> None:
         """Route with ``library`` from now on (after it was rebuilt)."""
         self._router = PilotRouter(library, self.experts, self.config.aggregate, self.config.fallback,
-                                   self.config.fallback_percentile)
+                                   self.config.fallback_percentile, self.config.mix_fallback)
 
     def routable(self) -> list[str]:
         """Experts that have pilots, so the router can choose them."""
