@@ -1,7 +1,8 @@
 """The engine's own router as configured: pilots from the config's ``[[domains]]`` (real training queries or
 corpus sentences, never a test query), one centroid per domain for the domain's expert, the fallback expert
 for queries unlike every domain; and leave-one-domain-out, where a collection's domain, its pilots and its
-expert are removed and its test queries are routed among the rest."""
+expert are removed and its test queries are routed among the rest (from the expert table, and by the engine's own
+search with the config's top-m, mixing and fallback)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from router_retriever.eval.protocol import EvalCollection
 from router_retriever.eval.results import HeldOutDomain
 from router_retriever.eval.significance import paired_randomization_test
 from router_retriever.experts import router_identity
+from router_retriever.metrics import HEADLINE, evaluate
 from router_retriever.routing.pilot_building import domain_queries
 from router_retriever.routing.pilots import PilotLibrary
 from router_retriever.routing.router import PilotRouter
@@ -78,11 +80,22 @@ def leave_one_domain_out(settings: Settings, library: PilotLibrary, groups: list
         guarded_routes = guarded.route(c.table.vectors.astype(np.float32))
         guarded_ndcg = _ndcg(scores, c.table.experts, guarded_routes)
         in_domain = _ndcg(scores, c.table.experts, engine_routes(settings, library, experts, c.table.vectors, fallback=True))
+        engine = _engine_ndcg(c, held_out)
         chosen = [r.expert for r in guarded_routes]
         rows.append(HeldOutDomain(
             c.name, domain.name, domain.expert, base_expert, len(c.table.qids), float(base.mean()),
             float(plain.mean()), paired_randomization_test(list(plain), list(base)),
             float(guarded_ndcg.mean()), paired_randomization_test(list(guarded_ndcg), list(base)),
             float(np.mean([r.fallback for r in guarded_routes])), guarded.percentile,
-            {e: chosen.count(e) for e in dict.fromkeys(chosen)}, float(in_domain.mean())))
+            {e: chosen.count(e) for e in dict.fromkeys(chosen)}, float(in_domain.mean()),
+            float(engine.mean()), paired_randomization_test(list(engine), list(base))))
     return rows
+
+
+def _engine_ndcg(collection: EvalCollection, library: PilotLibrary) -> np.ndarray:
+    """Per test query (in the expert table's order), the nDCG@10 of the engine's own dense search routed with
+    ``library``: the config's top-m, soft mixing and fallback, which the expert table cannot replay. A domain
+    whose pilots are not in ``library`` is not routed to, so its expert drops out without rebuilding anything."""
+    run = collection.runs.engine_run(collection.test.queries, library, "dense").run
+    per_query = evaluate(run, collection.test.qrels).per_query
+    return np.array([per_query.get(q, {}).get(HEADLINE, 0.0) for q in collection.table.qids])

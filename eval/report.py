@@ -77,12 +77,14 @@ def _held_out(report: Report) -> str:
         return ""
     lines = ["\n### Leave one domain out (its pilots and expert removed; its test queries routed among the rest)\n",
              "| collection | removed expert | queries | base | routed (p vs base) | routed + fallback (p vs base) | "
-             "fallback share (floor percentile) | chosen (with fallback) | with every domain |", "|" + "---|" * 9]
+             "fallback share (floor percentile) | chosen (with fallback) | engine search (p vs base) | with every domain |",
+             "|" + "---|" * 10]
     for h in report.held_out_domains:
         chosen = ", ".join(f"{e} {n}" for e, n in sorted(h.choices.items(), key=lambda kv: -kv[1]))
         lines.append(f"| {h.collection} | {h.removed_expert} | {h.queries} | {_pct(h.base)} ({h.base_expert}) | "
                      f"{_pct(h.routed)} ({_p(h.routed_p)}) | {_pct(h.with_fallback)} ({_p(h.with_fallback_p)}) | "
-                     f"{_pct(h.fallback_share)}% ({_floor(h.fallback_percentile)}) | {chosen} | {_pct(h.in_domain)} |")
+                     f"{_pct(h.fallback_share)}% ({_floor(h.fallback_percentile)}) | {chosen} | "
+                     f"{_pct(h.engine)} ({_p(h.engine_p)}) | {_pct(h.in_domain)} |")
     return "\n".join(lines) + "\n"
 
 

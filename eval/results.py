@@ -71,6 +71,8 @@ class HeldOutDomain:
     fallback_percentile: float | None  # the floor used without the domain (learnt without it under "auto")
     choices: dict[str, int]
     in_domain: float  # the same queries routed with every domain configured
+    engine: float  # the engine's own dense search without the domain (the config's top-m, mixing and fallback)
+    engine_p: float | None
 
 
 @dataclass

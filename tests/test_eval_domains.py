@@ -80,6 +80,8 @@ def test_leave_one_domain_out_routes_without_the_domain_and_its_expert(setup) ->
     assert held.routed == pytest.approx(postgres)  # without its domain, postgres is the only expert left with pilots
     assert 0.0 <= held.fallback_share <= 1.0 and held.choices.get("general", 0) == round(16 * held.fallback_share)
     assert held.fallback_percentile == 5.0
+    # the engine's own search without the domain (top-1, no mixing here) routes as the table's replay does
+    assert held.engine == pytest.approx(held.with_fallback) and held.engine_p == pytest.approx(held.with_fallback_p, abs=0.05)
 
 
 
