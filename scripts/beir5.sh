@@ -2,8 +2,9 @@
 # The five-domain evaluation from scratch (issue #14): train what is missing, then one `retriever eval`.
 #   scripts/beir5.sh            (BEIR=/path/to/shared/data/beir, default ../shared/data/beir)
 # No test query of any collection is read before the evaluation itself: the four corpus-only experts and the
-# multi-task expert are trained from corpora (and SciFact's train split); configs/beir5.toml takes the pilots
-# of those four domains from their corpora.
+# multi-task expert are trained from corpora (and SciFact's train split), the gen-* experts from the committed
+# generated queries (experts-beir5/generated/, `scripts/generate/beir5.sh` remakes them); configs/beir5.toml takes
+# the pilots of those four domains from their generated queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BEIR=${BEIR:-../shared/data/beir}
@@ -26,6 +27,14 @@ for domain in cisi cranfield med arguana; do train_map "bge-$domain" --train "$B
 train_map bge-multitask --train "$BEIR/scifact:train" --corpus "$BEIR/arguana" --corpus "$BEIR/cranfield" \
   --corpus "$BEIR/cisi" --corpus "$BEIR/med" --max-steps 500
 rm -f experts-beir5/bge-*/loss.png
+# experts from generated queries (hard negatives + cross-encoder margins): MiniLM LoRA for the five, bge maps for three
+for domain in arguana scifact; do
+  [ -f "experts-beir5/gen-$domain/adapter_model.safetensors" ] || scripts/generate/train_experts.sh "$domain"
+done
+for domain in med cisi cranfield; do
+  [ -f "experts-beir5/gen-$domain/adapter_model.safetensors" ] && [ -f "experts-beir5/bge-gen-$domain/query_map.safetensors" ] \
+    || MAPS=1 scripts/generate/train_experts.sh "$domain"
+done
 for d in scifact arguana; do retriever data add "$BEIR/$d"; done
 retriever --config configs/beir5.toml eval beir/scifact/test beir/arguana "$BEIR/cranfield" "$BEIR/cisi" "$BEIR/med" \
   --out runs/eval/results/beir5 --check "$@"

@@ -1,9 +1,10 @@
 """Routing with generated-query pilots against corpus-sentence pilots (issue #22 item 4), on configs/beir5.toml's
 router (bge-small's query pass, one centroid per domain, fallback to bge below the learnt percentile).
 
-Three pilot sets, none made from a test query: the config's (SciFact train queries; sentences of the other four
-corpora), the same with the four corpus-only domains' pilots taken from their generated queries
-(experts-beir5/generated/<domain>.jsonl), and all five from generated queries (a router made from corpora alone).
+Three pilot sets, none made from a test query: SciFact train queries with sentences of the other four corpora (the
+config's pilots until the generated ones), the same with the four corpus-only domains' pilots taken from their
+generated queries (experts-beir5/generated/<domain>.jsonl; the config's now), and all five from generated queries
+(a router made from corpora alone).
 The test queries of each collection are only routed and counted: the share sent to their own domain's expert, and
 the share sent to the fallback.
 
@@ -38,9 +39,16 @@ def main() -> None:
     def generated(domain: DomainConfig) -> DomainConfig:
         return domain.model_copy(update={"queries": str(GENERATED / f"{domain.name}.jsonl"), "corpus": None})
 
+    def sentences(domain: DomainConfig) -> DomainConfig:
+        return domain.model_copy(update={"queries": None, "corpus": str(args.beir / domain.name)})
+
+    def corpus_only(domain: DomainConfig) -> bool:  # a domain whose config pilots are its generated queries
+        return domain.queries is not None and Path(domain.queries).resolve() == (GENERATED / f"{domain.name}.jsonl").resolve()
+
     pilot_sets = {
-        "config (SciFact train queries; corpus sentences)": list(settings.domains),
-        "generated for the four corpus-only domains": [d if d.queries else generated(d) for d in settings.domains],
+        "SciFact train queries; corpus sentences": [sentences(d) if corpus_only(d) else d for d in settings.domains],
+        "generated for the four corpus-only domains (the config's)": [generated(d) if corpus_only(d) else d
+                                                                      for d in settings.domains],
         "generated for all five": [generated(d) for d in settings.domains],
     }
     collections = {d.name: load_beir_folder(args.beir / d.name, "test") for d in settings.domains}
