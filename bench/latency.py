@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--rerank-queries", type=int, default=20, help="queries timed with reranking (0: skip)")
     args = parser.parse_args()
 
-    retriever = Retriever.from_config(args.config, data_dir=args.data_dir)
+    retriever = Retriever.from_config(args.config, data_dir=args.data_dir and args.data_dir.absolute())
     if retriever.status().unbuilt:
         raise SystemExit("indexes are not built: run `retriever demo` or `retriever build` first")
     queries = list(read_queries(DEMO, "test").values())[: args.queries]

@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 1 <= args.clients <= MAX_CLIENTS or not 0 < args.duration <= MAX_DURATION_S:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --duration 0..{MAX_DURATION_S} seconds")
 
-    settings = load_settings(args.config, data_dir=args.data_dir)
+    settings = load_settings(args.config, data_dir=args.data_dir and args.data_dir.absolute())
     retriever = Retriever(settings)
     retriever.build(read_corpora(settings.corpus) if settings.corpus else None)
     queries = workload(settings)

@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-    settings = load_settings(args.config, data_dir=args.data_dir)
+    settings = load_settings(args.config, data_dir=args.data_dir and args.data_dir.absolute())
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, ServiceConfig(), read_only=True), host=HOST, port=port,
                                            log_level="warning"))
