@@ -8,7 +8,7 @@ generated queries (experts-beir5/generated/<domain>.jsonl; the config's now), an
 The test queries of each collection are only routed and counted: the share sent to their own domain's expert, and
 the share sent to the fallback.
 
-    PYTHONPATH=. python scripts/generate/pilot_routing.py [--config configs/beir5.toml] [--beir ../shared/data/beir]
+    python scripts/generate/pilot_routing.py [--config configs/beir5.toml] [--beir ../shared/data/beir]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Base all-MiniLM-L6-v2 vs each domain's corpus-only expert on that domain's TEST queries (run once, after
 the recipe was frozen on SciFact train queries). Prints nDCG@10, the delta and a paired randomization test.
 
-    PYTHONPATH=. python scripts/recipe/evaluate_experts.py [--experts experts-beir5] [domain ...]
+    python scripts/recipe/evaluate_experts.py [--experts experts-beir5] [domain ...]
 
 Documents are encoded once with the base model (the experts' document side; cached in /tmp/recipe-cache);
 for an expert only the queries are encoded (base + merged LoRA) and ranked by cosine over all documents.

@@ -3,7 +3,7 @@ after the recipe was frozen): nDCG@10, the delta and a paired randomization test
 corpus. Documents are encoded once by the configured bge expert (vectors cached in the config's data dir, as
 `train-expert --linear bge` caches them); an expert only maps the base query vectors.
 
-    PYTHONPATH=. python scripts/recipe/evaluate_maps.py [--prefix bge-gen-] [domain ...]
+    python scripts/recipe/evaluate_maps.py [--prefix bge-gen-] [domain ...]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 and score it on SciFact TRAIN queries (never a test split). Compares the contrastive recipe with hard negatives and
 cross-encoder margins (GPL's MarginMSE); one JSON line per variant goes to the log.
 
-    PYTHONPATH=. python scripts/recipe/gpl_dev.py --generated FILE VARIANT ...
+    python scripts/recipe/gpl_dev.py --generated FILE VARIANT ...
 
 A VARIANT is ``tag:contrastive_weight:margin_weight:epochs:lr[:depth[:min_margin]]`` (depth: hard negatives per list;
 0 = no mining, the plain contrastive recipe over the pairs' documents; min_margin: drop a negative whose cross-encoder

@@ -2,7 +2,7 @@
 corpus (with the hard negatives and cross-encoder margins `train-expert --generated` makes) and score it on SciFact
 TRAIN queries (never a test split). One JSON line per variant goes to the log.
 
-    PYTHONPATH=. python scripts/recipe/gpl_map_dev.py VARIANT ...
+    python scripts/recipe/gpl_map_dev.py VARIANT ...
 
 A VARIANT is ``tag:contrastive_weight:margin_weight:lr:max_steps`` (weights 1:0 without margins = the contrastive
 loss over the pairs' documents and the negatives; 0:0 is not allowed).
