@@ -11,7 +11,11 @@ are also the four corpus-only domains' pilots (one of 172-205 per centroid), so 
 than routing unseen queries; every variant is compared under that same bias. ``--folds 0`` scores SciFact on its
 generated queries instead (what the first sweep did).
 
-    python scripts/recipe/mix_dev.py [--config configs/beir5.toml] [--cache runs/eval] [--folds 5] VARIANT ...
+``--held-out`` also scores each variant as issue #23 scores unseen domains, on the dev queries: each domain left
+out in turn (its pilots dropped, the fallback percentile learnt again without it), its dev queries searched by the
+engine (dense), against the fallback expert alone on the same queries.
+
+    python scripts/recipe/mix_dev.py [--config configs/beir5.toml] [--cache runs/eval] [--folds 5] [--held-out] VARIANT ...
 
 A VARIANT is ``top_m:temperature[:fallback]`` (``2:0.02``; ``2:rrf`` fuses the two lists by reciprocal rank; ``1:-``
 is hard top-1 routing; a third part ``fallback`` sets ``router.mix_fallback``: the fallback expert's list joins).
@@ -34,7 +38,7 @@ from router_retriever.config import Settings
 from router_retriever.core.types import Document
 from router_retriever.corpus import Qrels, read_qrels, read_queries, read_training_queries
 from router_retriever.eval.datasets import load_collection
-from router_retriever.eval.domains import config_library
+from router_retriever.eval.domains import Group, config_library
 from router_retriever.eval.runs import CorpusRuns, Run, corpus_dir
 from router_retriever.experts import router_identity
 from router_retriever.metrics import HEADLINE, evaluate
@@ -55,9 +59,16 @@ class DevPart:
 
     domain: str
     settings: Settings
-    library: PilotLibrary
+    groups: list[Group]
     queries: dict[str, str]
     qrels: Qrels
+
+    def library(self, held_out: bool = False) -> PilotLibrary:
+        """The engine's pilot library; ``held_out``: without this part's domain (its percentile learnt again
+        from the other domains, as `retriever eval` leaves a domain out)."""
+        library = config_library(self.settings, [g for g in self.groups if not (held_out and g[0] == self.domain)])
+        assert library is not None
+        return library
 
 
 def variant_settings(settings: Settings, variant: str) -> Settings:
@@ -75,12 +86,9 @@ def prefixed(queries: dict[str, str], qrels: Qrels) -> tuple[dict[str, str], Qre
     return {f"q:{q}": t for q, t in queries.items()}, {f"q:{q}": qrels[q] for q in queries}
 
 
-def library_of(settings: Settings, runs: CorpusRuns) -> PilotLibrary:
-    """The config's domain pilot library under ``settings`` (vectors from the cache of ``runs``)."""
-    groups = [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains]
-    library = config_library(settings, groups)
-    assert library is not None
-    return library
+def groups_of(settings: Settings, runs: CorpusRuns) -> list[Group]:
+    """The config's domain pilot groups under ``settings`` (vectors from the cache of ``runs``)."""
+    return [(d.name, d.expert, runs.base_vectors(domain_queries(d)[0])) for d in settings.domains]
 
 
 def fold_settings(settings: Settings, config: str, folder: Path, cache: Path) -> Settings:
@@ -126,7 +134,7 @@ def write_folds(source: Path, folds: int, seed: int = 0) -> list[Path]:
 def dev_parts(settings: Settings, args: argparse.Namespace, corpora: dict[str, tuple[list[Document], Path]]) -> list[DevPart]:
     """Every domain's dev queries with the engine setting that searches them."""
     runs = CorpusRuns(settings, *corpora[LABELLED])  # the eval caches the pilots' vectors there
-    library = library_of(settings, runs)
+    groups = groups_of(settings, runs)
     parts = []
     for domain in settings.domains:
         if domain.name == LABELLED and args.folds:
@@ -134,13 +142,31 @@ def dev_parts(settings: Settings, args: argparse.Namespace, corpora: dict[str, t
                 varied = fold_settings(settings, args.config, folder, args.cache / "train-data")
                 held = read_qrels(folder, "dev")
                 queries = {q: t for q, t in read_queries(folder).items() if q in held}
-                parts.append(DevPart(domain.name, varied, library_of(varied, runs), *prefixed(queries, held)))
+                parts.append(DevPart(domain.name, varied, groups_of(varied, runs), *prefixed(queries, held)))
             continue
         queries, qrels = read_training_queries(str(GENERATED / f"{domain.name}.jsonl"))
         assert qrels is not None
-        parts.append(DevPart(domain.name, settings, library, *prefixed(queries, qrels)))
+        parts.append(DevPart(domain.name, settings, groups, *prefixed(queries, qrels)))
     runs.close()
     return parts
+
+
+def scores(parts: list[DevPart], corpora: dict[str, tuple[list[Document], Path]], mode: str, variant: str | None,
+           held_out: bool = False) -> dict[str, float]:
+    """nDCG@10 x100 per domain of the engine's search of its dev queries with ``variant``'s router settings
+    (``held_out``: without the domain's pilots, so its expert is not routed to), or (``variant`` None) of the
+    fallback expert alone."""
+    runs: dict[str, Run] = {p.domain: {} for p in parts}
+    qrels: dict[str, Qrels] = {p.domain: {} for p in parts}
+    for part in parts:
+        settings = part.settings if variant is None else variant_settings(part.settings, variant)
+        part_runs = CorpusRuns(settings, *corpora[part.domain])
+        library = None if variant is None else part.library(held_out)
+        engine = part_runs.engine_run(part.queries, library, mode, None if variant else settings.router.fallback)  # type: ignore[arg-type]
+        runs[part.domain] |= engine.run
+        qrels[part.domain] |= part.qrels
+        part_runs.close()
+    return {n: 100 * evaluate(runs[n], qrels[n]).mean[HEADLINE] for n in runs}
 
 
 def main() -> None:
@@ -150,6 +176,8 @@ def main() -> None:
     ap.add_argument("--modes", default="dense,hybrid")
     ap.add_argument("--folds", type=int, default=5, help=f"cross-fitting folds of {LABELLED}'s train queries (0: "
                     "its generated queries instead)")
+    ap.add_argument("--held-out", action="store_true", help="dense mode: also each domain left out in turn, its dev "
+                    "queries routed among the others, against the fallback expert alone on them")
     ap.add_argument("--log", default="scripts/recipe/mix-dev.jsonl")
     ap.add_argument("variants", nargs="+")
     args = ap.parse_args()
@@ -159,21 +187,17 @@ def main() -> None:
     corpora = {name: (c.docs, corpus_dir(args.cache, c.name, c.docs)) for name, c in collections.items()}
     parts = dev_parts(settings, args, corpora)
     print("dev queries: " + ", ".join(f"{n} {sum(len(p.queries) for p in parts if p.domain == n)}" for n in names))
+    base = scores(parts, corpora, "dense", None) if args.held_out else {}
     with open(args.log, "a") as log:
         for variant in args.variants:
             for mode in args.modes.split(","):
-                runs: dict[str, Run] = {n: {} for n in names}
-                qrels: dict[str, Qrels] = {n: {} for n in names}
-                for part in parts:
-                    part_runs = CorpusRuns(variant_settings(part.settings, variant), *corpora[part.domain])
-                    runs[part.domain] |= part_runs.engine_run(part.queries, part.library, mode).run  # type: ignore[arg-type]
-                    qrels[part.domain] |= part.qrels
-                    part_runs.close()
-                scores = {n: 100 * evaluate(runs[n], qrels[n]).mean[HEADLINE] for n in names}
+                found = scores(parts, corpora, mode, variant)
                 row = {"variant": variant, "mode": mode, "config": args.config, "router": router_identity(settings),
                        "scifact_dev": f"train queries, {args.folds} folds" if args.folds else "generated queries",
-                       "mean": round(float(np.mean(list(scores.values()))), 2),
-                       **{n: round(s, 2) for n, s in scores.items()}}
+                       "mean": round(float(np.mean(list(found.values()))), 2), **{n: round(s, 2) for n, s in found.items()}}
+                if args.held_out and mode == "dense":
+                    left_out = scores(parts, corpora, mode, variant, held_out=True)
+                    row["held_out_vs_fallback"] = {n: round(left_out[n] - base[n], 2) for n in names}
                 print(json.dumps(row), flush=True)
                 log.write(json.dumps(row) + "\n")
 
