@@ -171,8 +171,10 @@ class CorpusRuns:
         if library is not None:
             retriever.use_pilots(library)
         encoders = [(i.name, i.query_fingerprint, i.document_encoder) for i in retriever.experts()]
-        path = self._cache("engine", mode, expert, encoders, _library_key(library), self.settings.search.model_dump(),
-                           self.settings.router.model_dump(), self.settings.sparse.model_dump(), queries_key(queries))
+        forced = expert is not None  # a forced expert's search reads no pilot and no router setting
+        path = self._cache("engine", mode, expert, encoders, None if forced else _library_key(library),
+                           self.settings.search.model_dump(), None if forced else self.settings.router.model_dump(),
+                           self.settings.sparse.model_dump(), queries_key(queries))
         cached = _read_json(path)
         if isinstance(cached, dict):
             return EngineRun(cached["run"], cached["routes"])

@@ -115,3 +115,25 @@ def test_engine_rows_are_what_retriever_search_returns(setup, tmp_path_factory: 
             assert [h["id"] for h in result["hits"]] == [d for d, _ in expected], (mode, qid)
             if mode == "dense":
                 assert list(result["route"]["experts"]) == engine[mode].routes[qid]
+
+
+def test_a_forced_expert_run_is_cached_apart_from_the_router_settings(setup) -> None:
+    """Changing the router (top-m, soft mixing) reuses the cached runs of a forced expert, which read no router
+    setting, and recomputes the routed runs, which do."""
+    report = setup
+    config = Path(report.settings["config"])
+    mini = config.parent / "beir" / "scifact-mini"
+    settings = load_settings(config)
+    varied = settings.model_copy(update={"router": settings.router.model_copy(update={"top_m": 2, "mix_temperature": 0.05})})
+    test = read_queries(mini, "test")
+    queries = {q: test[q] for q in list(read_qrels(mini, "test"))[:3]}
+    before = CorpusRuns(settings, read_corpus(mini), Path(report.collections[0].data_dir), 100)
+    library = config_library(settings, [(d.name, d.expert, before.base_vectors(domain_queries(d)[0])) for d in settings.domains])
+    forced = before.engine_run(queries, library, "hybrid", "general")
+    before.close()
+    after = CorpusRuns(varied, read_corpus(mini), Path(report.collections[0].data_dir), 100)
+    assert after.engine_run(queries, library, "hybrid", "general") == forced
+    assert after.timings == {}  # read from the cache
+    after.engine_run(queries, library, "dense")
+    assert list(after.timings) == ["engine:dense:routed_s"]  # the new router settings' routed run was computed
+    after.close()
