@@ -10,7 +10,7 @@ import pytest
 from router_retriever.core.types import Document
 from router_retriever.corpus import GeneratedPair
 from router_retriever.training.hard_negatives import MarginCache, MarginTriple, label_margins, mine_negatives
-from router_retriever.training.trainer import TrainingPair, train_query_adapter
+from router_retriever.training.trainer import TrainingOptions, TrainingPair, train_query_adapter
 
 DOCS = [
     Document("d0", "volcanic ash damages jet engines and aircraft turbines"),
@@ -64,8 +64,8 @@ def test_training_with_margins_records_them_and_moves_the_query_side(tmp_path):
     pairs = [TrainingPair(p.query, content[p.doc_id]) for p in PAIRS]
     triples = [MarginTriple(PAIRS[0].query, content["d0"], content["d1"], 6.0),
                MarginTriple(PAIRS[1].query, content["d2"], content["d3"], 4.0)]
-    report = train_query_adapter(str(gt.get_model_path()), pairs, tmp_path / "adapter", epochs=3, batch_size=2,
-                                 triples=triples, margin_weight=1.0, contrastive_weight=0.0)
+    options = TrainingOptions(epochs=3, batch_size=2, triples=tuple(triples), margin_weight=1.0, contrastive_weight=0.0)
+    report = train_query_adapter(str(gt.get_model_path()), pairs, tmp_path / "adapter", options)
     card = json.loads((tmp_path / "adapter" / "training.json").read_text())
     assert card["n_triples"] == 2 and card["margin_weight"] == 1.0 and card["contrastive_weight"] == 0.0
     assert report.steps == 3 and report.losses[-1] < report.losses[0]  # the MarginMSE falls

@@ -198,11 +198,11 @@ def test_train_expert_trains_on_generated_pairs_with_hard_negatives_and_cross_en
 
     seen: dict[str, Any] = {}
 
-    def fake_train(base, pairs, out, **options):
+    def fake_train(base, pairs, out, options, **family):
         seen.clear()
-        seen.update(pairs=pairs, **options)
-        return training.TrainingReport(base, options["description"], len(pairs), len(pairs), 8, 32, options["lr"],
-                                       options["epochs"], 32, "all", 20.0, 0, steps=1)
+        seen.update(pairs=pairs, options=options, **family)
+        return training.TrainingReport(base, options.description, len(pairs), len(pairs), 8, 32, options.lr,
+                                       options.epochs, 32, "all", 20.0, 0, steps=1)
 
     monkeypatch.setattr(training, "train_query_adapter", fake_train)
     pairs = tmp_path / "pairs.jsonl"
@@ -212,17 +212,18 @@ def test_train_expert_trains_on_generated_pairs_with_hard_negatives_and_cross_en
     assert main(command) == 0
     assert seen["pairs"] == pairs_from_generated(read_pairs(pairs), DOCS)
     recipe = default_recipe(linear=False, from_corpus=False, generated=True)
-    assert {key: seen[key] for key in ("epochs", "lr", "margin_weight", "contrastive_weight")} == {
+    options = seen["options"]
+    assert {key: getattr(options, key) for key in ("epochs", "lr", "margin_weight", "contrastive_weight")} == {
         key: recipe[key] for key in ("epochs", "lr", "margin_weight", "contrastive_weight")}
-    triples = seen["triples"]
+    triples = options.triples
     assert 0 < len(triples) <= 2 * recipe["hard_negatives"]
     assert {t.positive for t in triples} == {DOCS[0].content} and DOCS[0].content not in {t.negative for t in triples}
     assert all(t.margin == pytest.approx(t.margin) for t in triples)  # finite numbers
     assert set(seen["document_vectors"]) == {d.content for d in DOCS}  # the corpus's base vectors, no second pass
-    assert "hard negatives" in seen["description"]
+    assert "hard negatives" in options.description
     assert list((tmp_path / "data" / "cache" / "margins").glob("*.jsonl"))  # labels cached for the next run
     assert main([*command, "--hard-negatives", "0"]) == 0
-    assert "triples" not in seen and "1 generated queries" in seen["description"]
+    assert not seen["options"].triples and "1 generated queries" in seen["options"].description
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None

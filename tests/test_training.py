@@ -20,6 +20,7 @@ from sentence_transformers import SentenceTransformer
 from router_retriever.core.types import Document
 from router_retriever.encoding.encoders import load_query_adapter
 from router_retriever.training.trainer import (
+    TrainingOptions,
     TrainingPair,
     held_out_pairs,
     is_held_out,
@@ -75,7 +76,7 @@ def small_pairs(scifact) -> list[TrainingPair]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, small_pairs):
     out = tmp_path_factory.mktemp("expert")
-    report = train_query_adapter(_base_model(), small_pairs, out, lr=1e-3, epochs=2, batch_size=10, seed=0)
+    report = train_query_adapter(_base_model(), small_pairs, out, TrainingOptions(lr=1e-3, epochs=2, batch_size=10, seed=0))
     return out, report
 
 
@@ -123,8 +124,8 @@ def test_held_out_split_is_stable_and_about_the_asked_share():
 def test_held_out_pairs_are_evaluated_not_trained_on(tmp_path, scifact):
     docs, queries, train, _ = scifact
     pairs = pairs_from_qrels(queries, train, docs)
-    report = train_query_adapter(_base_model(), pairs[:N_PAIRS], tmp_path, epochs=1, batch_size=10,
-                                 held_out=pairs[N_PAIRS:N_PAIRS + 10])
+    report = train_query_adapter(_base_model(), pairs[:N_PAIRS], tmp_path,
+                                 TrainingOptions(epochs=1, batch_size=10, held_out=tuple(pairs[N_PAIRS:N_PAIRS + 10])))
     assert report.n_documents <= N_PAIRS  # held-out documents are not training candidates
     evaluation = json.loads((tmp_path / "training.json").read_text())["evaluation"]
     assert "10 held-out pairs" in evaluation["task"]
@@ -158,11 +159,10 @@ def test_training_writes_adapter_card_and_plot(trained, small_pairs):
 
 
 def test_same_seed_gives_same_adapter_and_max_steps_stops(tmp_path, small_pairs):
-    report = train_query_adapter(_base_model(), small_pairs, tmp_path, lr=1e-3, epochs=2, batch_size=10, seed=0, max_steps=2)
+    options = TrainingOptions(lr=1e-3, epochs=2, batch_size=10, seed=0, max_steps=2)
+    report = train_query_adapter(_base_model(), small_pairs, tmp_path, options)
     assert report.steps == 2 and report.complete
-    again = train_query_adapter(
-        _base_model(), small_pairs, tmp_path / "again", lr=1e-3, epochs=2, batch_size=10, seed=0, max_steps=2
-    )
+    again = train_query_adapter(_base_model(), small_pairs, tmp_path / "again", options)
     first, second = load_file(tmp_path / "adapter_model.safetensors"), load_file(tmp_path / "again/adapter_model.safetensors")
     assert first.keys() == second.keys() and len(first) == 6 * 3 * 2  # 6 layers x q,k,v x (A, B)
     assert all(torch.equal(first[k], second[k]) for k in first)

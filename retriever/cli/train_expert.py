@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from router_retriever.training.hard_negatives import MarginTriple
-    from router_retriever.training.trainer import TrainingPair, TrainingReport
+    from router_retriever.training.trainer import TrainingOptions, TrainingPair, TrainingReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +86,7 @@ class _Source:
 
 def run(args: argparse.Namespace) -> int:
     require_extra("train", "train-expert")  # the training card's loss plot
-    from router_retriever.training.trainer import train_query_adapter
+    from router_retriever.training.trainer import TrainingOptions, train_query_adapter
 
     sources = [(spec, args.from_corpus) for spec in args.train] + [(spec, True) for spec in args.corpus]
     if not sources:
@@ -105,20 +105,17 @@ def run(args: argparse.Namespace) -> int:
         if not m.pairs:
             raise RetrieverError(f"no training pairs could be made from {spec}")
     recipe = default_recipe(bool(args.linear), any(c for _, c in sources) and not args.generated, bool(args.generated))
-    options = {"epochs": args.epochs or recipe["epochs"], "lr": args.lr or recipe["lr"], "batch_size": args.batch_size,
-               "max_steps": args.max_steps or recipe["max_steps"], "seed": args.seed, "description": source,
-               "held_out": held_out or None}
-    triples = [t for m in made for t in m.triples]
-    if triples:
-        options |= {"triples": triples, "margin_weight": recipe["margin_weight"],
-                    "contrastive_weight": recipe["contrastive_weight"]}
+    triples = tuple(t for m in made for t in m.triples)
+    weights = {key: recipe[key] for key in ("margin_weight", "contrastive_weight")} if triples else {}
+    options = TrainingOptions(epochs=args.epochs or recipe["epochs"], lr=args.lr or recipe["lr"],
+                              batch_size=args.batch_size, max_steps=args.max_steps or recipe["max_steps"],
+                              seed=args.seed, description=source, held_out=tuple(held_out), triples=triples, **weights)
     out = args.out or settings(args).data_dir / "experts" / args.name
     if args.linear:
         report, snippet = _train_map(args, made, out, options)
     else:
         vectors = {k: v for m in made for k, v in m.document_vectors.items()}
-        report = train_query_adapter(resolve_location(args.base), pairs, out, document_vectors=vectors or None,
-                                     **options)
+        report = train_query_adapter(resolve_location(args.base), pairs, out, options, document_vectors=vectors or None)
         snippet = f'model = "{args.base}"\nadapter = "{out.resolve()}"'
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
     if report.evaluation:
@@ -148,7 +145,7 @@ def default_recipe(linear: bool, from_corpus: bool, generated: bool = False) -> 
 
 
 def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
-               options: dict[str, Any]) -> tuple[TrainingReport, str]:
+               options: TrainingOptions) -> tuple[TrainingReport, str]:
     """A linear query map over the configured expert ``--linear``: its query and document vectors of every
     source's pairs (cached per source, so a multi-source run reuses single-source ones), then the map;
     returns the card and the config lines of the new expert."""
@@ -173,7 +170,7 @@ def _train_map(args: argparse.Namespace, made: list[_Source], out: Path,
         document_vectors |= encode_cached(documents, [p.document for p in source.pairs + source.held_out]
                                           + [t.negative for t in source.triples], cache)
     pairs = [p for source in made for p in source.pairs]
-    report = train_query_map(base.name, pairs, query_vectors, document_vectors, out, **options)
+    report = train_query_map(base.name, pairs, query_vectors, document_vectors, out, options)
     fields = base.model_dump(exclude={"name", "description"}, exclude_defaults=True)
     lines = [f"{key} = {json.dumps(value)}" for key, value in fields.items()]
     return report, "\n".join([*lines, f'query_map = "{out.resolve()}"'])

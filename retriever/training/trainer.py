@@ -15,7 +15,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -48,6 +48,24 @@ class TrainingPair:
 
     query: str
     document: str
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What ``train_query_adapter`` and ``train_query_map`` share beside the pairs: the optimisation settings, the
+    card's ``description``, held-out pairs to score and hard-negative triples (recorded in ``training.json``)."""
+
+    lr: float = 1e-3
+    epochs: int = 3
+    batch_size: int = 32
+    scale: float = 20.0  # of the cosine similarities, in both losses
+    seed: int = 0
+    max_steps: int | None = None  # stop early (None: every epoch)
+    description: str = ""
+    held_out: tuple[TrainingPair, ...] = ()  # never trained on; their known-item MRR@10 goes into ``evaluation``
+    triples: tuple[MarginTriple, ...] = ()  # hard negatives with cross-encoder margins: adds MarginMSE
+    margin_weight: float = 1.0  # the losses' weights, with triples
+    contrastive_weight: float = 1.0
 
 
 @dataclass
@@ -214,43 +232,33 @@ def train_query_adapter(
     base_model: str,
     pairs: list[TrainingPair],
     out_dir: Path,
+    options: TrainingOptions = TrainingOptions(),
     *,
     rank: int = 8,
     alpha: int = 32,
-    lr: float = 1e-3,
-    epochs: int = 3,
-    batch_size: int = 32,
     negatives: Literal["batch", "all"] = "all",
-    scale: float = 20.0,
-    seed: int = 0,
-    max_steps: int | None = None,
-    description: str = "",
-    held_out: list[TrainingPair] | None = None,
-    triples: list[MarginTriple] | None = None,
-    margin_weight: float = 1.0,
-    contrastive_weight: float = 1.0,
     document_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> TrainingReport:
-    """Train a LoRA adapter on the query side of ``base_model``; the document side stays frozen.
+    """Train a LoRA adapter (``rank``, ``alpha``) on the query side of ``base_model``; the document side stays
+    frozen.
 
     ``negatives="batch"`` scores each query against the documents of its batch; ``"all"`` against
     every cached training document (the in-batch ones included). A query's other positives are
     never counted as negatives. The adapter is saved to ``out_dir`` after every epoch, with
-    ``training.json`` and ``loss.png``; ``max_steps`` stops early (the last partial epoch is saved).
-    ``held_out`` pairs (never trained on) are searched among all documents, base model vs adapter, and
-    the known-item MRR@10 goes into the card's ``evaluation``. With ``triples`` (hard negatives of the pairs'
-    queries and cross-encoder margins), each step also draws one triple per query of the batch and adds
-    ``margin_weight`` x MarginMSE (the scaled cosine gap between document and negative against the margin) to
-    ``contrastive_weight`` x the contrastive loss, whose candidates then include the negatives.
+    ``training.json`` and ``loss.png``; ``options.max_steps`` stops early (the last partial epoch is saved).
+    ``options.held_out`` pairs are searched among all documents, base model vs adapter. With ``options.triples``
+    (hard negatives of the pairs' queries and cross-encoder margins), each step also draws one triple per query of
+    the batch and adds ``margin_weight`` x MarginMSE (the scaled cosine gap between document and negative against
+    the margin) to ``contrastive_weight`` x the contrastive loss, whose candidates then include the negatives.
     ``document_vectors`` (base-model unit vectors by text) spare encoding the documents they hold.
     """
     if not pairs:
         raise ValueError("no training pairs")
-    _seed_everything(seed)
+    _seed_everything(options.seed)
     started = time.perf_counter()
     with quiet_loading():
         st = SentenceTransformer(base_model, device="cpu", local_files_only=True)
-    triples = triples or []
+    triples, scale = options.triples, options.scale
     documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}
     doc_emb = _document_embeddings(st, documents, document_vectors or {})
@@ -268,33 +276,15 @@ def train_query_adapter(
     with quiet_loading():  # injects LoRA into the BertModel in place
         peft_model = get_peft_model(cast(torch.nn.Module, st[0].auto_model), config)
     params = [p for p in peft_model.parameters() if p.requires_grad]
-    steps_per_epoch = -(-len(pairs) // batch_size)
-    total_steps = min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    total_steps = _total_steps(len(pairs), options)
+    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(total_steps))
-
-    report = TrainingReport(
-        base_model=base_model,
-        description=description,
-        n_pairs=len(pairs),
-        n_documents=len(documents),
-        rank=rank,
-        alpha=alpha,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        negatives=negatives,
-        scale=scale,
-        seed=seed,
-        n_triples=len(triples),
-        margin_weight=margin_weight if triples else 0.0,
-        contrastive_weight=contrastive_weight if triples else 1.0,
-    )
-    generator = torch.Generator().manual_seed(seed)
+    report = _new_report(base_model, options, len(pairs), len(documents), rank=rank, alpha=alpha, negatives=negatives)
+    generator = torch.Generator().manual_seed(options.seed)
     st.train()
     with tqdm(total=total_steps, desc="train expert", unit="step") as bar:
-        for epoch in range(epochs):
-            for batch in torch.randperm(len(pairs), generator=generator).split(batch_size):
+        for epoch in range(options.epochs):
+            for batch in torch.randperm(len(pairs), generator=generator).split(options.batch_size):
                 if report.steps >= total_steps:
                     break
                 queries = [pairs[i].query for i in batch.tolist()]
@@ -309,8 +299,8 @@ def train_query_adapter(
             report.epochs_completed = epoch + 1
             report.complete = report.steps >= total_steps
             report.wall_time_s = round(time.perf_counter() - started, 2)
-            if report.complete and held_out:
-                report.evaluation = _known_item_evaluation(st, peft_model, held_out, doc_emb, doc_index)
+            if report.complete and options.held_out:
+                report.evaluation = _known_item_evaluation(st, peft_model, options.held_out, doc_emb, doc_index)
             _save_checkpoint(peft_model, report, Path(out_dir))
             if report.complete:
                 break
@@ -324,33 +314,23 @@ def train_query_map(
     query_vectors: dict[str, np.ndarray],
     document_vectors: dict[str, np.ndarray],
     out_dir: Path,
+    options: TrainingOptions = TrainingOptions(),
     *,
-    lr: float = 1e-3,
-    epochs: int = 3,
-    batch_size: int = 32,
-    scale: float = 20.0,
     weight_decay: float = 0.01,
-    seed: int = 0,
-    max_steps: int | None = None,
-    description: str = "",
-    held_out: list[TrainingPair] | None = None,
-    triples: list[MarginTriple] | None = None,
-    margin_weight: float = 1.0,
-    contrastive_weight: float = 1.0,
 ) -> TrainingReport:
     """Train a linear query map (``router_retriever.encoding.query_map``) over an expert's own vectors: every query's and
     document's vector is given (by text), so no model runs here and a step costs one small matrix product.
 
     Same objective as the LoRA adapter (every training document a negative, a query's other positives
     masked), on ``delta`` starting at zero (the map starts as the identity; weight decay pulls it back).
-    ``held_out`` pairs are scored by known-item MRR@10, identity vs map, into the card's ``evaluation``.
-    ``triples`` add MarginMSE as in ``train_query_adapter`` (their negatives' vectors must be given too).
+    ``options.held_out`` pairs are scored by known-item MRR@10, identity vs map, into the card's ``evaluation``.
+    ``options.triples`` add MarginMSE as in ``train_query_adapter`` (their negatives' vectors must be given too).
     """
     if not pairs:
         raise ValueError("no training pairs")
-    _seed_everything(seed)
+    _seed_everything(options.seed)
     started = time.perf_counter()
-    triples = triples or []
+    triples, scale = options.triples, options.scale
     documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}
     doc_emb = torch.from_numpy(np.stack([document_vectors[d] for d in documents]))
@@ -359,19 +339,14 @@ def train_query_map(
     targets = torch.tensor([doc_index[p.document] for p in pairs])
     positives = _positives_by_query(pairs, doc_index)
     delta = torch.nn.Parameter(torch.zeros(doc_emb.shape[1], doc_emb.shape[1]))
-    steps_per_epoch = -(-len(pairs) // batch_size)
-    total_steps = min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)
-    optimizer = torch.optim.AdamW([delta], lr=lr, weight_decay=weight_decay)
+    total_steps = _total_steps(len(pairs), options)
+    optimizer = torch.optim.AdamW([delta], lr=options.lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_linear(total_steps))
-    report = TrainingReport(base_model=model, description=description, n_pairs=len(pairs), n_documents=len(documents),
-                            rank=None, alpha=None, lr=lr, epochs=epochs, batch_size=batch_size, negatives="all",
-                            scale=scale, seed=seed, n_triples=len(triples),
-                            margin_weight=margin_weight if triples else 0.0,
-                            contrastive_weight=contrastive_weight if triples else 1.0)
-    generator = torch.Generator().manual_seed(seed)
+    report = _new_report(model, options, len(pairs), len(documents), rank=None, alpha=None, negatives="all")
+    generator = torch.Generator().manual_seed(options.seed)
     mapped = lambda q: F.normalize(q + q @ delta.T, dim=-1)  # noqa: E731
     while report.steps < total_steps:
-        for batch in torch.randperm(len(pairs), generator=generator).split(batch_size):
+        for batch in torch.randperm(len(pairs), generator=generator).split(options.batch_size):
             if report.steps >= total_steps:
                 break
             q = mapped(query_emb[batch])
@@ -385,10 +360,27 @@ def train_query_map(
     report.complete = True
     report.wall_time_s = round(time.perf_counter() - started, 2)
     query_map = QueryMap(delta.detach().numpy().copy())
-    if held_out:
-        report.evaluation = _map_evaluation(query_map, held_out, query_vectors, document_vectors, documents)
+    if options.held_out:
+        report.evaluation = _map_evaluation(query_map, options.held_out, query_vectors, document_vectors, documents)
     _save_files(query_map.save, (MAP_FILE,), report, Path(out_dir))
     return report
+
+
+def _total_steps(n_pairs: int, options: TrainingOptions) -> int:
+    """Every epoch's batches, or ``options.max_steps`` if fewer."""
+    all_epochs = -(-n_pairs // options.batch_size) * options.epochs
+    return min(all_epochs, options.max_steps or all_epochs)
+
+
+def _new_report(base_model: str, options: TrainingOptions, n_pairs: int, n_documents: int, *, rank: int | None,
+                alpha: int | None, negatives: str) -> TrainingReport:
+    """The card of a run starting: its settings (the loss weights only with triples: else 0 and 1, the loss used)."""
+    return TrainingReport(
+        base_model=base_model, description=options.description, n_pairs=n_pairs, n_documents=n_documents, rank=rank,
+        alpha=alpha, lr=options.lr, epochs=options.epochs, batch_size=options.batch_size, negatives=negatives,
+        scale=options.scale, seed=options.seed, n_triples=len(options.triples),
+        margin_weight=options.margin_weight if options.triples else 0.0,
+        contrastive_weight=options.contrastive_weight if options.triples else 1.0)
 
 
 def encode_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None, batch_size: int = 32) -> dict[str, np.ndarray]:
@@ -408,7 +400,7 @@ def encode_cached(encoder: Encoder, texts: list[str], cache_dir: Path | None, ba
     return dict(zip(texts, vectors))
 
 
-def _map_evaluation(query_map: QueryMap, held_out: list[TrainingPair], query_vectors: dict[str, np.ndarray],
+def _map_evaluation(query_map: QueryMap, held_out: Sequence[TrainingPair], query_vectors: dict[str, np.ndarray],
                     document_vectors: dict[str, np.ndarray], documents: list[str]) -> dict[str, object]:
     """Known-item MRR@10 of the held-out pairs among the training and held-out documents, identity vs map."""
     documents = list(dict.fromkeys([*documents, *(p.document for p in held_out)]))
@@ -422,7 +414,7 @@ def _map_evaluation(query_map: QueryMap, held_out: list[TrainingPair], query_vec
                     f"among all {len(doc_emb)} documents", "mrr@10_base": round(base, 4), "mrr@10_expert": round(adapted, 4)}
 
 
-def _known_item_evaluation(st: SentenceTransformer, peft_model: PeftModel, held_out: list[TrainingPair],
+def _known_item_evaluation(st: SentenceTransformer, peft_model: PeftModel, held_out: Sequence[TrainingPair],
                            doc_emb: torch.Tensor, doc_index: dict[str, int]) -> dict[str, object]:
     """MRR@10 of finding each held-out pair's document, among the training and held-out documents
     (base-model embeddings), by its query: the base model (adapter disabled) and the adapter."""
@@ -470,7 +462,7 @@ def _document_embeddings(st: SentenceTransformer, documents: list[str],
     return torch.stack([torch.as_tensor(known[d]).float() if d in known else encoded[d] for d in documents])
 
 
-def _margins_by_pair(pairs: list[TrainingPair], triples: list[MarginTriple],
+def _margins_by_pair(pairs: list[TrainingPair], triples: Sequence[MarginTriple],
                      doc_index: dict[str, int]) -> list[torch.Tensor]:
     """For each pair, its triples as rows of (document index, negative index, margin); empty when it has none."""
     rows: dict[tuple[str, str], list[tuple[int, int, float]]] = {}

@@ -20,7 +20,7 @@ from router_retriever.corpus import read_qrels, read_queries
 from router_retriever.eval.significance import paired_randomization_test
 from router_retriever.metrics import evaluate
 from router_retriever.training.pseudo_queries import sample_documents
-from router_retriever.training.trainer import pairs_from_corpus, pseudo_query_pairs, train_query_adapter
+from router_retriever.training.trainer import TrainingOptions, pairs_from_corpus, pseudo_query_pairs, train_query_adapter
 
 
 def dev_set():
@@ -61,9 +61,9 @@ def main() -> None:
         pairs = pseudo_query_pairs(train_docs, kind=args.kind, per_doc=args.per_doc, seed=args.seed)
     out = args.keep or Path(tempfile.mkdtemp(prefix="recipe-dev-"))
     started = time.perf_counter()
-    report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, lr=args.lr, epochs=args.epochs,
-                                 batch_size=args.batch_size, negatives=args.negatives, scale=args.scale,
-                                 seed=args.seed, max_steps=args.max_steps)
+    options = TrainingOptions(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, scale=args.scale,
+                              seed=args.seed, max_steps=args.max_steps)
+    report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, options, negatives=args.negatives)
     train_s = time.perf_counter() - started
     base = evaluate(devkit.run(devkit.query_model(None), queries, doc_ids, vectors), qrels)
     expert = evaluate(devkit.run(devkit.query_model(out), queries, doc_ids, vectors), qrels)

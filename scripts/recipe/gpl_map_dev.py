@@ -27,6 +27,7 @@ from router_retriever.indexes.data_dir import EXPORTS_FOLDER
 from router_retriever.metrics import evaluate
 from router_retriever.training.trainer import (
     GENERATED_RECIPE,
+    TrainingOptions,
     encode_cached,
     generated_margin_triples,
     pairs_from_generated,
@@ -76,9 +77,9 @@ def main() -> None:
     for spec in args.variants:
         tag, cw, mw, lr, steps = spec.split(":")
         out = Path(tempfile.mkdtemp(prefix="gpl-map-dev-"))
-        report = train_query_map("bge", pairs, pair_queries, doc_vectors, out, lr=float(lr), epochs=1000,
-                                 max_steps=int(steps), triples=triples, contrastive_weight=float(cw),
-                                 margin_weight=float(mw))
+        options = TrainingOptions(lr=float(lr), epochs=1000, max_steps=int(steps), triples=tuple(triples),
+                                  contrastive_weight=float(cw), margin_weight=float(mw))
+        report = train_query_map("bge", pairs, pair_queries, doc_vectors, out, options)
         mapped = score(load_query_map(str(out)).apply(dev_queries))
         a, b = [mapped[q] for q in qids], [base[q] for q in qids]
         row = {"tag": tag, "n_pairs": len(pairs), "n_triples": len(triples), "contrastive_weight": float(cw),

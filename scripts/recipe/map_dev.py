@@ -32,7 +32,14 @@ from router_retriever.eval.significance import paired_randomization_test
 from router_retriever.experts import query_spec
 from router_retriever.indexes.data_dir import EXPORTS_FOLDER
 from router_retriever.metrics import evaluate
-from router_retriever.training.trainer import TrainingPair, encode_cached, pairs_from_qrels, pseudo_query_pairs, train_query_map
+from router_retriever.training.trainer import (
+    TrainingOptions,
+    TrainingPair,
+    encode_cached,
+    pairs_from_qrels,
+    pseudo_query_pairs,
+    train_query_map,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHRINK = [0.25, 0.5, 1.0]
@@ -72,8 +79,8 @@ def sweep(tag: str, grid: dict[str, list[float]], pairs: list[TrainingPair], que
     qids = sorted(base)
     for lr, steps, scale in itertools.product(grid["lr"], grid["steps"], grid["scale"]):
         out = Path("/tmp/map-dev") / tag
-        report = train_query_map("bge", pairs, query_vectors, document_vectors, out, lr=lr, epochs=1000,
-                                 max_steps=int(steps), scale=scale)
+        report = train_query_map("bge", pairs, query_vectors, document_vectors, out,
+                                 TrainingOptions(lr=lr, epochs=1000, max_steps=int(steps), scale=scale))
         learnt = load_query_map(str(out))
         for alpha in SHRINK:
             mapped = ndcg(search(shrunk(learnt, alpha).apply(dev_q), dev_ids, doc_ids, doc_emb), qrels)
