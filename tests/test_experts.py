@@ -121,8 +121,8 @@ def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_sli
     printed = capsys.readouterr().out
     # the corpus recipe: 3 sentences of each of 24 documents
     assert "trained tiny: 72 pairs, 2 steps" in printed and f'adapter = "{out.resolve()}"' in printed
-    assert {"adapter_config.json", "adapter_model.safetensors", "training.json", "loss.png"} <= {
-        p.name for p in out.iterdir()}
+    assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "training.json",
+                                               "loss.png"}  # not peft's README.md model card
     config = write_config(tmp_path, experts=printed.split("(then `retriever pilots build`):")[1])
     retriever = Retriever(load_settings(config))
     vector = retriever.embed_queries(["statins and heart disease"], "tiny")

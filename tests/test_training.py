@@ -147,7 +147,7 @@ def test_training_writes_adapter_card_and_plot(trained, small_pairs):
     out, report = trained
     for name in ("adapter_config.json", "adapter_model.safetensors", "training.json", "loss.png"):
         assert (out / name).is_file(), name
-    assert not (out / ".checkpoint.tmp").exists()
+    assert not (out / ".checkpoint.tmp").exists() and not (out / "README.md").exists()  # no peft model card
     assert (out / "adapter_model.safetensors").stat().st_size < 5_000_000
     card = json.loads((out / "training.json").read_text())
     assert card["n_pairs"] == N_PAIRS and card["steps"] == report.steps == 4

@@ -541,8 +541,16 @@ def _contrastive_loss(
 
 
 def _save_checkpoint(peft_model: PeftModel, report: TrainingReport, out_dir: Path) -> None:
-    """The LoRA adapter, card and loss plot, written into ``out_dir`` (see ``_save_files``)."""
-    _save_files(lambda tmp: peft_model.save_pretrained(str(tmp)), ADAPTER_FILES, report, out_dir)
+    """The LoRA adapter, card and loss plot, written into ``out_dir`` (see ``_save_files``). peft saves into a
+    scratch folder, whose ``ADAPTER_FILES`` alone are kept: not its README.md model card (nor its update of one kept)."""
+    def write_adapter(folder: Path) -> None:
+        scratch = folder / ".peft"
+        peft_model.save_pretrained(str(scratch))
+        for name in ADAPTER_FILES:
+            (scratch / name).rename(folder / name)
+        shutil.rmtree(scratch)
+
+    _save_files(write_adapter, ADAPTER_FILES, report, out_dir)
 
 
 def _save_files(write_weights: Callable[[Path], None], weight_files: tuple[str, ...], report: TrainingReport,
