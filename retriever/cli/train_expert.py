@@ -12,7 +12,6 @@ from router_retriever.cli.common import command, settings
 from router_retriever.core.errors import RetrieverError, UnknownExpertError
 from router_retriever.corpus import BeirFolder, read_corpus, read_training_queries
 from router_retriever.extras import require_extra
-from router_retriever.locations import resolve_location
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         report, snippet = _train_map(args, made, out, options)
     else:
         vectors = {k: v for m in made for k, v in m.document_vectors.items()}
-        report = train_query_adapter(resolve_location(args.base), pairs, out, options, document_vectors=vectors or None)
+        report = train_query_adapter(args.base, pairs, out, options, document_vectors=vectors or None)
         snippet = f'model = "{args.base}"\nadapter = "{out.resolve()}"'
     print(f"trained {args.name}: {len(pairs)} pairs, {report.steps} steps, {report.wall_time_s:.0f} s -> {out}")
     if report.evaluation:

@@ -34,6 +34,7 @@ from router_retriever.corpus import GeneratedPair
 from router_retriever.encoding.encoders import Encoder, quiet_loading
 from router_retriever.encoding.query_map import MAP_FILE, QueryMap
 from router_retriever.indexes.atomic import atomic_write_bytes, replace_folder
+from router_retriever.locations import resolve_location
 from router_retriever.metrics import evaluate
 from router_retriever.training.hard_negatives import MarginTriple
 from router_retriever.training.pseudo_queries import SENTENCE_END, pseudo_queries, shared_sentences
@@ -129,7 +130,6 @@ def generated_margin_triples(base_model: str, cross_encoder_model: str, generate
     ``margins/``; the scores keyed by the cross-encoder file's SHA-256 and the length it reads)."""
     from router_retriever.encoding.encoders import EncoderSpec, encoder
     from router_retriever.encoding.reranker import cross_encoder
-    from router_retriever.locations import resolve_location
     from router_retriever.training.hard_negatives import (
         CROSS_ENCODER_MAX_LENGTH,
         MarginCache,
@@ -239,8 +239,8 @@ def train_query_adapter(
     negatives: Literal["batch", "all"] = "all",
     document_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> TrainingReport:
-    """Train a LoRA adapter (``rank``, ``alpha``) on the query side of ``base_model``; the document side stays
-    frozen.
+    """Train a LoRA adapter (``rank``, ``alpha``) on the query side of ``base_model`` (a folder or a
+    ``pkg:`` location, recorded as given); the document side stays frozen.
 
     ``negatives="batch"`` scores each query against the documents of its batch; ``"all"`` against
     every cached training document (the in-batch ones included). A query's other positives are
@@ -257,7 +257,7 @@ def train_query_adapter(
     _seed_everything(options.seed)
     started = time.perf_counter()
     with quiet_loading():
-        st = SentenceTransformer(base_model, device="cpu", local_files_only=True)
+        st = SentenceTransformer(resolve_location(base_model), device="cpu", local_files_only=True)
     triples, scale = options.triples, options.scale
     documents = list(dict.fromkeys([*(p.document for p in pairs), *(t.negative for t in triples)]))
     doc_index = {text: i for i, text in enumerate(documents)}

@@ -63,7 +63,7 @@ def main() -> None:
     started = time.perf_counter()
     options = TrainingOptions(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size, scale=args.scale,
                               seed=args.seed, max_steps=args.max_steps)
-    report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, options, negatives=args.negatives)
+    report = train_query_adapter(devkit.BASE, pairs, out, options, negatives=args.negatives)
     train_s = time.perf_counter() - started
     base = evaluate(devkit.run(devkit.query_model(None), queries, doc_ids, vectors), qrels)
     expert = evaluate(devkit.run(devkit.query_model(out), queries, doc_ids, vectors), qrels)

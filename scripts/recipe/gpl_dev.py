@@ -69,7 +69,7 @@ def main() -> None:
         started = time.perf_counter()
         options = TrainingOptions(lr=float(lr), epochs=int(epochs), triples=tuple(triples or ()),
                                   contrastive_weight=float(cw), margin_weight=float(mw), seed=0)
-        report = train_query_adapter(devkit.resolve_location(devkit.BASE), pairs, out, options, document_vectors=by_text)
+        report = train_query_adapter(devkit.BASE, pairs, out, options, document_vectors=by_text)
         train_s = time.perf_counter() - started
         expert = evaluate(devkit.run(devkit.query_model(out), queries, doc_ids, vectors), qrels)
         qids = sorted(qrels)
