@@ -29,7 +29,7 @@ from router_retriever.indexes.lock import WriterLock
 from router_retriever.parts import LocalParts, Parts
 from router_retriever.routing.pilot_building import domain_library, winner_library
 from router_retriever.routing.pilots import PilotLibrary
-from router_retriever.routing.router import QueryRouter, mix_weights
+from router_retriever.routing.router import QueryRouter, list_peak, mix_weights
 from router_retriever.searcher import Ranked, Searcher, fused, hits
 from router_retriever.validation import (
     valid_documents,
@@ -285,13 +285,16 @@ class Retriever:
 
     def _combined(self, sources: dict[str, Ranked], mode: Mode, route: Route) -> Ranked:
         """The first-stage list of one query: experts fused (RRF, or soft mixing weighted by the route's scores
-        with ``router.mix_temperature``), then (hybrid) fused with BM25."""
+        with ``router.mix_temperature``, and by the lists' peaks with ``router.mix_peak_weight``), then (hybrid)
+        fused with BM25."""
         search, temperature = self.settings.search, self.settings.router.mix_temperature
         experts = {n: r for n, r in sources.items() if n != SPARSE}
         if mode == "sparse":
             dense: Ranked = []
         elif temperature is not None and len(experts) > 1:
-            dense = fused(experts, "weighted", search.rrf_k, mix_weights(route, temperature))
+            peaks = {n: list_peak([score for _, score in ranked]) for n, ranked in experts.items()}
+            weights = mix_weights(route, temperature, peaks, self.settings.router.mix_peak_weight)
+            dense = fused(experts, "weighted", search.rrf_k, weights)
         else:
             dense = fused(experts, "rrf", search.rrf_k)
         if mode != "hybrid":

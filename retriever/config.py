@@ -173,6 +173,10 @@ class RouterConfig(_Strict):
         default=None, gt=0.0, description="top_m > 1: fuse the m best-routed experts' lists by their min-max normalised "
         "scores, weighted per query by the softmax of their router scores over this temperature (soft mixing); "
         "unset: reciprocal rank fusion")
+    mix_peak_weight: float = Field(
+        default=0.0, ge=0.0, description="soft mixing: add this times each expert's list peak (its top score minus the "
+        "mean of its first ten: a post-retrieval confidence, as MoR's) to its router score before the softmax; 0: "
+        "router scores alone; needs mix_temperature")
     fallback: str | None = Field(
         default=None, description="expert for queries unlike every domain (e.g. the general model); unset: always route")
     mix_fallback: bool = Field(
@@ -291,6 +295,8 @@ class Settings(_Strict):
             raise ValueError(f"router.fallback names unknown expert {self.router.fallback!r}")
         if self.router.mix_fallback and self.router.fallback is None:
             raise ValueError("router.mix_fallback fuses the fallback expert's list: set router.fallback too")
+        if self.router.mix_peak_weight and self.router.mix_temperature is None:
+            raise ValueError("router.mix_peak_weight weighs soft mixing: set router.mix_temperature too")
         if self.router.expert is not None and self.router.expert not in names:
             raise ValueError(f"router.expert names unknown expert {self.router.expert!r}")
         if self.router.expert is not None and self.router.model is not None:

@@ -19,7 +19,7 @@ from router_retriever.core.types import Document, Route
 from router_retriever.corpus import read_corpus, read_qrels
 from router_retriever.routing.fusion import reciprocal_rank_fusion, weighted_fusion
 from router_retriever.routing.pilots import PilotLibrary
-from router_retriever.routing.router import mix_weights
+from router_retriever.routing.router import list_peak, mix_weights
 
 from conftest import DEMO_CORPUS, SCIFACT, needs_scifact, write_config
 
@@ -197,6 +197,24 @@ def test_mix_weights_are_a_softmax_of_the_router_scores() -> None:
     assert mix_weights(Route(experts=("general",), scores={}, fallback=True), 0.1) == {"general": 1.0}
 
 
+def test_mix_weights_add_the_lists_peaks_when_weighted() -> None:
+    """A list whose top hit stands further above the rest gets more weight with a peak weight, none without."""
+    assert list_peak([0.9, 0.5, 0.4]) == pytest.approx(0.9 - 0.6)
+    assert list_peak([0.7] * 12) == 0.0 and list_peak([]) == 0.0
+    route = Route(experts=("sre", "general"), scores={"sre": 0.4, "general": 0.4})
+    peaks = {"sre": 0.2, "general": 0.05}
+    assert mix_weights(route, 0.1, peaks) == pytest.approx({"sre": 0.5, "general": 0.5})
+    weights = mix_weights(route, 0.1, peaks, peak_weight=2.0)
+    assert weights["sre"] / weights["general"] == pytest.approx(np.exp(2.0 * 0.15 / 0.1))
+
+
+def test_mix_peak_weight_needs_soft_mixing(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "domain"\nmix_peak_weight = 1.0'))
+    with pytest.raises(ConfigError, match=r"router\.mix_peak_weight weighs soft mixing: set router\.mix_temperature"):
+        load_settings(config)
+
+
 def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: Path, built_config: Path) -> None:
     """With router.mix_temperature, top-m > 1 fuses the experts' own lists by min-max normalised scores weighted
     by the softmax of the route's scores (not by RRF)."""
@@ -215,6 +233,14 @@ def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: 
     assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in expected]
     assert [h.score for h in result.hits] == pytest.approx([score for _, score, _ in expected])
     assert [h.id for h in result.hits] != [d for d, _, _ in reciprocal_rank_fusion({e: [d for d, _ in v] for e, v in lists.items()})[:10]]
+    # with a peak weight, the lists' peaks join the router scores in the weights
+    config.write_text(config.read_text().replace("mix_temperature = 0.05", "mix_temperature = 0.05\nmix_peak_weight = 3.0"))
+    with Retriever(load_settings(config)) as peaked:
+        found = peaked.search(query, top_k=10, top_m=2)
+    peaks = {e: list_peak([score for _, score in ranked]) for e, ranked in lists.items()}
+    weights = mix_weights(found.route, 0.05, peaks, 3.0)
+    assert weights != pytest.approx(mix_weights(result.route, 0.05))
+    assert [h.score for h in found.hits] == pytest.approx([s for _, s, _ in weighted_fusion(lists, weights)[:10]])
 
 
 def test_mix_fallback_fuses_the_fallback_experts_list_into_a_routed_search(tmp_path: Path, built_config: Path) -> None:

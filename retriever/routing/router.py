@@ -8,7 +8,7 @@ router's base encoder plus the pilot library saved in the data directory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -20,14 +20,25 @@ from router_retriever.core.types import Route
 from router_retriever.encoding.encoders import Encoder
 from router_retriever.routing.pilots import PilotLibrary
 
+PEAK_DEPTH = 10  # a list's peak: its top score minus the mean of its first this many
 
-def mix_weights(route: Route, temperature: float) -> dict[str, float]:
-    """Soft mixing weights of a route's experts: the softmax of their router scores over ``temperature``, summing
-    to 1 (an expert without a score, e.g. the fallback, weighs as the best-scored one)."""
+
+def list_peak(scores: Sequence[float]) -> float:
+    """How far a ranked list's top score stands above the mean of its first ``PEAK_DEPTH`` scores (0 if empty)."""
+    head = scores[:PEAK_DEPTH]
+    return float(head[0] - np.mean(head)) if len(head) else 0.0
+
+
+def mix_weights(route: Route, temperature: float, peaks: Mapping[str, float] | None = None,
+                peak_weight: float = 0.0) -> dict[str, float]:
+    """Soft mixing weights of a route's experts: the softmax over ``temperature`` of their router scores plus
+    ``peak_weight`` times their lists' ``peaks``, summing to 1 (an expert without a score, e.g. the fallback, takes
+    the best router score)."""
     known = [route.scores[e] for e in route.experts if e in route.scores]
     top = max(known, default=0.0)
-    logits = np.array([route.scores.get(e, top) - top for e in route.experts]) / temperature
-    weights = np.exp(logits)
+    peak = {e: peak_weight * (peaks or {}).get(e, 0.0) for e in route.experts}
+    logits = np.array([route.scores.get(e, top) - top + peak[e] - max(peak.values()) for e in route.experts])
+    weights = np.exp(logits / temperature)
     return dict(zip(route.experts, (weights / weights.sum()).tolist()))
 
 

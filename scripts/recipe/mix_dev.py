@@ -12,8 +12,9 @@ engine (dense), against the fallback expert alone on the same queries.
 
     python scripts/recipe/mix_dev.py [--config configs/beir5.toml] [--cache runs/eval] [--folds 5] [--held-out] VARIANT ...
 
-A VARIANT is ``top_m:temperature[:fallback]`` (``2:0.02``; ``2:rrf`` fuses the two lists by reciprocal rank; ``1:-``
-is hard top-1 routing; a third part ``fallback`` sets ``router.mix_fallback``: the fallback expert's list joins).
+A VARIANT is ``top_m:temperature[:fallback][:peak=W]`` (``2:0.02``; ``2:rrf`` fuses the two lists by reciprocal rank;
+``1:-`` is hard top-1 routing; ``fallback`` sets ``router.mix_fallback``: the fallback expert's list joins;
+``peak=W`` sets ``router.mix_peak_weight``: the lists' peaks join the router scores in the mixing weights).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from router_retriever.metrics import HEADLINE, evaluate
 
 def variant_settings(settings: Settings, variant: str) -> Settings:
     """``settings`` with the router's top_m and mixing of ``variant`` (``m:T``, ``m:rrf`` or ``1:-``, then
-    optionally ``:fallback``)."""
-    top_m, temperature, *fallback = variant.split(":")
+    optionally ``:fallback`` and ``:peak=W``)."""
+    top_m, temperature, *extra = variant.split(":")
     mix = None if temperature in ("rrf", "-") else float(temperature)
+    peak = next((float(e.removeprefix("peak=")) for e in extra if e.startswith("peak=")), 0.0)
     router = settings.router.model_copy(update={"top_m": int(top_m), "mix_temperature": mix,
-                                                "mix_fallback": fallback == ["fallback"]})
+                                                "mix_fallback": "fallback" in extra, "mix_peak_weight": peak})
     return settings.model_copy(update={"router": router})
 
 
