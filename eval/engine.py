@@ -44,7 +44,8 @@ def routed_label(settings: Settings, mode: Mode, library: PilotLibrary | None) -
         routing += f", fallback to {router.fallback} below the {library.percentile(router.fallback_percentile):g}th percentile{learnt}"
     if router.top_m > 1 or router.mix_fallback:
         experts = f"top-{router.top_m} experts" + (f" and {router.fallback}" if router.mix_fallback else "")
-        fusion = f"soft mixing (T {router.mix_temperature:g})" if router.mix_temperature is not None else "RRF"
+        peaks = f", list peaks x{router.mix_peak_weight:g}" if router.mix_peak_weight else ""
+        fusion = f"soft mixing (T {router.mix_temperature:g}{peaks})" if router.mix_temperature is not None else "RRF"
         routing += f", {experts} fused by {fusion}"
     return f"engine: {describe_search(settings, mode)}, {routing}"
 

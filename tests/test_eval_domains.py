@@ -14,11 +14,12 @@ from router_retriever import load_settings
 from router_retriever.cli import main
 from router_retriever.corpus import read_corpus, read_qrels, read_queries
 from router_retriever.eval.domains import config_library
+from router_retriever.eval.engine import routed_label
 from router_retriever.eval.harness import run_eval
 from router_retriever.eval.runs import CorpusRuns
 from router_retriever.routing.pilot_building import domain_queries
 
-from conftest import LORA_EXPERTS
+from conftest import LORA_EXPERTS, write_config
 
 CONFIG = """
 [router]
@@ -137,3 +138,11 @@ def test_a_forced_expert_run_is_cached_apart_from_the_router_settings(setup) -> 
     after.engine_run(queries, library, "dense")
     assert list(after.timings) == ["engine:dense:routed_s"]  # the new router settings' routed run was computed
     after.close()
+
+
+def test_the_routed_label_names_the_mixing_settings(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path))
+    assert "fused by" not in routed_label(settings, "dense", None)
+    mixing = {"top_m": 2, "mix_temperature": 0.03, "mix_peak_weight": 1.0}
+    mixed = settings.model_copy(update={"router": settings.router.model_copy(update=mixing)})
+    assert routed_label(mixed, "dense", None).endswith("top-2 experts fused by soft mixing (T 0.03, list peaks x1)")
