@@ -101,7 +101,8 @@ class Retriever:
         if self._data_dir.refresh():  # a reader: what the writer saved since is searched from now on
             self._gaps = None
         rerank = self.settings.rerank.enabled if rerank is None else rerank
-        depth = max(top_k, self.settings.search.candidates) if mode == "hybrid" else top_k
+        fusing = mode == "hybrid" or (mode == "dense" and expert is None and self._fuses_experts(top_m))
+        depth = max(top_k, self.settings.search.candidates) if fusing else top_k  # fused lists: one depth for any k
         depth = max(depth, self.settings.rerank.depth) if rerank else depth
         routes, lists = self._retrieve(texts, mode, expert, top_m, depth, filters or {})
         results = []
@@ -111,6 +112,11 @@ class Retriever:
                 ranked, sources[RERANK] = self._reranked(text, ranked)
             results.append(SearchResult(query=text, hits=hits(ranked, sources, top_k), route=route, mode=mode))
         return results
+
+    def _fuses_experts(self, top_m: int | None) -> bool:
+        """Whether a routed dense search may fuse several experts' lists (top-m > 1, or the fallback's list mixed in)."""
+        router = self.settings.router
+        return (router.top_m if top_m is None else top_m) > 1 or (router.mix_fallback and router.fallback is not None)
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Documents of the store, by id, rescored by the cross-encoder: (id, score), best first (ids that

@@ -71,7 +71,8 @@ def test_top_m_fuses_both_experts_with_provenance(retriever: Retriever) -> None:
     query = "memory leak in a container"
     result = retriever.search(query, top_k=10, top_m=2)
     assert set(result.route.experts) == {"general", "sre"}
-    lists = {e: [h.id for h in retriever.search(query, top_k=10, expert=e).hits] for e in result.route.experts}
+    depth = retriever.settings.search.candidates  # fused lists are this deep whatever top_k
+    lists = {e: [h.id for h in retriever.search(query, top_k=depth, expert=e).hits] for e in result.route.experts}
     expected = reciprocal_rank_fusion(lists)[:10]
     assert [(h.id, h.expert) for h in result.hits] == [(doc_id, source) for doc_id, _, source in expected]
     assert [h.score for h in result.hits] == pytest.approx([score for _, score, _ in expected])
@@ -226,8 +227,11 @@ def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: 
     config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "domain"\nmix_temperature = 0.05'))
     with Retriever(load_settings(config)) as mixed:
         result = mixed.search(query, top_k=10, top_m=2)
-        lists = {e: [(h.id, h.score) for h in mixed.search(query, top_k=10, expert=e, mode="dense").hits]
+        depth = mixed.settings.search.candidates  # the depth of fused lists, whatever top_k
+        lists = {e: [(h.id, h.score) for h in mixed.search(query, top_k=depth, expert=e, mode="dense").hits]
                  for e in result.route.experts}
+        # the fusion does not depend on how many hits are asked for
+        assert mixed.search(query, top_k=3, top_m=2).hits == result.hits[:3]
     assert set(result.route.experts) == {"general", "sre"}
     expected = weighted_fusion(lists, mix_weights(result.route, 0.05))[:10]
     assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in expected]
@@ -255,8 +259,9 @@ def test_mix_fallback_fuses_the_fallback_experts_list_into_a_routed_search(tmp_p
         'pilots = "domain"', 'pilots = "domain"\nfallback = "general"\nfallback_percentile = 0.0\nmix_fallback = true'))
     with Retriever(load_settings(config)) as mixed:
         result = mixed.search(query, top_k=10)
-        lists = {e: [h.id for h in mixed.search(query, top_k=10, expert=e, mode="dense").hits]
+        depth = mixed.settings.search.candidates  # the depth of fused lists, whatever top_k
+        lists = {e: [h.id for h in mixed.search(query, top_k=depth, expert=e, mode="dense").hits]
                  for e in ("sre", "general")}
     assert result.route.experts == ("sre", "general") and not result.route.fallback
     assert [h.id for h in result.hits] == [doc_id for doc_id, _, _ in reciprocal_rank_fusion(lists)[:10]]
-    assert [h.id for h in result.hits] != lists["sre"]
+    assert [h.id for h in result.hits] != lists["sre"][:10]
