@@ -135,8 +135,11 @@ def test_a_forced_expert_run_is_cached_apart_from_the_router_settings(setup) -> 
     after = CorpusRuns(varied, read_corpus(mini), Path(report.collections[0].data_dir), 100)
     assert after.engine_run(queries, library, "hybrid", "general") == forced
     assert after.timings == {}  # read from the cache
-    after.engine_run(queries, library, "dense")
+    mixed = after.engine_run(queries, library, "dense")
     assert list(after.timings) == ["engine:dense:routed_s"]  # the new router settings' routed run was computed
+    # with top-2 soft mixing too, a 10-hit search returns the head of the evaluation's 100-hit run
+    for qid, result in zip(queries, after.built().search_many(list(queries.values()), top_k=10, mode="dense")):
+        assert [h.id for h in result.hits] == sorted(mixed.run[qid], key=lambda d: -mixed.run[qid][d])[:10]
     after.close()
 
 
