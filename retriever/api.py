@@ -115,8 +115,8 @@ class Retriever:
 
     def _fuses_experts(self, top_m: int | None) -> bool:
         """Whether a routed dense search may fuse several experts' lists (top-m > 1, or the fallback's list mixed in)."""
-        router = self.settings.router
-        return (router.top_m if top_m is None else top_m) > 1 or (router.mix_fallback and router.fallback is not None)
+        router = self.settings.router  # mix_fallback comes with a fallback (Settings checks it)
+        return (router.top_m if top_m is None else top_m) > 1 or router.mix_fallback
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Documents of the store, by id, rescored by the cross-encoder: (id, score), best first (ids that
@@ -298,8 +298,9 @@ class Retriever:
         if mode == "sparse":
             dense: Ranked = []
         elif temperature is not None and len(experts) > 1:
-            peaks = {n: list_peak([score for _, score in ranked]) for n, ranked in experts.items()}
-            weights = mix_weights(route, temperature, peaks, self.settings.router.mix_peak_weight)
+            peak_weight = self.settings.router.mix_peak_weight
+            peaks = {n: list_peak([score for _, score in ranked]) for n, ranked in experts.items()} if peak_weight else None
+            weights = mix_weights(route, temperature, peaks, peak_weight)
             dense = fused(experts, "weighted", search.rrf_k, weights)
         else:
             dense = fused(experts, "rrf", search.rrf_k)
