@@ -38,25 +38,29 @@ SPECS = {"scifact": "beir/scifact/test", "arguana": "beir/arguana"}
 
 @dataclass
 class DevPart:
-    """Dev queries of one domain searched by one engine setting (a fold's, or the config's)."""
+    """Dev queries of one domain searched by one engine setting (a fold's, or the config's), with the pilot library
+    it routes with and the one without its domain (the percentile learnt again from the other domains, as
+    `retriever eval` leaves a domain out); both built once, since every variant routes with the same pilots."""
 
     domain: str
     settings: Settings
-    groups: list[Group]
+    library: PilotLibrary
+    held_out_library: PilotLibrary
     queries: dict[str, str]
     qrels: Qrels
 
-    def library(self, held_out: bool = False) -> PilotLibrary:
-        """The engine's pilot library; ``held_out``: without this part's domain (its percentile learnt again
-        from the other domains, as `retriever eval` leaves a domain out)."""
-        library = config_library(self.settings, [g for g in self.groups if not (held_out and g[0] == self.domain)])
-        assert library is not None
-        return library
+
+def dev_part(domain: str, settings: Settings, groups: list[Group], queries: dict[str, str], qrels: Qrels) -> DevPart:
+    """The part of ``domain``'s dev queries (ids prefixed, so that none equals a document id: the eval drops a hit
+    whose id is the query's), its pilot libraries made from ``groups``."""
+    return DevPart(domain, settings, _library(settings, groups), _library(settings, [g for g in groups if g[0] != domain]),
+                   {f"q:{q}": t for q, t in queries.items()}, {f"q:{q}": qrels[q] for q in queries})
 
 
-def prefixed(queries: dict[str, str], qrels: Qrels) -> tuple[dict[str, str], Qrels]:
-    """Query ids prefixed, so that none equals a document id (the eval drops a hit whose id is the query's)."""
-    return {f"q:{q}": t for q, t in queries.items()}, {f"q:{q}": qrels[q] for q in queries}
+def _library(settings: Settings, groups: list[Group]) -> PilotLibrary:
+    library = config_library(settings, groups)
+    assert library is not None
+    return library
 
 
 def groups_of(settings: Settings, runs: CorpusRuns) -> list[Group]:
@@ -122,10 +126,10 @@ def dev_parts(settings: Settings, config: str, cache: Path, folds: int, corpora:
                 varied = fold_settings(settings, config, folder, cache / "train-data")
                 held = read_qrels(folder, "dev")
                 queries = {q: t for q, t in read_queries(folder).items() if q in held}
-                parts.append(DevPart(domain.name, varied, groups_of(varied, runs), *prefixed(queries, held)))
+                parts.append(dev_part(domain.name, varied, groups_of(varied, runs), queries, held))
             continue
         queries, qrels = read_training_queries(str(GENERATED / f"{domain.name}.jsonl"))
         assert qrels is not None
-        parts.append(DevPart(domain.name, settings, groups, *prefixed(queries, qrels)))
+        parts.append(dev_part(domain.name, settings, groups, queries, qrels))
     runs.close()
     return parts

@@ -55,7 +55,7 @@ def scores(parts: list[DevPart], corpora: dict[str, Corpus], mode: str, variant:
     for part in parts:
         settings = part.settings if variant is None else variant_settings(part.settings, variant)
         part_runs = CorpusRuns(settings, *corpora[part.domain])
-        library = None if variant is None else part.library(held_out)
+        library = None if variant is None else part.held_out_library if held_out else part.library
         engine = part_runs.engine_run(part.queries, library, mode, None if variant else settings.router.fallback)  # type: ignore[arg-type]
         runs[part.domain] |= engine.run
         qrels[part.domain] |= part.qrels
