@@ -2,7 +2,8 @@
 
 Data path of a search: query -> ``QueryRouter`` (base encoder + pilot library -> ``Route``) -> the chosen
 expert's query encoder -> that expert's vector index (``Searcher``, with the document store) -> hits;
-top-m > 1 fuses the experts' lists by reciprocal rank. Constructing a ``Retriever`` reads the data
+a routed expert with a partner (``[router.partners]``) has its list fused with the partner's, and top-m > 1 fuses
+the experts' lists (reciprocal rank, or soft mixing). Constructing a ``Retriever`` reads the data
 directory only: models load on first use, and pilots are built by ``build`` or ``rebuild_pilots``.
 """
 
@@ -114,9 +115,10 @@ class Retriever:
         return results
 
     def _fuses_experts(self, top_m: int | None) -> bool:
-        """Whether a routed dense search may fuse several experts' lists (top-m > 1, or the fallback's list mixed in)."""
+        """Whether a routed dense search may fuse several experts' lists (top-m > 1, the fallback's list mixed in, or
+        a routed expert's partner)."""
         router = self.settings.router  # mix_fallback comes with a fallback (Settings checks it)
-        return (router.top_m if top_m is None else top_m) > 1 or router.mix_fallback
+        return (router.top_m if top_m is None else top_m) > 1 or router.mix_fallback or bool(router.partners)
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Documents of the store, by id, rescored by the cross-encoder: (id, score), best first (ids that
@@ -282,30 +284,45 @@ class Retriever:
             sparse = self._searcher.sparse(queries, depth, filters)
             return [Route(experts=(SPARSE,), scores={}, forced=True) for _ in queries], [{SPARSE: r} for r in sparse]
         routes, base_vectors = self._route(queries, expert, top_m)
-        rankings = self._rankings(queries, routes, base_vectors, depth, filters)
-        lists = [{name: rankings[name][i] for name in route.experts} for i, route in enumerate(routes)]
+        searched = [self._searched(route) for route in routes]
+        rankings = self._rankings(queries, searched, base_vectors, depth, filters)
+        lists = [{name: rankings[name][i] for name in names} for i, names in enumerate(searched)]
         if mode == "hybrid":
             for sources, ranked in zip(lists, self._searcher.sparse(queries, depth, filters)):
                 sources[SPARSE] = ranked
         return routes, lists
 
+    def _searched(self, route: Route) -> tuple[str, ...]:
+        """The experts that search a query: its route's, each routed one followed by its partner (not when forced)."""
+        partners = {} if route.forced else self.settings.router.partners
+        names = [n for e in route.experts for n in ((e, partners[e].expert) if e in partners else (e,))]
+        return tuple(dict.fromkeys(names))
+
+    def _partnered(self, name: str, sources: dict[str, Ranked], route: Route) -> Ranked:
+        """Routed expert ``name``'s list, fused with its partner's (weighted by the partner's share) if it has one."""
+        partner = None if route.forced else self.settings.router.partners.get(name)
+        if partner is None:
+            return sources[name]
+        return fused({name: sources[name], partner.expert: sources[partner.expert]}, "weighted",
+                     self.settings.search.rrf_k, {name: 1.0 - partner.share, partner.expert: partner.share})
+
     def _combined(self, sources: dict[str, Ranked], mode: Mode, route: Route) -> Ranked:
-        """The first-stage list of one query: experts fused (RRF, or soft mixing weighted by the route's scores
-        with ``router.mix_temperature``, and by the lists' peaks with ``router.mix_peak_weight``), then (hybrid)
-        fused with BM25."""
+        """The first-stage list of one query: each routed expert's list (fused with its partner's), then the routed
+        experts fused (RRF, or soft mixing weighted by the route's scores with ``router.mix_temperature``, and by
+        their own lists' peaks with ``router.mix_peak_weight``), then (hybrid) fused with BM25."""
         search, temperature = self.settings.search, self.settings.router.mix_temperature
-        experts = {n: r for n, r in sources.items() if n != SPARSE}
         if mode == "sparse":
-            dense: Ranked = []
-        elif temperature is not None and len(experts) > 1:
+            return sources[SPARSE]
+        experts = {n: self._partnered(n, sources, route) for n in route.experts}
+        if temperature is not None and len(experts) > 1:
             peak_weight = self.settings.router.mix_peak_weight
-            peaks = {n: list_peak([score for _, score in ranked]) for n, ranked in experts.items()} if peak_weight else None
+            peaks = {n: list_peak([score for _, score in sources[n]]) for n in route.experts} if peak_weight else None
             weights = mix_weights(route, temperature, peaks, peak_weight)
             dense = fused(experts, "weighted", search.rrf_k, weights)
         else:
             dense = fused(experts, "rrf", search.rrf_k)
         if mode != "hybrid":
-            return dense if mode == "dense" else sources[SPARSE]
+            return dense
         return fused({DENSE: dense, SPARSE: sources[SPARSE]}, search.fusion, search.rrf_k,
                      {DENSE: search.dense_weight, SPARSE: 1.0 - search.dense_weight})
 
@@ -321,12 +338,12 @@ class Retriever:
         scores = cross_encoder(config.model, config.max_length, tuple(config.providers)).scores(query, [doc.content for doc in docs])
         return [(docs[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
 
-    def _rankings(self, queries: list[str], routes: list[Route], base_vectors: np.ndarray | None, top_k: int,
-                  filters: Mapping[str, Any]) -> dict[str, dict[int, Ranked]]:
-        """For each chosen expert, one encoder pass and one index search over the queries routed to it."""
+    def _rankings(self, queries: list[str], searched: list[tuple[str, ...]], base_vectors: np.ndarray | None,
+                  top_k: int, filters: Mapping[str, Any]) -> dict[str, dict[int, Ranked]]:
+        """For each expert that searches, one encoder pass and one index search over the queries it searches."""
         positions: dict[str, list[int]] = defaultdict(list)
-        for i, route in enumerate(routes):
-            for name in route.experts:
+        for i, names in enumerate(searched):
+            for name in names:
                 positions[name].append(i)
         rankings: dict[str, dict[int, Ranked]] = {}
         for name, rows in positions.items():

@@ -148,6 +148,15 @@ class DomainConfig(_Strict):
         return f"queries: {self.queries}" if self.queries else f"corpus: {self.corpus} ({self.pilot_queries} sentences)"
 
 
+class PartnerConfig(_Strict):
+    """An expert searched beside a routed one, its list fused into that expert's (``[router.partners]``)."""
+
+    expert: str = Field(description="the partner (an `[[experts]]` name; typically of another model family, with its "
+                        "own index)")
+    share: float = Field(default=0.5, gt=0.0, lt=1.0, description="the partner's weight when the two lists' min-max "
+                         "normalised scores are summed; the routed expert's is 1 - share")
+
+
 class RouterConfig(_Strict):
     """The pilot router: base model for the routing pass, aggregation and default top-m."""
 
@@ -183,6 +192,11 @@ class RouterConfig(_Strict):
         default=False, description="also fuse the fallback expert's list into every routed query's (a hedge against "
         "a wrong route): weighted as the best-scored expert with mix_temperature, else by reciprocal rank; needs "
         "fallback")
+    partners: dict[str, PartnerConfig] = Field(
+        default={}, description="a table, routed expert -> `{expert = PARTNER, share = S}` (S in (0, 1), default "
+        "0.5): a query the router sends to that expert is also searched by PARTNER, and the two lists' min-max "
+        "normalised scores are summed, PARTNER's weighted S and the expert's 1 - S, before any mixing; a search that "
+        "names its expert gets that expert alone (scripts/recipe/partner_dev.py chooses them on dev queries)")
     fallback_percentile: Annotated[float, Field(ge=0.0, le=100.0)] | Literal["auto"] = Field(
         default=5.0, description="a query goes to the fallback expert when its similarity to every pilot is below "
         "this percentile of the similarities of that pilot's own queries; \"auto\": the percentile learnt from the "
@@ -299,6 +313,12 @@ class Settings(_Strict):
             raise ValueError("router.mix_fallback fuses the fallback expert's list: set router.fallback too")
         if self.router.mix_peak_weight and self.router.mix_temperature is None:
             raise ValueError("router.mix_peak_weight weighs soft mixing: set router.mix_temperature too")
+        for routed, partner in self.router.partners.items():
+            unknown = [e for e in (routed, partner.expert) if e not in names]
+            if unknown:
+                raise ValueError(f"router.partners.{routed} names unknown expert {unknown[0]!r}")
+            if partner.expert == routed:
+                raise ValueError(f"router.partners.{routed}: an expert cannot be its own partner")
         if self.router.expert is not None and self.router.expert not in names:
             raise ValueError(f"router.expert names unknown expert {self.router.expert!r}")
         if self.router.expert is not None and self.router.model is not None:

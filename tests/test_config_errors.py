@@ -50,6 +50,19 @@ def test_domain_naming_unknown_expert(tmp_path: Path) -> None:
         load_settings(config)
 
 
+@pytest.mark.parametrize(("partners", "message"), [
+    ('{sre = {expert = "nope"}}', r"router\.partners\.sre names unknown expert 'nope'"),
+    ('{nope = {expert = "general"}}', r"router\.partners\.nope names unknown expert 'nope'"),
+    ('{sre = {expert = "sre"}}', r"router\.partners\.sre: an expert cannot be its own partner"),
+    ('{sre = {expert = "general", share = 1.0}}', r"share"),
+])
+def test_router_partners_are_checked(tmp_path: Path, partners: str, message: str) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('pilots = "domain"', f'pilots = "domain"\npartners = {partners}'))
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
 def test_missing_model_folder(tmp_path: Path) -> None:
     config = write_config(tmp_path, experts=f'[[experts]]\nname = "ghost"\nmodel = "{tmp_path}/no-model"\n')
     with pytest.raises(ModelNotFoundError, match="model folder not found"):
