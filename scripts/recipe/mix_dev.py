@@ -14,7 +14,8 @@ engine (dense), against the fallback expert alone on the same queries.
 
 A VARIANT is ``top_m:temperature[:fallback][:peak=W]`` (``2:0.02``; ``2:rrf`` fuses the two lists by reciprocal rank;
 ``1:-`` is hard top-1 routing; ``fallback`` sets ``router.mix_fallback``: the fallback expert's list joins;
-``peak=W`` sets ``router.mix_peak_weight``: the lists' peaks join the router scores in the mixing weights).
+``peak=W`` sets ``router.mix_peak_weight``: the lists' peaks join the router scores in the mixing weights;
+``share=S`` gives every configured partner (``[router.partners]``) the share S, ``share=0`` none).
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ from router_retriever.metrics import HEADLINE, evaluate
 
 def variant_settings(settings: Settings, variant: str) -> Settings:
     """``settings`` with the router's top_m and mixing of ``variant`` (``m:T``, ``m:rrf`` or ``1:-``, then
-    optionally ``:fallback`` and ``:peak=W``)."""
+    optionally ``:fallback``, ``:peak=W`` and ``:share=S``)."""
     top_m, temperature, *extra = variant.split(":")
     mix = None if temperature in ("rrf", "-") else float(temperature)
     peak = next((float(e.removeprefix("peak=")) for e in extra if e.startswith("peak=")), 0.0)
-    router = settings.router.model_copy(update={"top_m": int(top_m), "mix_temperature": mix,
+    share = next((float(e.removeprefix("share=")) for e in extra if e.startswith("share=")), None)
+    partners = {} if share == 0 else {e: p.model_copy(update={"share": share}) if share else p
+                                      for e, p in settings.router.partners.items()}
+    router = settings.router.model_copy(update={"top_m": int(top_m), "mix_temperature": mix, "partners": partners,
                                                 "mix_fallback": "fallback" in extra, "mix_peak_weight": peak})
     return settings.model_copy(update={"router": router})
 
@@ -87,6 +91,8 @@ def main() -> None:
                 found = scores(parts, corpora, mode, variant)
                 row = {"variant": variant, "mode": mode, "config": args.config, "router": router_identity(settings),
                        "scifact_dev": f"train queries, {args.folds} folds" if args.folds else "generated queries",
+                       "partners": {e: [p.expert, p.share]
+                                    for e, p in variant_settings(settings, variant).router.partners.items()},
                        "mean": round(float(np.mean(list(found.values()))), 2), **{n: round(s, 2) for n, s in found.items()}}
                 if args.held_out and mode == "dense":
                     left_out = scores(parts, corpora, mode, variant, held_out=True)
