@@ -216,15 +216,21 @@ def test_mix_peak_weight_needs_soft_mixing(tmp_path: Path) -> None:
         load_settings(config)
 
 
-def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: Path, built_config: Path) -> None:
-    """With router.mix_temperature, top-m > 1 fuses the experts' own lists by min-max normalised scores weighted
-    by the softmax of the route's scores (not by RRF)."""
+def _with_router(tmp_path: Path, built_config: Path, lines: str) -> Path:
+    """A copy of the built demo config's data directory, and a config whose [router] table adds ``lines``."""
     import shutil
 
     shutil.copytree(built_config.parent / "data", tmp_path / "data")
-    query = "memory leak in a container"
     config = write_config(tmp_path)
-    config.write_text(config.read_text().replace('pilots = "domain"', 'pilots = "domain"\nmix_temperature = 0.05'))
+    config.write_text(config.read_text().replace('pilots = "domain"', f'pilots = "domain"\n{lines}'))
+    return config
+
+
+def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: Path, built_config: Path) -> None:
+    """With router.mix_temperature, top-m > 1 fuses the experts' own lists by min-max normalised scores weighted
+    by the softmax of the route's scores (not by RRF)."""
+    query = "memory leak in a container"
+    config = _with_router(tmp_path, built_config, "mix_temperature = 0.05")
     with Retriever(load_settings(config)) as mixed:
         result = mixed.search(query, top_k=10, top_m=2)
         depth = mixed.settings.search.candidates  # the depth of fused lists, whatever top_k
@@ -250,41 +256,29 @@ def test_soft_mixing_fuses_the_routed_experts_by_their_router_weights(tmp_path: 
 def test_a_routed_experts_partner_fuses_its_list_into_that_experts(tmp_path: Path, built_config: Path) -> None:
     """With [router.partners], a query routed to an expert is answered by its list fused with its partner's
     (min-max normalised scores, the partner weighted by its share); a search naming the expert gets it alone."""
-    import shutil
-
-    shutil.copytree(built_config.parent / "data", tmp_path / "data")
     query = "memory leak in a container"
-    config = write_config(tmp_path)
-    config.write_text(config.read_text().replace(
-        'pilots = "domain"', 'pilots = "domain"\npartners = {sre = {expert = "general", share = 0.3}}'))
+    config = _with_router(tmp_path, built_config, 'partners = {sre = {expert = "general", share = 0.3}}')
     with Retriever(load_settings(config)) as partnered:
-        result = partnered.search(query, top_k=10)
+        found = partnered.search(query, top_k=10, mode="dense")
         depth = partnered.settings.search.candidates  # the depth of fused lists, whatever top_k
         lists = {e: [(h.id, h.score) for h in partnered.search(query, top_k=depth, expert=e, mode="dense").hits]
                  for e in ("sre", "general")}
         forced = partnered.search(query, top_k=10, expert="sre", mode="dense")
-        assert partnered.search(query, top_k=3).hits == result.hits[:3]
-    assert result.route.experts == ("sre",)
-    expected = weighted_fusion(lists, {"sre": 0.7, "general": 0.3})
-    assert [h.id for h in forced.hits] == [d for d, _ in lists["sre"][:10]]
-    assert any(p.retriever == "general" for h in result.hits for p in h.provenance)
-    with Retriever(load_settings(config)) as partnered:
-        found = partnered.search(query, top_k=10, mode="dense")
-    assert [h.id for h in found.hits] == [d for d, _, _ in expected[:10]]
-    assert [h.score for h in found.hits] == pytest.approx([s for _, s, _ in expected[:10]])
+        assert partnered.search(query, top_k=3, mode="dense").hits == found.hits[:3]
+    assert found.route.experts == ("sre",)
+    expected = weighted_fusion(lists, {"sre": 0.7, "general": 0.3})[:10]
+    assert [h.id for h in found.hits] == [d for d, _, _ in expected]
+    assert [h.score for h in found.hits] == pytest.approx([s for _, s, _ in expected])
     assert [h.id for h in found.hits] != [d for d, _ in lists["sre"][:10]]
+    assert any(p.retriever == "general" for h in found.hits for p in h.provenance)
+    assert [h.id for h in forced.hits] == [d for d, _ in lists["sre"][:10]]
 
 
 def test_mix_fallback_fuses_the_fallback_experts_list_into_a_routed_search(tmp_path: Path, built_config: Path) -> None:
     """With router.mix_fallback, a query routed to one expert is answered by that expert's list fused (RRF without
     mix_temperature) with the fallback expert's list."""
-    import shutil
-
-    shutil.copytree(built_config.parent / "data", tmp_path / "data")
     query = "memory leak in a container"
-    config = write_config(tmp_path)
-    config.write_text(config.read_text().replace(
-        'pilots = "domain"', 'pilots = "domain"\nfallback = "general"\nfallback_percentile = 0.0\nmix_fallback = true'))
+    config = _with_router(tmp_path, built_config, 'fallback = "general"\nfallback_percentile = 0.0\nmix_fallback = true')
     with Retriever(load_settings(config)) as mixed:
         result = mixed.search(query, top_k=10)
         depth = mixed.settings.search.candidates  # the depth of fused lists, whatever top_k
