@@ -1,6 +1,7 @@
 """Search latency and throughput of the retriever, measured in one run on one corpus.
 
-Prints: single-expert (forced) latency p50/p95, routed (dense) latency p50/p95 and their ratio, the top-m
+Prints: single-expert (forced) latency p50/p95, routed (dense) latency p50/p95 and their ratio (and, when the
+config gives routed experts partners, routed dense without them), the top-m
 routed experts fused (soft mixing with the config's ``router.mix_temperature``, else RRF) against one, sparse
 (BM25), hybrid and reranked-hybrid latency with their ratios to routed dense, the reranker's cost per
 candidate, batched throughput (queries/s) and document-encoding throughput (docs/s).
@@ -38,6 +39,16 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
+def _without_partners(retriever: Retriever) -> Retriever:
+    """A read-only retriever over the same data directory, its routed experts searched without their partners."""
+    settings = retriever.settings
+    alone = Retriever(settings.model_copy(update={"router": settings.router.model_copy(update={"partners": {}})}),
+                      read_only=True)
+    for query in ("warm-up", "load the models"):
+        alone.search(query, mode="dense")
+    return alone
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path)
@@ -65,6 +76,12 @@ def main() -> None:
     print(f"single expert (forced, same expert as routed): p50 {s50:.1f} ms  p95 {s95:.1f} ms")
     print(f"routed dense (router pass + expert pass):      p50 {r50:.1f} ms  p95 {r95:.1f} ms")
     print(f"routed / single latency ratio:                 p50 {r50 / s50:.2f}  p95 {r95 / s95:.2f}")
+    if retriever.settings.router.partners:
+        alone = _without_partners(retriever)
+        a50, a95 = percentiles([timed(alone.search, q, mode="dense") for q in queries])
+        alone.close()
+        print(f"routed dense without [router.partners]:        p50 {a50:.1f} ms  p95 {a95:.1f} ms  "
+              f"(partners: x{r50 / a50:.2f} / x{r95 / a95:.2f})")
     if args.top_m > 1:
         temperature = retriever.settings.router.mix_temperature
         fusion = f"soft mixing, T {temperature:g}" if temperature is not None else "RRF"
