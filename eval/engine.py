@@ -47,6 +47,9 @@ def routed_label(settings: Settings, mode: Mode, library: PilotLibrary | None) -
         peaks = f", list peaks x{router.mix_peak_weight:g}" if router.mix_peak_weight else ""
         fusion = f"soft mixing (T {router.mix_temperature:g}{peaks})" if router.mix_temperature is not None else "RRF"
         routing += f", {experts} fused by {fusion}"
+    if router.partners:
+        pairs = ", ".join(f"{e} + {p.expert} {p.share:g}" for e, p in router.partners.items())
+        routing += f", partners ({pairs})"
     return f"engine: {describe_search(settings, mode)}, {routing}"
 
 

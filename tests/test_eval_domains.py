@@ -12,6 +12,7 @@ from test_eval_harness import make_slice
 
 from router_retriever import load_settings
 from router_retriever.cli import main
+from router_retriever.config import PartnerConfig
 from router_retriever.corpus import read_corpus, read_qrels, read_queries
 from router_retriever.eval.domains import config_library
 from router_retriever.eval.engine import routed_label
@@ -149,3 +150,6 @@ def test_the_routed_label_names_the_mixing_settings(tmp_path: Path) -> None:
     mixing = {"top_m": 2, "mix_temperature": 0.03, "mix_peak_weight": 1.0}
     mixed = settings.model_copy(update={"router": settings.router.model_copy(update=mixing)})
     assert routed_label(mixed, "dense", None).endswith("top-2 experts fused by soft mixing (T 0.03, list peaks x1)")
+    partners = {"sre": PartnerConfig(expert="general", share=0.1)}
+    partnered = mixed.model_copy(update={"router": mixed.router.model_copy(update={"partners": partners})})
+    assert routed_label(partnered, "dense", None).endswith("(T 0.03, list peaks x1), partners (sre + general 0.1)")
