@@ -274,6 +274,24 @@ def test_a_routed_experts_partner_fuses_its_list_into_that_experts(tmp_path: Pat
     assert [h.id for h in forced.hits] == [d for d, _ in lists["sre"][:10]]
 
 
+def test_soft_mixing_mixes_each_routed_experts_list_fused_with_its_partners(tmp_path: Path, built_config: Path) -> None:
+    """With top-2 soft mixing, a routed expert's partner is fused into that expert's list first; the mixing weights
+    read the routed experts' own lists' peaks (a partner that is also routed is searched once)."""
+    query = "memory leak in a container"
+    lines = 'mix_temperature = 0.05\nmix_peak_weight = 3.0\npartners = {sre = {expert = "general", share = 0.3}}'
+    with Retriever(load_settings(_with_router(tmp_path, built_config, lines))) as partnered:
+        found = partnered.search(query, top_k=10, top_m=2, mode="dense")
+        depth = partnered.settings.search.candidates
+        lists = {e: [(h.id, h.score) for h in partnered.search(query, top_k=depth, expert=e, mode="dense").hits]
+                 for e in ("sre", "general")}
+    assert set(found.route.experts) == {"sre", "general"}
+    sre = [(d, s) for d, s, _ in weighted_fusion(lists, {"sre": 0.7, "general": 0.3})]
+    peaks = {e: list_peak([score for _, score in ranked]) for e, ranked in lists.items()}
+    expected = weighted_fusion({"sre": sre, "general": lists["general"]}, mix_weights(found.route, 0.05, peaks, 3.0))[:10]
+    assert [h.id for h in found.hits] == [d for d, _, _ in expected]
+    assert [h.score for h in found.hits] == pytest.approx([s for _, s, _ in expected])
+
+
 def test_mix_fallback_fuses_the_fallback_experts_list_into_a_routed_search(tmp_path: Path, built_config: Path) -> None:
     """With router.mix_fallback, a query routed to one expert is answered by that expert's list fused (RRF without
     mix_temperature) with the fallback expert's list."""
