@@ -1,6 +1,7 @@
 """The documentation stays in step with the code: the configuration reference in docs/configuration.md is what
-the config models generate (scripts/config_reference.py), every config field has a description, and every
-relative link of the README and docs/*.md reaches a file (and, with an anchor, a heading of it)."""
+the config models generate (scripts/config_reference.py), every config field has a description, every config the
+docs run (configs/*.toml) is valid, and every relative link of the README and docs/*.md reaches a file (and, with an
+anchor, a heading of it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from router_retriever import load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = sorted([ROOT / "README.md", ROOT / "ARCHITECTURE.md", *(ROOT / "docs").glob("*.md")])
@@ -22,6 +25,12 @@ def _config_reference() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(config: Path) -> None:
+    """Each config in configs/ loads: every key known, every expert a domain, the router or a partner names exists."""
+    assert load_settings(config).experts
 
 
 def test_every_config_field_has_a_description() -> None:
