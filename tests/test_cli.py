@@ -153,6 +153,22 @@ def test_experts_says_how_to_reach_an_expert_without_pilots(tmp_path: Path, no_m
     assert 'add a [[domains]] table with expert = "general" and run `retriever pilots build`' in general
 
 
+def test_experts_names_each_partner_from_both_sides(tmp_path: Path, no_models: None,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """With [router.partners], the routed expert lists its partner and the partner the expert it searches with."""
+    config = tmp_path / "experts.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace(
+        'fallback = "general"', 'fallback = "general"\npartners = {scifact = {expert = "general", share = 0.2}}'))
+    settings = load_settings(config, data_dir=tmp_path)
+    _save_random_library(settings, tmp_path)
+    assert main(["--config", str(config), "--data-dir", str(tmp_path), "experts"]) == 0
+    out = capsys.readouterr().out
+    general, scifact = out.split("general:")[1].split("\nscifact:")[0], out.split("scifact:")[1].split("\npostgres:")[0]
+    assert "partner of scifact (share 0.2): searches every query routed there" in general
+    assert "partner: general (share 0.2) searches every query routed here; the two lists are fused" in scifact
+    assert "partner" not in out.split("postgres:")[1].split("\npilot:")[0]
+
+
 def _save_random_library(settings: Settings, folder: Path) -> None:
     rng = np.random.default_rng(0)
     groups = [(d.name, d.expert, rng.normal(size=(3, 384))) for d in settings.domains]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 
 from router_retriever.cli.common import command, open_retriever
+from router_retriever.config import PartnerConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +34,17 @@ def run(args: argparse.Namespace) -> int:
                 f"choose among experts with pilots), or add a [[domains]] table with expert = \"{info.name}\" and "
                 "run `retriever pilots build`")
             print(f"    router: {reach}")
+            for line in _partner_lines(retriever.settings.router.partners, info.name):
+                print(f"    {line}")
         for pilot in retriever.pilots():
             print(f"pilot: expert={pilot['expert']} domain={pilot['domain']} queries={pilot['queries']}")
     return 0
+
+
+def _partner_lines(partners: Mapping[str, PartnerConfig], name: str) -> list[str]:
+    """What ``[router.partners]`` makes of expert ``name``: its partner, and the routed experts it partners."""
+    lines = [f"partner: {p.expert} (share {p.share:g}) searches every query routed here; the two lists are fused"
+             for routed, p in partners.items() if routed == name]
+    lines += [f"partner of {routed} (share {p.share:g}): searches every query routed there"
+              for routed, p in partners.items() if p.expert == name]
+    return lines
