@@ -210,8 +210,8 @@ class SearchConfig(_Strict):
     mode: Mode = Field(default="hybrid", description="a search's mode when the request names none: dense (routed "
                        "experts) | sparse (BM25) | hybrid (both fused)")
     candidates: int = Field(default=100, gt=0, description="depth of each list fused: in hybrid mode, and the experts' "
-                            "lists of a dense search that fuses several (top_m > 1 or router.mix_fallback), so that "
-                            "their fusion does not depend on top_k")
+                            "lists of a routed dense search that may fuse several (top_m > 1, router.mix_fallback or "
+                            "router.partners), so that their fusion does not depend on top_k")
     fusion: Fusion = Field(default="weighted", description="how hybrid mode fuses the dense and BM25 lists: rrf "
                            "(reciprocal rank) | weighted (a weighted sum of each list's min-max normalised scores)")
     rrf_k: int = Field(default=RRF_K, gt=0, description="reciprocal rank fusion's k: a document scores the sum of "
