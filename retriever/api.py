@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from router_retriever.config import Settings, load_settings
+from router_retriever.config import PartnerConfig, Settings, load_settings
 from router_retriever.core.errors import ConfigError, IndexCorruptError, UnknownExpertError
 from router_retriever.core.types import SPARSE, Document, ExpertInfo, Mode, Route, SearchResult, Status
 from router_retriever.corpus import read_corpora
@@ -292,15 +292,19 @@ class Retriever:
                 sources[SPARSE] = ranked
         return routes, lists
 
+    def _partner(self, route: Route, name: str) -> PartnerConfig | None:
+        """The partner of ``name`` in ``route``: its configured one, none when the route was forced."""
+        return None if route.forced else self.settings.router.partners.get(name)
+
     def _searched(self, route: Route) -> tuple[str, ...]:
-        """The experts that search a query: its route's, each routed one followed by its partner (not when forced)."""
-        partners = {} if route.forced else self.settings.router.partners
-        names = [n for e in route.experts for n in ((e, partners[e].expert) if e in partners else (e,))]
+        """The experts that search a query: its route's, each routed one followed by its partner."""
+        partners = {e: self._partner(route, e) for e in route.experts}
+        names = [n for e, p in partners.items() for n in ((e,) if p is None else (e, p.expert))]
         return tuple(dict.fromkeys(names))
 
     def _partnered(self, name: str, sources: dict[str, Ranked], route: Route) -> Ranked:
         """Routed expert ``name``'s list, fused with its partner's (weighted by the partner's share) if it has one."""
-        partner = None if route.forced else self.settings.router.partners.get(name)
+        partner = self._partner(route, name)
         if partner is None:
             return sources[name]
         return fused({name: sources[name], partner.expert: sources[partner.expert]}, "weighted",
