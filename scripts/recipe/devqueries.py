@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from router_retriever.core.types import Document
 from router_retriever.corpus import Qrels, read_qrels, read_queries, read_training_queries
 from router_retriever.eval.datasets import load_collection
 from router_retriever.eval.domains import Group, config_library
-from router_retriever.eval.runs import CorpusRuns, corpus_dir
+from router_retriever.eval.runs import CorpusRuns, Run, corpus_dir
+from router_retriever.metrics import HEADLINE, evaluate
 from router_retriever.routing.pilot_building import domain_queries
 from router_retriever.routing.pilots import PilotLibrary
 
@@ -133,3 +135,25 @@ def dev_parts(settings: Settings, config: str, cache: Path, folds: int, corpora:
         parts.append(dev_part(domain.name, settings, groups, queries, qrels))
     runs.close()
     return parts
+
+
+def expert_dev_runs(parts: list[DevPart], corpora: dict[str, Corpus],
+                    experts_of: Mapping[str, Sequence[str]]) -> tuple[dict[str, dict[str, Run]], dict[str, Qrels]]:
+    """Per domain of ``experts_of``, each expert named for it alone on the domain's dev queries (every part's, each
+    searched with that part's settings: a fold with its own query map), and the domain's qrels."""
+    runs: dict[str, dict[str, Run]] = {d: {e: {} for e in names} for d, names in experts_of.items()}
+    qrels: dict[str, Qrels] = {d: {} for d in experts_of}
+    for part in parts:
+        if part.domain not in experts_of:
+            continue
+        part_runs = CorpusRuns(part.settings, *corpora[part.domain])
+        for expert in experts_of[part.domain]:
+            runs[part.domain][expert] |= part_runs.expert_run(expert, part.queries, f"{part.domain} dev: ")
+        qrels[part.domain] |= part.qrels
+        part_runs.close()
+    return runs, qrels
+
+
+def dev_ndcg(run: Run, qrels: Qrels) -> float:
+    """nDCG@10 x100 of a dev run, to two decimals, as the recipe logs record it."""
+    return round(100 * evaluate(run, qrels).mean[HEADLINE], 2)

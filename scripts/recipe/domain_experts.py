@@ -14,12 +14,9 @@ import argparse
 import json
 from pathlib import Path
 
-from devqueries import corpora_of, dev_parts
+from devqueries import corpora_of, dev_ndcg, dev_parts, expert_dev_runs
 
 from router_retriever import load_settings
-from router_retriever.corpus import Qrels
-from router_retriever.eval.runs import CorpusRuns, Run
-from router_retriever.metrics import HEADLINE, evaluate
 
 # experts trained on a domain's dev queries: SciFact's train queries, or the domain's generated queries
 IN_SAMPLE = {"scifact": {"scifact", "multitask", "bge-multitask", "gen-scifact"},
@@ -37,19 +34,11 @@ def main() -> None:
     corpora = corpora_of(settings, args.cache)
     parts = dev_parts(settings, args.config, args.cache, args.folds, corpora)
     experts = [e.name for e in settings.experts]
-    runs: dict[str, dict[str, Run]] = {d.name: {e: {} for e in experts} for d in settings.domains}
-    qrels: dict[str, Qrels] = {d.name: {} for d in settings.domains}
-    for part in parts:
-        part_runs = CorpusRuns(part.settings, *corpora[part.domain])
-        for expert in experts:
-            if expert not in IN_SAMPLE.get(part.domain, set()):
-                runs[part.domain][expert] |= part_runs.expert_run(expert, part.queries, f"{part.domain} dev: ")
-        qrels[part.domain] |= part.qrels
-        part_runs.close()
+    runs, qrels = expert_dev_runs(parts, corpora, {d.name: [e for e in experts if e not in IN_SAMPLE.get(d.name, set())]
+                                                   for d in settings.domains})
     with open(args.log, "a") as log:
         for domain in settings.domains:
-            scored = {e: round(100 * evaluate(run, qrels[domain.name]).mean[HEADLINE], 2)
-                      for e, run in runs[domain.name].items() if run}
+            scored = {e: dev_ndcg(run, qrels[domain.name]) for e, run in runs[domain.name].items() if run}
             ranked = dict(sorted(scored.items(), key=lambda item: -item[1]))
             row = {"domain": domain.name, "config": args.config, "configured": domain.expert,
                    "best": next(iter(ranked)), "queries": len(qrels[domain.name]), "ndcg@10": ranked}

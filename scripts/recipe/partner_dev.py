@@ -17,13 +17,11 @@ import argparse
 import json
 from pathlib import Path
 
-from devqueries import corpora_of, dev_parts
+from devqueries import corpora_of, dev_ndcg, dev_parts, expert_dev_runs
 from domain_experts import IN_SAMPLE
 
 from router_retriever import load_settings
-from router_retriever.corpus import Qrels
-from router_retriever.eval.runs import CorpusRuns, Run
-from router_retriever.metrics import HEADLINE, evaluate
+from router_retriever.eval.runs import Run
 from router_retriever.routing.fusion import weighted_fusion
 
 CANDIDATES = "scifact=general,arguana=arguana,cranfield=cranfield,cisi=cisi,med=med"
@@ -38,10 +36,6 @@ def fused_run(expert: Run, partner: Run, share: float) -> Run:
         lists = {"expert": list(hits.items()), "partner": list(partner.get(qid, {}).items())}
         run[qid] = {d: s for d, s, _ in weighted_fusion(lists, {"expert": 1.0 - share, "partner": share})}
     return run
-
-
-def _ndcg(run: Run, qrels: Qrels) -> float:
-    return round(100 * evaluate(run, qrels).mean[HEADLINE], 2)
 
 
 def main() -> None:
@@ -61,23 +55,16 @@ def main() -> None:
             raise SystemExit(f"{partner} was trained on {domain}'s dev queries: not a candidate")
     experts = {d.name: d.expert for d in settings.domains}
     corpora = corpora_of(settings, args.cache)
-    runs: dict[str, dict[str, Run]] = {d: {"expert": {}, "partner": {}} for d in candidates}
-    qrels: dict[str, Qrels] = {d: {} for d in candidates}
-    for part in dev_parts(settings, args.config, args.cache, args.folds, corpora):
-        if part.domain not in candidates:
-            continue
-        part_runs = CorpusRuns(part.settings, *corpora[part.domain])
-        for role, name in (("expert", experts[part.domain]), ("partner", candidates[part.domain])):
-            runs[part.domain][role] |= part_runs.expert_run(name, part.queries, f"{part.domain} dev: ")
-        qrels[part.domain] |= part.qrels
-        part_runs.close()
+    parts = dev_parts(settings, args.config, args.cache, args.folds, corpora)
+    runs, qrels = expert_dev_runs(parts, corpora, {d: [experts[d], partner] for d, partner in candidates.items()})
     with open(args.log, "a") as log:
-        for domain, pair in runs.items():
-            alone = _ndcg(pair["expert"], qrels[domain])
-            by_share = {share: _ndcg(fused_run(pair["expert"], pair["partner"], share), qrels[domain]) for share in shares}
+        for domain, partner in candidates.items():
+            expert_run, partner_run = runs[domain][experts[domain]], runs[domain][partner]
+            alone = dev_ndcg(expert_run, qrels[domain])
+            by_share = {share: dev_ndcg(fused_run(expert_run, partner_run, share), qrels[domain]) for share in shares}
             best = max(by_share, key=lambda share: by_share[share])
-            row = {"domain": domain, "config": args.config, "expert": experts[domain], "partner": candidates[domain],
-                   "queries": len(qrels[domain]), "expert_alone": alone, "partner_alone": _ndcg(pair["partner"], qrels[domain]),
+            row = {"domain": domain, "config": args.config, "expert": experts[domain], "partner": partner,
+                   "queries": len(qrels[domain]), "expert_alone": alone, "partner_alone": dev_ndcg(partner_run, qrels[domain]),
                    "fused_by_share": by_share, "chosen_share": best if by_share[best] > alone else None}
             print(json.dumps(row), flush=True)
             log.write(json.dumps(row) + "\n")
